@@ -1,0 +1,187 @@
+//! JSONPath as AWS Step Functions evaluates it (Jayway JsonPath semantics): parsed once into a
+//! list of segments, evaluated many times without looking at the text again.
+//!
+//! A *definite* path (only names and single indexes) selects at most one node and is read
+//! without copying (`Selected::Borrowed`); a missing member is an error whose message is
+//! Jayway's (`Missing property in path $['a']`, `No results for path: $['a']['b']`). An
+//! *indefinite* path (wildcards, slices, unions, filters, `..`) collects every match into a
+//! new array, and matches nothing without an error. A *reference path* (`ResultPath`) is a
+//! definite path that can also be written to (`set`).
+
+mod eval;
+mod filter;
+mod parse;
+
+use std::fmt;
+
+use crate::json::{Str, Value};
+
+pub use eval::{PathError, Selected, SetError};
+pub use filter::{Filter, Operand};
+pub use parse::SyntaxError;
+
+/// Which document a path reads: the state's data (`$`) or the context object (`$$`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Root {
+    Data,
+    Context,
+}
+
+/// One step of a path.
+#[derive(Clone, Debug)]
+pub enum Segment {
+    /// `.name` or `['name']`.
+    Member(Str),
+    /// `['a','b']`.
+    Members(Vec<Str>),
+    /// `[3]` or `[-1]`.
+    Index(i64),
+    /// `[0,2]`.
+    Indexes(Vec<i64>),
+    /// `[start:end]`, either side optional, negative counts from the end.
+    Slice(Option<i64>, Option<i64>),
+    /// `.*` or `[*]`.
+    Wildcard,
+    /// `..` followed by the segment to apply at every depth.
+    Descendants(Box<Segment>),
+    /// `[?(...)]`.
+    Filter(Box<Filter>),
+}
+
+impl Segment {
+    fn is_definite(&self) -> bool {
+        matches!(self, Segment::Member(_) | Segment::Index(_))
+    }
+}
+
+/// A function call at the end of a path (`$.items.length()`), as Jayway offers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Function {
+    Length,
+    Min,
+    Max,
+    Avg,
+    Sum,
+    Stddev,
+    Keys,
+    First,
+    Last,
+}
+
+/// A parsed JSONPath.
+#[derive(Clone, Debug)]
+pub struct Path {
+    text: Box<str>,
+    root: Root,
+    segments: Vec<Segment>,
+    function: Option<Function>,
+    definite: bool,
+}
+
+impl Path {
+    /// Parses `text` (which starts with `$` or `$$`).
+    pub fn parse(text: &str) -> Result<Path, SyntaxError> {
+        parse::parse(text)
+    }
+
+    /// The text the path was written as.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn root(&self) -> Root {
+        self.root
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Whether the path selects at most one node (names and single indexes only).
+    pub fn is_definite(&self) -> bool {
+        self.definite
+    }
+
+    /// Whether this is `$` (or `$$`) alone.
+    pub fn is_root(&self) -> bool {
+        self.segments.is_empty() && self.function.is_none()
+    }
+
+    /// Whether the path may be used as a reference path (`ResultPath`): `$` followed by
+    /// names and indexes only.
+    pub fn is_reference(&self) -> bool {
+        self.root == Root::Data && self.definite && self.function.is_none()
+    }
+
+    /// The member names of a path made only of names (`$.a.b` -> `["a", "b"]`), for the
+    /// executor's fast accessors.
+    pub fn member_chain(&self) -> Option<Vec<Str>> {
+        if self.function.is_some() {
+            return None;
+        }
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Member(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Reads the path from `root`.
+    #[inline]
+    pub fn select<'v>(&self, root: &'v Value) -> Result<Selected<'v>, PathError> {
+        eval::select(self, root)
+    }
+
+    /// Writes `value` at this reference path inside `root`, creating missing objects.
+    pub fn set(&self, root: &mut Value, value: Value) -> Result<(), SetError> {
+        eval::set(self, root, value)
+    }
+
+    /// Jayway's normalized form (`$['a'][0][*]`), used in its error messages.
+    pub fn normalized(&self) -> String {
+        let mut s = String::from("$");
+        for seg in &self.segments {
+            write_segment(&mut s, seg);
+        }
+        s
+    }
+}
+
+fn write_segment(s: &mut String, seg: &Segment) {
+    use std::fmt::Write;
+    match seg {
+        Segment::Member(m) => {
+            let _ = write!(s, "['{m}']");
+        }
+        Segment::Members(ms) => {
+            let list: Vec<String> = ms.iter().map(|m| format!("'{m}'")).collect();
+            let _ = write!(s, "[{}]", list.join(","));
+        }
+        Segment::Index(i) => {
+            let _ = write!(s, "[{i}]");
+        }
+        Segment::Indexes(is) => {
+            let list: Vec<String> = is.iter().map(|i| i.to_string()).collect();
+            let _ = write!(s, "[{}]", list.join(","));
+        }
+        Segment::Slice(a, b) => {
+            let a = a.map(|v| v.to_string()).unwrap_or_default();
+            let b = b.map(|v| v.to_string()).unwrap_or_default();
+            let _ = write!(s, "[{a}:{b}]");
+        }
+        Segment::Wildcard => s.push_str("[*]"),
+        Segment::Descendants(inner) => {
+            s.push_str("..");
+            write_segment(s, inner);
+        }
+        Segment::Filter(_) => s.push_str("[?]"),
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}

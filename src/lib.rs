@@ -1,0 +1,6 @@
+//! stepstream: AWS Step Functions Express workflows (Amazon States Language) run on streams.
+
+pub mod intrinsics;
+pub mod json;
+pub mod jsonpath;
+pub mod random;
