@@ -1,6 +1,8 @@
 //! stepstream: AWS Step Functions Express workflows (Amazon States Language) run on streams.
 
+pub mod asl;
 pub mod intrinsics;
 pub mod json;
 pub mod jsonpath;
 pub mod random;
+pub mod time;
