@@ -1,8 +1,10 @@
 //! stepstream: AWS Step Functions Express workflows (Amazon States Language) run on streams.
 
 pub mod asl;
+pub mod exec;
 pub mod intrinsics;
 pub mod json;
 pub mod jsonpath;
+pub mod plan;
 pub mod random;
 pub mod time;

@@ -128,6 +128,24 @@ impl Path {
             .collect()
     }
 
+    /// A path made of the given segments (used to split `$$.Map.Item.Value.a` into a known
+    /// context field and the rest, `$.a`, read from that field).
+    pub fn from_segments(text: &str, root: Root, segments: Vec<Segment>) -> Path {
+        let definite = segments.iter().all(Segment::is_definite);
+        Path {
+            text: text.into(),
+            root,
+            segments,
+            function: None,
+            definite,
+        }
+    }
+
+    /// The function applied at the end of the path, if any.
+    pub fn function(&self) -> Option<Function> {
+        self.function
+    }
+
     /// Reads the path from `root`.
     #[inline]
     pub fn select<'v>(&self, root: &'v Value) -> Result<Selected<'v>, PathError> {

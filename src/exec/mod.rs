@@ -1,0 +1,1414 @@
+//! Executing a `Plan`: a pure, synchronous step function.
+//!
+//! An `Execution` runs until it ends or needs the outside world, then returns to its driver:
+//! Task work leaves as `TaskRequest`s (the driver performs them, asynchronously or not, and
+//! hands results back with `complete`), and waiting (Wait states, Retry backoff, task and
+//! execution time limits) becomes a wake-up time. Time is an input (`poll(now)`), so nothing
+//! here sleeps, spawns or locks, and tests control the clock.
+//!
+//! Inside, an execution is a set of *fibers*: the top-level one, one per running Parallel
+//! branch and one per running Map iteration (at most `MaxConcurrency` at once). A fiber
+//! walks states until it blocks; a Map or Parallel state parks its fiber on a *join* until
+//! its children are done. Fibers and joins live in vectors reused through free lists, and a
+//! fiber that moves on bumps its generation so late task results and stale timers are
+//! recognised and dropped.
+
+mod choice;
+mod context;
+pub mod data;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+
+pub use context::{ExecInfo, Identity};
+pub use data::{Failure, Handling, PAYLOAD_LIMIT};
+
+use crate::json::{Str, Value, encoded_len};
+use crate::jsonpath::Selected;
+use crate::plan::{
+    CatcherOp, DynamicOp, END, ErrorMatch, MapOp, Plan, RetrierOp, StateId, StateOp, TextOp, WaitOp,
+};
+use crate::random::Rng;
+use crate::time::Timestamp;
+use context::Ctx;
+use data::{Env, Here, Sized};
+
+/// How an execution ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    Succeeded(Value),
+    Failed {
+        error: Option<Str>,
+        cause: Option<Str>,
+    },
+    TimedOut {
+        error: Str,
+        cause: Str,
+    },
+}
+
+impl Outcome {
+    /// `SUCCEEDED`, `FAILED` or `TIMED_OUT`.
+    pub fn status(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded(_) => "SUCCEEDED",
+            Outcome::Failed { .. } => "FAILED",
+            Outcome::TimedOut { .. } => "TIMED_OUT",
+        }
+    }
+}
+
+/// What the driver should do next.
+#[derive(Debug, PartialEq)]
+pub enum Poll {
+    Done(Outcome),
+    /// Waiting for task results, or until `wake_at` (ms since the epoch) if set.
+    Pending {
+        wake_at: Option<i64>,
+    },
+}
+
+/// Names one task attempt; results for a stale token are ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TaskToken(u64);
+
+impl TaskToken {
+    fn new(fiber: u32, generation: u32) -> TaskToken {
+        TaskToken(((fiber as u64) << 32) | generation as u64)
+    }
+    fn fiber(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    fn generation(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+/// Work for the driver: run `resource` with `input` for state `state`.
+#[derive(Clone, Debug)]
+pub struct TaskRequest {
+    pub token: TaskToken,
+    pub state: Str,
+    pub resource: Str,
+    /// The effective input (after `InputPath` and `Parameters`).
+    pub input: Value,
+    /// `$$.State.RetryCount`: 0 on the first attempt of this entry into the state.
+    pub attempt: u32,
+    /// The task's own time limit; the executor enforces it too.
+    pub timeout_ms: Option<u64>,
+    pub heartbeat_ms: Option<u64>,
+    pub credentials: Option<Value>,
+}
+
+/// A task that failed: an ASL error name and a cause.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskError {
+    pub error: Str,
+    pub cause: Str,
+}
+
+impl TaskError {
+    pub fn new(error: &str, cause: impl Into<String>) -> TaskError {
+        TaskError {
+            error: Str::new(error),
+            cause: Str::from(cause.into()),
+        }
+    }
+}
+
+/// How an execution starts.
+pub struct Start {
+    /// The execution's name (`$$.Execution.Name`); derive it from the event's source.
+    pub name: Str,
+    pub input: Value,
+    /// The input's size in bytes when it came as text (a cheap bound for the payload check);
+    /// `None` to measure the value.
+    pub input_len: Option<usize>,
+    /// The start time, ms since the epoch.
+    pub now: i64,
+    /// Seed for `States.UUID`, `States.MathRandom` and jitter.
+    pub seed: u64,
+    pub identity: Identity,
+}
+
+impl Start {
+    pub fn new(name: &str, input: Value, now: i64) -> Start {
+        Start {
+            name: Str::new(name),
+            seed: Rng::seed_from(name.as_bytes()) ^ now as u64,
+            input,
+            input_len: None,
+            now,
+            identity: Identity::default(),
+        }
+    }
+}
+
+const NO_JOIN: u32 = u32::MAX;
+
+#[derive(Debug)]
+enum Phase {
+    /// About to enter `state` with `input`.
+    Enter,
+    /// Entered; running (or re-running, after a retry) the state's work.
+    Attempt,
+    /// Waiting for a task result.
+    Task,
+    Sleep(Wake),
+    /// Waiting for the children of a Map or Parallel state.
+    Join(u32),
+    /// A task result or the children's results arrived (`Fiber::resume`).
+    Resume,
+    Free,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Wake {
+    WaitState,
+    Retry,
+}
+
+struct Fiber {
+    generation: u32,
+    state: StateId,
+    phase: Phase,
+    /// The state's raw input (for a Wait state while sleeping: its effective input).
+    input: Sized,
+    /// The join this fiber reports to, or `NO_JOIN` for the top-level fiber.
+    parent: u32,
+    slot: u32,
+    entered_event: u32,
+    entered_ms: i64,
+    retry_count: u32,
+    attempts: Vec<u32>,
+    resume: Option<Result<Sized, Failure>>,
+    /// For a task: its deadline, reported in the timeout cause.
+    task_timeout_ms: u64,
+}
+
+enum JoinKind {
+    Parallel,
+    Map {
+        items: Value,
+        /// The Map state's effective input, for `ItemSelector`.
+        doc: Sized,
+        tolerated_count: u64,
+        tolerated_pct: f64,
+        failures: u64,
+    },
+}
+
+struct Join {
+    fiber: u32,
+    state: StateId,
+    kind: JoinKind,
+    results: Vec<Value>,
+    bound: u64,
+    total: u32,
+    remaining: u32,
+    running: u32,
+    next: u32,
+    limit: u32,
+    children: Vec<u32>,
+}
+
+/// One execution of a plan.
+pub struct Execution {
+    plan: Arc<Plan>,
+    info: ExecInfo,
+    input_bound: u64,
+    fibers: Vec<Fiber>,
+    free_fibers: Vec<u32>,
+    joins: Vec<Option<Join>>,
+    free_joins: Vec<u32>,
+    ready: VecDeque<u32>,
+    timers: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    rng: Rng,
+    events: u32,
+    transitions: u64,
+    now: i64,
+    deadline: Option<i64>,
+    outcome: Option<Outcome>,
+}
+
+enum Flow {
+    /// The fiber moved on; keep running it.
+    Continue,
+    /// The fiber waits (task, timer, children) or is gone.
+    Stop,
+}
+
+impl Execution {
+    pub fn new(plan: Arc<Plan>, start: Start) -> Execution {
+        let input_bound = match start.input_len {
+            Some(n) => 2 * n as u64 + 16,
+            None => encoded_len(&start.input) as u64,
+        };
+        let info = ExecInfo {
+            name: start.name,
+            machine: plan.name.clone(),
+            start_ms: start.now,
+            input: plan.needs_execution_input.then(|| start.input.clone()),
+            identity: start.identity,
+        };
+        let deadline = plan.timeout_ms.map(|t| start.now.saturating_add(t as i64));
+        let mut exec = Execution {
+            info,
+            input_bound,
+            fibers: Vec::with_capacity(1),
+            free_fibers: Vec::new(),
+            joins: Vec::new(),
+            free_joins: Vec::new(),
+            ready: VecDeque::with_capacity(1),
+            timers: BinaryHeap::new(),
+            rng: Rng::new(start.seed),
+            events: 1, // ExecutionStarted
+            transitions: 0,
+            now: start.now,
+            deadline,
+            outcome: None,
+            plan,
+        };
+        let mut input = Sized {
+            value: start.input,
+            bound: input_bound,
+        };
+        if input.bound > PAYLOAD_LIMIT && encoded_len(&input.value) as u64 > PAYLOAD_LIMIT {
+            exec.outcome = Some(Outcome::Failed {
+                error: Some(Str::new("States.DataLimitExceeded")),
+                cause: Some(Str::from(format!(
+                    "The execution input is larger than the {PAYLOAD_LIMIT} byte payload limit."
+                ))),
+            });
+            return exec;
+        }
+        input.bound = input.bound.min(PAYLOAD_LIMIT * 2 + 16);
+        let start_state = exec.plan.machines[0];
+        exec.spawn(start_state, input, NO_JOIN, 0);
+        exec
+    }
+
+    /// The execution's name.
+    pub fn name(&self) -> &Str {
+        &self.info.name
+    }
+
+    /// States entered so far (for metrics).
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    /// The outcome, once the execution has ended.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Runs everything that can run at time `now`; new task requests are appended to
+    /// `requests`.
+    pub fn poll(&mut self, now: i64, requests: &mut Vec<TaskRequest>) -> Poll {
+        self.now = self.now.max(now);
+        if self.outcome.is_none()
+            && let Some(d) = self.deadline
+            && self.now >= d
+        {
+            self.time_out();
+        }
+        let plan = Arc::clone(&self.plan);
+        while self.outcome.is_none() {
+            self.fire_timers(&plan);
+            let Some(fid) = self.ready.pop_front() else {
+                break;
+            };
+            self.run(&plan, fid, requests);
+        }
+        if let Some(o) = &self.outcome {
+            return Poll::Done(o.clone());
+        }
+        Poll::Pending {
+            wake_at: self.next_wake(),
+        }
+    }
+
+    /// Hands a task's result back. Results for attempts that no longer matter (the state
+    /// timed out, a sibling branch failed, the execution ended) are ignored.
+    pub fn complete(&mut self, token: TaskToken, result: Result<Value, TaskError>) {
+        let fid = token.fiber() as usize;
+        let Some(f) = self.fibers.get_mut(fid) else {
+            return;
+        };
+        if f.generation != token.generation() || !matches!(f.phase, Phase::Task) {
+            return;
+        }
+        self.events += 1; // TaskSucceeded / TaskFailed
+        f.generation = f.generation.wrapping_add(1);
+        f.resume = Some(match result {
+            Ok(v) => Ok(Sized::exact(v)),
+            Err(e) => Err(Failure {
+                error: Some(e.error),
+                cause: Some(e.cause),
+                handling: Handling::Normal,
+            }),
+        });
+        f.phase = Phase::Resume;
+        self.ready.push_back(fid as u32);
+    }
+
+    fn next_wake(&mut self) -> Option<i64> {
+        while let Some(Reverse((t, fid, generation))) = self.timers.peek().copied() {
+            if self.timer_live(fid, generation) {
+                return Some(self.deadline.map_or(t, |d| d.min(t)));
+            }
+            self.timers.pop();
+        }
+        self.deadline
+    }
+
+    fn timer_live(&self, fid: u32, generation: u32) -> bool {
+        self.fibers.get(fid as usize).is_some_and(|f| {
+            f.generation == generation && matches!(f.phase, Phase::Sleep(_) | Phase::Task)
+        })
+    }
+
+    fn fire_timers(&mut self, plan: &Plan) {
+        while let Some(Reverse((t, fid, generation))) = self.timers.peek().copied() {
+            if t > self.now {
+                break;
+            }
+            self.timers.pop();
+            if !self.timer_live(fid, generation) {
+                continue;
+            }
+            let f = &mut self.fibers[fid as usize];
+            f.generation = f.generation.wrapping_add(1);
+            match f.phase {
+                Phase::Sleep(Wake::Retry) => {
+                    f.phase = Phase::Attempt;
+                    self.ready.push_back(fid);
+                }
+                Phase::Sleep(Wake::WaitState) => {
+                    f.phase = Phase::Resume;
+                    f.resume = None;
+                    self.ready.push_back(fid);
+                }
+                Phase::Task => {
+                    self.events += 1; // TaskTimedOut
+                    let st = plan.state(f.state);
+                    let failure = Failure::new(
+                        "States.Timeout",
+                        format!(
+                            "The task of state '{}' did not finish within its TimeoutSeconds ({} s)",
+                            st.name,
+                            f.task_timeout_ms / 1000
+                        ),
+                        Handling::Normal,
+                    );
+                    f.resume = Some(Err(failure));
+                    f.phase = Phase::Resume;
+                    self.ready.push_back(fid);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn time_out(&mut self) {
+        let secs = self.plan.timeout_ms.unwrap_or(0) / 1000;
+        self.outcome = Some(Outcome::TimedOut {
+            error: Str::new("States.Timeout"),
+            cause: Str::from(format!(
+                "The execution did not finish within its time limit of {secs} seconds"
+            )),
+        });
+    }
+
+    fn spawn(&mut self, state: StateId, input: Sized, parent: u32, slot: u32) -> u32 {
+        let fiber = Fiber {
+            generation: 0,
+            state,
+            phase: Phase::Enter,
+            input,
+            parent,
+            slot,
+            entered_event: 0,
+            entered_ms: self.now,
+            retry_count: 0,
+            attempts: Vec::new(),
+            resume: None,
+            task_timeout_ms: 0,
+        };
+        let fid = match self.free_fibers.pop() {
+            Some(fid) => {
+                let generation = self.fibers[fid as usize].generation.wrapping_add(1);
+                self.fibers[fid as usize] = Fiber {
+                    generation,
+                    ..fiber
+                };
+                fid
+            }
+            None => {
+                self.fibers.push(fiber);
+                (self.fibers.len() - 1) as u32
+            }
+        };
+        self.ready.push_back(fid);
+        fid
+    }
+
+    fn free_fiber(&mut self, fid: u32) {
+        let f = &mut self.fibers[fid as usize];
+        f.phase = Phase::Free;
+        f.generation = f.generation.wrapping_add(1);
+        f.input = Sized {
+            value: Value::Null,
+            bound: 4,
+        };
+        f.resume = None;
+        self.free_fibers.push(fid);
+    }
+
+    fn run(&mut self, plan: &Plan, fid: u32, requests: &mut Vec<TaskRequest>) {
+        loop {
+            if self.outcome.is_some() {
+                return;
+            }
+            let flow = match self.fibers[fid as usize].phase {
+                Phase::Enter => {
+                    self.events += 1; // ...StateEntered
+                    self.transitions += 1;
+                    let f = &mut self.fibers[fid as usize];
+                    f.entered_event = self.events;
+                    f.entered_ms = self.now;
+                    f.retry_count = 0;
+                    f.attempts.clear();
+                    f.phase = Phase::Attempt;
+                    Flow::Continue
+                }
+                Phase::Attempt => self.attempt(plan, fid, requests),
+                Phase::Resume => self.resume(plan, fid),
+                _ => Flow::Stop,
+            };
+            if let Flow::Stop = flow {
+                return;
+            }
+        }
+    }
+
+    /// Runs `f` with the context of fiber `fid` in state `st`.
+    fn with_env<R>(
+        &mut self,
+        fid: u32,
+        st_name: &str,
+        item: Option<(u32, &Value)>,
+        f: impl FnOnce(&mut Env<'_>, Here<'_>) -> R,
+    ) -> R {
+        let fiber = &self.fibers[fid as usize];
+        let ctx = Ctx {
+            info: &self.info,
+            state: st_name,
+            entered_ms: fiber.entered_ms,
+            retry_count: fiber.retry_count,
+            item,
+        };
+        let here = Here {
+            state: st_name,
+            event: fiber.entered_event,
+        };
+        let mut env = Env {
+            ctx: &ctx,
+            ctx_bound: self.input_bound + 4096,
+            rng: &mut self.rng,
+        };
+        f(&mut env, here)
+    }
+
+    fn attempt(&mut self, plan: &Plan, fid: u32, requests: &mut Vec<TaskRequest>) -> Flow {
+        let st = plan.state(self.fibers[fid as usize].state);
+        let raw = self.fibers[fid as usize].input.clone();
+        match &st.op {
+            StateOp::Pass(p) => {
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    let eff = data::apply_path(&st.input_path, raw.clone(), env, here)?;
+                    let mut result = match (&p.parameters, &p.result) {
+                        (Some(t), _) => data::eval_template(t, &eff, env, here)?,
+                        (None, Some((v, len))) => Sized {
+                            value: v.clone(),
+                            bound: *len,
+                        },
+                        (None, None) => eff,
+                    };
+                    result.check(here.state, Handling::ByNameOnly)?;
+                    let out = data::apply_result_path(&p.result_path, raw, result)?;
+                    data::apply_path(&st.output_path, out, env, here)
+                });
+                self.finish_state(plan, fid, r)
+            }
+            StateOp::Task(t) => {
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    let eff = data::apply_path(&st.input_path, raw, env, here)?;
+                    let mut input = match &t.parameters {
+                        Some(tpl) => data::eval_template(tpl, &eff, env, here)?,
+                        None => eff,
+                    };
+                    input.check(here.state, Handling::ByNameOnly)?;
+                    let credentials = match &t.credentials {
+                        Some(tpl) => Some(data::eval_template(tpl, &input, env, here)?.value),
+                        None => None,
+                    };
+                    let timeout =
+                        seconds(&t.timeout, "TimeoutSecondsPath", &input.value, env, here)?;
+                    let heartbeat = seconds(
+                        &t.heartbeat,
+                        "HeartbeatSecondsPath",
+                        &input.value,
+                        env,
+                        here,
+                    )?;
+                    Ok((input.value, credentials, timeout, heartbeat))
+                });
+                match r {
+                    Err(e) => self.state_error(plan, fid, e),
+                    Ok((input, credentials, timeout, heartbeat)) => {
+                        self.events += 2; // TaskScheduled, TaskStarted
+                        let now = self.now;
+                        let f = &mut self.fibers[fid as usize];
+                        f.generation = f.generation.wrapping_add(1);
+                        f.phase = Phase::Task;
+                        let token = TaskToken::new(fid, f.generation);
+                        if let Some(ms) = timeout {
+                            f.task_timeout_ms = ms;
+                            self.timers.push(Reverse((
+                                now.saturating_add(ms as i64),
+                                fid,
+                                f.generation,
+                            )));
+                        }
+                        requests.push(TaskRequest {
+                            token,
+                            state: st.name.clone(),
+                            resource: t.resource.clone(),
+                            input,
+                            attempt: f.retry_count,
+                            timeout_ms: timeout,
+                            heartbeat_ms: heartbeat,
+                            credentials,
+                        });
+                        Flow::Stop
+                    }
+                }
+            }
+            StateOp::Choice(c) => {
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    let eff = data::apply_path(&st.input_path, raw, env, here)?;
+                    let mut next = None;
+                    for (cond, target) in c.rules.iter() {
+                        if choice::eval(cond, &eff.value, env.ctx, here)? {
+                            next = Some(*target);
+                            break;
+                        }
+                    }
+                    let Some(next) = next.or(c.default) else {
+                        return Err(Failure::new(
+                            "States.NoChoiceMatched",
+                            format!(
+                                "No choice rule of state '{}' matched its input and it has no Default",
+                                here.state
+                            ),
+                            Handling::Normal,
+                        ));
+                    };
+                    let out = data::apply_path(&st.output_path, eff, env, here)?;
+                    Ok((next, out))
+                });
+                match r {
+                    Ok((next, out)) => self.advance(fid, next, out),
+                    Err(e) => self.fiber_failed(plan, fid, e),
+                }
+            }
+            StateOp::Wait(w) => {
+                let now = self.now;
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    let eff = data::apply_path(&st.input_path, raw, env, here)?;
+                    let until = wait_until(w, &eff.value, now, env, here)?;
+                    Ok((eff, until))
+                });
+                match r {
+                    Err(e) => self.fiber_failed(plan, fid, e),
+                    Ok((eff, until)) => {
+                        let f = &mut self.fibers[fid as usize];
+                        f.input = eff;
+                        if until <= now {
+                            f.phase = Phase::Resume;
+                            f.resume = None;
+                            return Flow::Continue;
+                        }
+                        f.generation = f.generation.wrapping_add(1);
+                        f.phase = Phase::Sleep(Wake::WaitState);
+                        self.timers.push(Reverse((until, fid, f.generation)));
+                        Flow::Stop
+                    }
+                }
+            }
+            StateOp::Succeed => {
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    let eff = data::apply_path(&st.input_path, raw, env, here)?;
+                    data::apply_path(&st.output_path, eff, env, here)
+                });
+                match r {
+                    Ok(out) => self.advance(fid, END, out),
+                    Err(e) => self.fiber_failed(plan, fid, e),
+                }
+            }
+            StateOp::Fail(fail) => {
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    let error = text(&fail.error, "ErrorPath", &raw, env, here)?;
+                    let cause = text(&fail.cause, "CausePath", &raw, env, here)?;
+                    Ok(Failure {
+                        error,
+                        cause,
+                        handling: Handling::Normal,
+                    })
+                });
+                let failure = r.unwrap_or_else(|e| e);
+                self.fiber_failed(plan, fid, failure)
+            }
+            StateOp::Parallel(p) => {
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    let eff = data::apply_path(&st.input_path, raw, env, here)?;
+                    match &p.parameters {
+                        Some(t) => data::eval_template(t, &eff, env, here),
+                        None => Ok(eff),
+                    }
+                });
+                match r {
+                    Err(e) => self.state_error(plan, fid, e),
+                    Ok(input) => {
+                        self.events += 1; // ParallelStateStarted
+                        let n = p.branches.len() as u32;
+                        let jid = self.new_join(Join {
+                            fiber: fid,
+                            state: self.fibers[fid as usize].state,
+                            kind: JoinKind::Parallel,
+                            results: vec![Value::Null; n as usize],
+                            bound: 2 + n as u64,
+                            total: n,
+                            remaining: n,
+                            running: n,
+                            next: n,
+                            limit: 0,
+                            children: Vec::with_capacity(n as usize),
+                        });
+                        self.fibers[fid as usize].phase = Phase::Join(jid);
+                        for (i, m) in p.branches.iter().enumerate() {
+                            let start = plan.machines[*m as usize];
+                            let child = self.spawn(start, input.clone(), jid, i as u32);
+                            self.join_mut(jid).children.push(child);
+                        }
+                        Flow::Stop
+                    }
+                }
+            }
+            StateOp::Map(m) => self.start_map(plan, fid, m, raw),
+        }
+    }
+
+    /// A state's work is done (or failed): move on, or handle the failure.
+    fn finish_state(&mut self, plan: &Plan, fid: u32, r: Result<Sized, Failure>) -> Flow {
+        match r {
+            Ok(out) => {
+                let next = plan.state(self.fibers[fid as usize].state).next;
+                self.advance(fid, next, out)
+            }
+            Err(e) => self.state_error(plan, fid, e),
+        }
+    }
+
+    fn advance(&mut self, fid: u32, next: StateId, mut out: Sized) -> Flow {
+        self.events += 1; // ...StateExited
+        let name = self
+            .plan
+            .state(self.fibers[fid as usize].state)
+            .name
+            .clone();
+        if let Err(e) = out.check(&name, Handling::ByNameOnly) {
+            let plan = Arc::clone(&self.plan);
+            return self.fiber_failed(&plan, fid, e);
+        }
+        if next == END {
+            let plan = Arc::clone(&self.plan);
+            self.fiber_done(&plan, fid, out);
+            return Flow::Stop;
+        }
+        let f = &mut self.fibers[fid as usize];
+        f.state = next;
+        f.input = out;
+        f.phase = Phase::Enter;
+        Flow::Continue
+    }
+
+    /// A task result, the end of a Wait, or the children's results.
+    fn resume(&mut self, plan: &Plan, fid: u32) -> Flow {
+        let st = plan.state(self.fibers[fid as usize].state);
+        let resumed = self.fibers[fid as usize].resume.take();
+        let raw = self.fibers[fid as usize].input.clone();
+        match (&st.op, resumed) {
+            (StateOp::Wait(_), _) => {
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    data::apply_path(&st.output_path, raw, env, here)
+                });
+                match r {
+                    Ok(out) => self.advance(fid, st.next, out),
+                    Err(e) => self.fiber_failed(plan, fid, e),
+                }
+            }
+            (_, Some(Err(e))) => self.state_error(plan, fid, e),
+            (_, None) => Flow::Stop,
+            (op, Some(Ok(mut result))) => {
+                let (selector, result_path) = match op {
+                    StateOp::Task(t) => {
+                        if let Err(e) = result.check(&st.name, Handling::Normal) {
+                            return self.state_error(plan, fid, e);
+                        }
+                        (&t.result_selector, &t.result_path)
+                    }
+                    StateOp::Parallel(p) => (&p.result_selector, &p.result_path),
+                    StateOp::Map(m) => (&m.result_selector, &m.result_path),
+                    _ => return Flow::Stop,
+                };
+                if !matches!(op, StateOp::Task(_)) {
+                    self.events += 1; // MapStateSucceeded / ParallelStateSucceeded
+                    if let Err(e) = result.check(&st.name, Handling::ByNameOnly) {
+                        return self.state_error(plan, fid, e);
+                    }
+                }
+                let r = self.with_env(fid, &st.name, None, |env, here| {
+                    let selected = match selector {
+                        Some(t) => data::eval_template(t, &result, env, here)?,
+                        None => result,
+                    };
+                    let out = data::apply_result_path(result_path, raw, selected)?;
+                    data::apply_path(&st.output_path, out, env, here)
+                });
+                self.finish_state(plan, fid, r)
+            }
+        }
+    }
+
+    /// Retry, then Catch, then fail the fiber.
+    fn state_error(&mut self, plan: &Plan, fid: u32, failure: Failure) -> Flow {
+        let st = plan.state(self.fibers[fid as usize].state);
+        let (retry, catch): (&[RetrierOp], &[CatcherOp]) = match &st.op {
+            StateOp::Task(t) => (&t.retry, &t.catch),
+            StateOp::Parallel(p) => (&p.retry, &p.catch),
+            StateOp::Map(m) => (&m.retry, &m.catch),
+            _ => (&[], &[]),
+        };
+        if failure.handling == Handling::Terminal {
+            return self.fiber_failed(plan, fid, failure);
+        }
+        if let Some((i, r)) = retry
+            .iter()
+            .enumerate()
+            .find(|(_, r)| matches(&r.errors, &failure))
+        {
+            let f = &mut self.fibers[fid as usize];
+            if f.attempts.len() < retry.len() {
+                f.attempts.resize(retry.len(), 0);
+            }
+            let done = f.attempts[i];
+            if done < r.max_attempts {
+                f.attempts[i] += 1;
+                f.retry_count += 1;
+                let mut delay = r.interval_ms as f64 * r.backoff_rate.powi(done as i32);
+                if let Some(max) = r.max_delay_ms {
+                    delay = delay.min(max as f64);
+                }
+                if r.full_jitter {
+                    delay *= self.rng.next_f64();
+                }
+                let until = self
+                    .now
+                    .saturating_add(delay.min(i64::MAX as f64 / 2.0) as i64);
+                let f = &mut self.fibers[fid as usize];
+                f.generation = f.generation.wrapping_add(1);
+                f.phase = Phase::Sleep(Wake::Retry);
+                self.timers.push(Reverse((until, fid, f.generation)));
+                return Flow::Stop;
+            }
+        }
+        if let Some(c) = catch.iter().find(|c| matches(&c.errors, &failure)) {
+            let raw = self.fibers[fid as usize].input.clone();
+            let error_output = Sized::exact(failure.to_error_output());
+            return match data::apply_result_path(&c.result_path, raw, error_output) {
+                Ok(out) => self.advance(fid, c.next, out),
+                Err(e) => self.fiber_failed(plan, fid, e),
+            };
+        }
+        self.fiber_failed(plan, fid, failure)
+    }
+
+    /// The fiber's machine ended successfully with `out`.
+    fn fiber_done(&mut self, plan: &Plan, fid: u32, out: Sized) {
+        let (parent, slot) = {
+            let f = &self.fibers[fid as usize];
+            (f.parent, f.slot)
+        };
+        if parent == NO_JOIN {
+            self.outcome = Some(Outcome::Succeeded(out.value));
+            return;
+        }
+        self.free_fiber(fid);
+        let is_map = {
+            let j = self.join_mut(parent);
+            j.results[slot as usize] = out.value;
+            j.bound += out.bound;
+            j.remaining -= 1;
+            j.running -= 1;
+            j.children.retain(|c| *c != fid);
+            matches!(j.kind, JoinKind::Map { .. })
+        };
+        if is_map {
+            self.events += 1; // MapIterationSucceeded
+        }
+        self.pump_join(plan, parent);
+    }
+
+    /// The fiber's machine failed with `failure` (nothing in it handled the error).
+    fn fiber_failed(&mut self, plan: &Plan, fid: u32, failure: Failure) -> Flow {
+        let (parent, slot) = {
+            let f = &self.fibers[fid as usize];
+            (f.parent, f.slot)
+        };
+        if parent == NO_JOIN {
+            self.outcome = Some(Outcome::Failed {
+                error: failure.error,
+                cause: failure.cause,
+            });
+            return Flow::Stop;
+        }
+        self.free_fiber(fid);
+        self.events += 1; // MapIterationFailed / branch failure
+        let tolerated = {
+            let j = self.join_mut(parent);
+            j.running -= 1;
+            j.children.retain(|c| *c != fid);
+            match &mut j.kind {
+                JoinKind::Map {
+                    tolerated_count,
+                    tolerated_pct,
+                    failures,
+                    ..
+                } if failure.handling != Handling::Terminal => {
+                    *failures += 1;
+                    let pct = *failures as f64 * 100.0 / j.total.max(1) as f64;
+                    let ok = *failures <= *tolerated_count && pct <= *tolerated_pct;
+                    if ok {
+                        j.results[slot as usize] = failure.to_error_output();
+                        j.remaining -= 1;
+                    }
+                    ok
+                }
+                _ => false,
+            }
+        };
+        if tolerated {
+            self.pump_join(plan, parent);
+            return Flow::Stop;
+        }
+        // The whole Map or Parallel state fails: stop the other children.
+        let join = self.take_join(parent);
+        for child in join.children {
+            self.cancel_fiber(child);
+        }
+        let exceeded = matches!(join.kind, JoinKind::Map { tolerated_count, tolerated_pct, .. }
+            if failure.handling != Handling::Terminal && (tolerated_count > 0 || tolerated_pct > 0.0));
+        let failure = if exceeded {
+            Failure::new(
+                "States.ExceedToleratedFailureThreshold",
+                "The specified tolerated failure threshold was exceeded",
+                Handling::Normal,
+            )
+        } else {
+            failure
+        };
+        self.state_error(plan, join.fiber, failure);
+        let parent_fiber = join.fiber;
+        if matches!(
+            self.fibers[parent_fiber as usize].phase,
+            Phase::Enter | Phase::Attempt | Phase::Resume
+        ) {
+            self.ready.push_back(parent_fiber);
+        }
+        Flow::Stop
+    }
+
+    fn cancel_fiber(&mut self, fid: u32) {
+        if let Phase::Join(jid) = self.fibers[fid as usize].phase {
+            let join = self.take_join(jid);
+            for child in join.children {
+                self.cancel_fiber(child);
+            }
+        }
+        self.free_fiber(fid);
+    }
+
+    fn new_join(&mut self, join: Join) -> u32 {
+        match self.free_joins.pop() {
+            Some(j) => {
+                self.joins[j as usize] = Some(join);
+                j
+            }
+            None => {
+                self.joins.push(Some(join));
+                (self.joins.len() - 1) as u32
+            }
+        }
+    }
+
+    fn join_mut(&mut self, jid: u32) -> &mut Join {
+        self.joins[jid as usize]
+            .as_mut()
+            .expect("a live join for a live child")
+    }
+
+    fn take_join(&mut self, jid: u32) -> Join {
+        self.free_joins.push(jid);
+        self.joins[jid as usize]
+            .take()
+            .expect("a live join for a live child")
+    }
+
+    /// Starts Map items while there is room, and resumes the parent when all are done.
+    fn pump_join(&mut self, plan: &Plan, jid: u32) {
+        loop {
+            let j = self.join_mut(jid);
+            if j.remaining == 0 {
+                let join = self.take_join(jid);
+                let f = &mut self.fibers[join.fiber as usize];
+                f.resume = Some(Ok(Sized {
+                    value: Value::array(join.results),
+                    bound: join.bound,
+                }));
+                f.phase = Phase::Resume;
+                self.ready.push_back(join.fiber);
+                return;
+            }
+            if j.next >= j.total || (j.limit > 0 && j.running >= j.limit) {
+                return;
+            }
+            let index = j.next;
+            j.next += 1;
+            j.running += 1;
+            if let Err(e) = self.start_item(plan, jid, index) {
+                // The ItemSelector failed: the Map state fails.
+                let join = self.take_join(jid);
+                for child in join.children {
+                    self.cancel_fiber(child);
+                }
+                let parent = join.fiber;
+                self.state_error(plan, parent, e);
+                if matches!(
+                    self.fibers[parent as usize].phase,
+                    Phase::Enter | Phase::Attempt | Phase::Resume
+                ) {
+                    self.ready.push_back(parent);
+                }
+                return;
+            }
+        }
+    }
+
+    fn start_item(&mut self, plan: &Plan, jid: u32, index: u32) -> Result<(), Failure> {
+        let (fiber, state) = {
+            let j = self.join_mut(jid);
+            (j.fiber, j.state)
+        };
+        let st = plan.state(state);
+        let StateOp::Map(m) = &st.op else {
+            return Ok(());
+        };
+        let (item, doc) = match &self.join_mut(jid).kind {
+            JoinKind::Map { items, doc, .. } => (
+                items
+                    .as_array()
+                    .and_then(|a| a.get(index as usize).cloned())
+                    .unwrap_or_default(),
+                doc.clone(),
+            ),
+            JoinKind::Parallel => return Ok(()),
+        };
+        let input = match &m.item_selector {
+            Some(t) => self.with_env(fiber, &st.name, Some((index, &item)), |env, here| {
+                data::eval_template(t, &doc, env, here)
+            })?,
+            None => {
+                let bound = data::bound_of(&item, doc.bound);
+                Sized { value: item, bound }
+            }
+        };
+        self.events += 1; // MapIterationStarted
+        let start = plan.machines[m.processor as usize];
+        let child = self.spawn(start, input, jid, index);
+        self.join_mut(jid).children.push(child);
+        Ok(())
+    }
+
+    fn start_map(&mut self, plan: &Plan, fid: u32, m: &MapOp, raw: Sized) -> Flow {
+        let st = plan.state(self.fibers[fid as usize].state);
+        let r = self.with_env(fid, &st.name, None, |env, here| {
+            if m.item_reader.is_some() {
+                return Err(Failure::new(
+                    "States.ItemReaderFailed",
+                    format!(
+                        "State '{}' reads its items with an ItemReader (S3), which stepstream does not bind: pass the items in the input and use ItemsPath",
+                        here.state
+                    ),
+                    Handling::Normal,
+                ));
+            }
+            if m.result_writer.is_some() {
+                return Err(Failure::new(
+                    "States.ResultWriterFailed",
+                    format!(
+                        "State '{}' writes its results with a ResultWriter (S3), which stepstream does not bind: remove ResultWriter to get the results as the state's output",
+                        here.state
+                    ),
+                    Handling::Normal,
+                ));
+            }
+            let eff = data::apply_path(&st.input_path, raw, env, here)?;
+            let items = data::apply_path(&m.items_path, eff.clone(), env, here)?;
+            if !matches!(items.value, Value::Array(_)) {
+                return Err(here.runtime(format_args!(
+                    "Map state input must be an array but was: {}",
+                    crate::json::to_string(&items.value)
+                )));
+            }
+            let limit = match &m.max_concurrency {
+                None => 0,
+                Some(DynamicOp::Fixed(n)) => *n,
+                Some(DynamicOp::Path(a)) => {
+                    let v = data::select_field(a, "MaxConcurrencyPath", &eff.value, env, here)?;
+                    match v.value().as_number() {
+                        Some(crate::json::Number::Int(n)) if n >= 0 => n as u64,
+                        Some(crate::json::Number::Int(_)) => {
+                            return Err(here.runtime("MaxConcurrency cannot be negative."));
+                        }
+                        _ => {
+                            return Err(here.runtime(format_args!(
+                                "The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {}",
+                                display(v.value()),
+                                a.text()
+                            )));
+                        }
+                    }
+                }
+            };
+            let tolerated_count = match &m.tolerated_failure_count {
+                None => 0,
+                Some(DynamicOp::Fixed(n)) => *n,
+                Some(DynamicOp::Path(a)) => {
+                    let v =
+                        data::select_field(a, "ToleratedFailureCountPath", &eff.value, env, here)?;
+                    match v.value().as_number() {
+                        Some(crate::json::Number::Int(n)) if n >= 0 => n as u64,
+                        Some(crate::json::Number::Int(_)) => {
+                            return Err(here.runtime("ToleratedFailureCount cannot be negative."));
+                        }
+                        _ => {
+                            return Err(here.runtime(format_args!(
+                                "The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {}",
+                                display(v.value()),
+                                a.text()
+                            )));
+                        }
+                    }
+                }
+            };
+            let tolerated_pct = match &m.tolerated_failure_percentage {
+                None => 0.0,
+                Some(DynamicOp::Fixed(p)) => *p,
+                Some(DynamicOp::Path(a)) => {
+                    let v = data::select_field(
+                        a,
+                        "ToleratedFailurePercentagePath",
+                        &eff.value,
+                        env,
+                        here,
+                    )?;
+                    match v.value().as_f64() {
+                        Some(p) if (0.0..=100.0).contains(&p) => p,
+                        Some(_) => {
+                            return Err(here.runtime(
+                                "ToleratedFailurePercentage must be between 0 and 100.",
+                            ));
+                        }
+                        None => {
+                            return Err(here.runtime(format_args!(
+                                "The ToleratedFailurePercentagePath field refers to value \"{}\" which is not a valid float: {}",
+                                display(v.value()),
+                                a.text()
+                            )));
+                        }
+                    }
+                }
+            };
+            Ok((eff, items.value, limit, tolerated_count, tolerated_pct))
+        });
+        let (eff, items, limit, tolerated_count, tolerated_pct) = match r {
+            Ok(x) => x,
+            Err(e) => return self.state_error(plan, fid, e),
+        };
+        let items = match &m.item_batcher {
+            Some(batcher) => match batch_items(&items, batcher, &eff.value) {
+                Ok(b) => b,
+                Err(e) => {
+                    let here_fail =
+                        Failure::runtime(&st.name, self.fibers[fid as usize].entered_event, e);
+                    return self.state_error(plan, fid, here_fail);
+                }
+            },
+            None => items,
+        };
+        let total = items.as_array().map_or(0, |a| a.len()) as u32;
+        self.events += 1; // MapStateStarted
+        // A tolerance of 100% (or more failures than items) never fails the Map.
+        let jid = self.new_join(Join {
+            fiber: fid,
+            state: self.fibers[fid as usize].state,
+            kind: JoinKind::Map {
+                items,
+                doc: eff,
+                tolerated_count: if m.tolerated_failure_count.is_none()
+                    && m.tolerated_failure_percentage.is_some()
+                {
+                    u64::MAX
+                } else {
+                    tolerated_count
+                },
+                tolerated_pct: if m.tolerated_failure_percentage.is_none()
+                    && m.tolerated_failure_count.is_some()
+                {
+                    100.0
+                } else {
+                    tolerated_pct
+                },
+                failures: 0,
+            },
+            results: vec![Value::Null; total as usize],
+            bound: 2 + total as u64,
+            total,
+            remaining: total,
+            running: 0,
+            next: 0,
+            limit: limit.min(u32::MAX as u64) as u32,
+            children: Vec::new(),
+        });
+        self.fibers[fid as usize].phase = Phase::Join(jid);
+        self.pump_join(plan, jid);
+        Flow::Stop
+    }
+}
+
+/// A value as AWS prints it inside quotes in messages: strings bare, the rest as JSON.
+fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string(),
+        other => crate::json::to_string(other),
+    }
+}
+
+/// Whether a retrier's or catcher's `ErrorEquals` covers `f`.
+fn matches(m: &ErrorMatch, f: &Failure) -> bool {
+    if f.handling == Handling::Terminal {
+        return false;
+    }
+    let name = f.error.as_deref().unwrap_or("");
+    if m.names.iter().any(|n| n.as_str() == name) {
+        return true;
+    }
+    if f.handling != Handling::Normal {
+        return false;
+    }
+    m.all || (m.task_failed && name != "States.Timeout")
+}
+
+/// `TimeoutSeconds`/`HeartbeatSeconds` (or their `...Path`) in milliseconds.
+fn seconds(
+    d: &Option<DynamicOp<u64>>,
+    field: &str,
+    doc: &Value,
+    env: &Env<'_>,
+    here: Here<'_>,
+) -> Result<Option<u64>, Failure> {
+    match d {
+        None => Ok(None),
+        Some(DynamicOp::Fixed(s)) => Ok(Some(s.saturating_mul(1000))),
+        Some(DynamicOp::Path(a)) => {
+            let v = data::select_field(a, field, doc, env, here)?;
+            match v.value().as_number() {
+                Some(crate::json::Number::Int(n)) if n > 0 => {
+                    Ok(Some((n as u64).saturating_mul(1000)))
+                }
+                _ => Err(here.runtime(format_args!(
+                    "The {field} parameter must reference a positive integer: {} == {}",
+                    a.text(),
+                    display(v.value())
+                ))),
+            }
+        }
+    }
+}
+
+/// When a Wait state ends, in ms since the epoch.
+fn wait_until(
+    w: &WaitOp,
+    doc: &Value,
+    now: i64,
+    env: &Env<'_>,
+    here: Here<'_>,
+) -> Result<i64, Failure> {
+    match w {
+        WaitOp::Seconds(s) => Ok(now.saturating_add((*s as i64).saturating_mul(1000))),
+        WaitOp::Until(ms) => Ok(*ms),
+        WaitOp::SecondsPath(a) => {
+            let v = data::apply_path(
+                &crate::plan::PathOp::Select(Box::new(a.clone())),
+                Sized {
+                    value: doc.clone(),
+                    bound: 0,
+                },
+                env,
+                here,
+            )?
+            .value;
+            match v.as_number() {
+                Some(crate::json::Number::Int(n)) if n >= 0 => {
+                    Ok(now.saturating_add(n.saturating_mul(1000)))
+                }
+                Some(crate::json::Number::Int(_)) => Err(here.runtime(format_args!(
+                    "The SecondsPath parameter references a negative value: {} == {}",
+                    a.text(),
+                    display(&v)
+                ))),
+                _ => Err(here.runtime(format_args!(
+                    "The SecondsPath parameter cannot be parsed as a long value: {} == {}",
+                    a.text(),
+                    display(&v)
+                ))),
+            }
+        }
+        WaitOp::TimestampPath(a) => {
+            let v = data::apply_path(
+                &crate::plan::PathOp::Select(Box::new(a.clone())),
+                Sized {
+                    value: doc.clone(),
+                    bound: 0,
+                },
+                env,
+                here,
+            )?
+            .value;
+            match v.as_str().and_then(Timestamp::parse_rfc3339) {
+                Some(t) => Ok(t.as_millis()),
+                None => Err(here.runtime(format_args!(
+                    "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {} == {}",
+                    a.text(),
+                    display(&v)
+                ))),
+            }
+        }
+    }
+}
+
+/// `Error`/`Cause` of a Fail state, read from its raw input.
+fn text(
+    t: &Option<TextOp>,
+    field: &str,
+    raw: &Sized,
+    env: &mut Env<'_>,
+    here: Here<'_>,
+) -> Result<Option<Str>, Failure> {
+    match t {
+        None => Ok(None),
+        Some(TextOp::Fixed(s)) => Ok(Some(s.clone())),
+        Some(TextOp::Select(a)) => {
+            let v = data::select_field(a, field, &raw.value, env, here)?;
+            Ok(Some(match v {
+                Selected::Borrowed(Value::String(s)) => s.clone(),
+                Selected::Owned(Value::String(s)) => s,
+                other => Str::from(crate::json::to_string(other.value())),
+            }))
+        }
+        Some(TextOp::Call(c)) => {
+            let v = data::eval_call(c, field, raw, env, here)?.value;
+            Ok(Some(match v {
+                Value::String(s) => s,
+                other => Str::from(crate::json::to_string(&other)),
+            }))
+        }
+    }
+}
+
+/// `ItemBatcher`: groups items into `{"Items": [...], "BatchInput": ...}` batches of at most
+/// `MaxItemsPerBatch` items and `MaxInputBytesPerBatch` bytes.
+fn batch_items(items: &Value, batcher: &Value, doc: &Value) -> Result<Value, String> {
+    let read = |key: &str| -> Result<Option<u64>, String> {
+        if let Some(v) = batcher.get(key) {
+            return v
+                .as_i64()
+                .filter(|n| *n > 0)
+                .map(|n| Some(n as u64))
+                .ok_or_else(|| format!("ItemBatcher.{key} must be a positive integer"));
+        }
+        let path_key = format!("{key}Path");
+        if let Some(Value::String(p)) = batcher.get(&path_key) {
+            let path = crate::jsonpath::Path::parse(p).map_err(|e| e.to_string())?;
+            let v = path
+                .select(doc)
+                .map_err(|e| format!("ItemBatcher.{path_key}: {e}"))?
+                .into_owned();
+            return v
+                .as_i64()
+                .filter(|n| *n > 0)
+                .map(|n| Some(n as u64))
+                .ok_or_else(|| {
+                    format!("ItemBatcher.{path_key} must reference a positive integer")
+                });
+        }
+        Ok(None)
+    };
+    let max_items = read("MaxItemsPerBatch")?.unwrap_or(u64::MAX);
+    let max_bytes = read("MaxInputBytesPerBatch")?.unwrap_or(PAYLOAD_LIMIT);
+    let batch_input = batcher.get("BatchInput").cloned();
+    let mut batches = Vec::new();
+    let mut current: Vec<Value> = Vec::new();
+    let mut bytes = 0u64;
+    for item in items.as_array().map(|a| a.as_slice()).unwrap_or(&[]) {
+        let len = encoded_len(item) as u64 + 1;
+        if !current.is_empty() && (current.len() as u64 >= max_items || bytes + len > max_bytes) {
+            batches.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += len;
+        current.push(item.clone());
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    Ok(Value::array(
+        batches
+            .into_iter()
+            .map(|b| {
+                let mut pairs = vec![("Items", Value::array(b))];
+                if let Some(bi) = &batch_input {
+                    pairs.push(("BatchInput", bi.clone()));
+                }
+                Value::object_from(pairs)
+            })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

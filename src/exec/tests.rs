@@ -1,0 +1,472 @@
+//! Executor tests, driven by a synchronous test driver with a manual clock.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::asl::{MachineType, load};
+use crate::json::{parse, to_string};
+use crate::plan::{Plan, compile};
+
+fn plan(def: &str) -> Arc<Plan> {
+    let v = load(def.as_bytes(), MachineType::Express)
+        .unwrap_or_else(|d| panic!("invalid definition: {d:?}"));
+    Arc::new(compile(&v, "machine"))
+}
+
+fn v(s: &str) -> Value {
+    parse(s.as_bytes()).unwrap()
+}
+
+/// Runs to the end: tasks answered by `task` at once, the clock jumping to each wake-up.
+/// Returns the outcome and the clock at the end (ms from 0).
+fn drive(
+    def: &str,
+    input: &str,
+    mut task: impl FnMut(&TaskRequest, i64) -> Result<Value, TaskError>,
+) -> (Outcome, i64) {
+    let mut exec = Execution::new(plan(def), Start::new("exec", v(input), 0));
+    let mut now = 0;
+    let mut reqs = Vec::new();
+    for _ in 0..100_000 {
+        match exec.poll(now, &mut reqs) {
+            Poll::Done(o) => return (o, now),
+            Poll::Pending { wake_at } => {
+                if reqs.is_empty() {
+                    now = wake_at.expect("a pending execution with nothing to wait for");
+                }
+                for r in reqs.drain(..) {
+                    let res = task(&r, now);
+                    exec.complete(r.token, res);
+                }
+            }
+        }
+    }
+    panic!("execution did not end");
+}
+
+fn run(def: &str, input: &str) -> Outcome {
+    drive(def, input, |r, _| {
+        panic!("unexpected task for {}", r.resource)
+    })
+    .0
+}
+
+fn ok(def: &str, input: &str) -> String {
+    match run(def, input) {
+        Outcome::Succeeded(v) => to_string(&v),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn failed(o: Outcome) -> (String, String) {
+    match o {
+        Outcome::Failed { error, cause } => (
+            error.map(|e| e.to_string()).unwrap_or_default(),
+            cause.map(|c| c.to_string()).unwrap_or_default(),
+        ),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn pass_data_flow() {
+    assert_eq!(
+        ok(
+            r#"{"StartAt":"P","States":{"P":{"Type":"Pass","InputPath":"$.a","Parameters":{"x.$":"$.b","k":1},"ResultPath":"$.r","OutputPath":"$.r","End":true}}}"#,
+            r#"{"a":{"b":[1,2]}}"#
+        ),
+        r#"{"x":[1,2],"k":1}"#
+    );
+    assert_eq!(
+        ok(
+            r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Result":{"z":1},"ResultPath":null,"End":true}}}"#,
+            r#"{"a":1}"#
+        ),
+        r#"{"a":1}"#
+    );
+    assert_eq!(
+        ok(
+            r#"{"StartAt":"P","States":{"P":{"Type":"Pass","InputPath":null,"OutputPath":null,"End":true}}}"#,
+            r#"{"a":1}"#
+        ),
+        "{}"
+    );
+}
+
+#[test]
+fn the_w1_workload_gives_the_summary() {
+    let def = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/workflows/w1_transform.asl.json"
+    ))
+    .unwrap();
+    let event = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/events/iot-event.json"
+    ))
+    .unwrap();
+    let out = ok(&def, &event);
+    assert_eq!(
+        out,
+        r#"{"key":"eu-west-1#thermo-eu-00042#1732200000123","deviceId":"thermo-eu-00042","seq":42,"firmware":"2.4.1","battery":87,"count":20,"tags":"[\"hvac\",\"critical\",\"floor3\",\"north\",\"tenant-acme\"]","decision":{"level":"alert","reason":"severity high on floor 3 with 20 readings","at":1732200000123}}"#
+    );
+}
+
+#[test]
+fn path_errors_are_runtime_failures_naming_the_state_and_event() {
+    let (e, c) = failed(run(
+        r#"{"StartAt":"a","States":{"a":{"Type":"Pass","Next":"pass"},"pass":{"Type":"Pass","InputPath":"$.NoSuchInputPath","End":true}}}"#,
+        "{}",
+    ));
+    assert_eq!(e, "States.Runtime");
+    assert_eq!(
+        c,
+        "An error occurred while executing the state 'pass' (entered at the event id #4). Invalid path '$.NoSuchInputPath' : No results for path: $['NoSuchInputPath']"
+    );
+}
+
+#[test]
+fn runtime_errors_are_not_caught_even_by_name() {
+    let (e, _) = failed(
+        drive(
+            r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:f","OutputPath":"$.no.such","Catch":[{"ErrorEquals":["States.Runtime"],"Next":"C"},{"ErrorEquals":["States.ALL"],"Next":"C"}],"End":true},"C":{"Type":"Succeed"}}}"#,
+            "{}",
+            |_, _| Ok(v("{}")),
+        )
+        .0,
+    );
+    assert_eq!(e, "States.Runtime");
+}
+
+#[test]
+fn retry_backs_off_then_catch_shapes_the_error() {
+    let mut times = Vec::new();
+    let (o, _) = drive(
+        r#"{"StartAt":"T","States":{
+            "T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","Retry":[{"ErrorEquals":["Boom"],"IntervalSeconds":1,"MaxAttempts":3,"BackoffRate":2}],
+                 "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.err","Next":"C"}],"End":true},
+            "C":{"Type":"Pass","End":true}}}"#,
+        r#"{"in":1}"#,
+        |r, now| {
+            times.push((now, r.attempt));
+            Err(TaskError::new("Boom", "it broke"))
+        },
+    );
+    assert_eq!(times, [(0, 0), (1000, 1), (3000, 2), (7000, 3)]);
+    assert_eq!(
+        o,
+        Outcome::Succeeded(v(r#"{"in":1,"err":{"Error":"Boom","Cause":"it broke"}}"#))
+    );
+}
+
+#[test]
+fn max_delay_caps_and_full_jitter_stays_within_the_delay() {
+    let mut times = Vec::new();
+    drive(
+        r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","Retry":[{"ErrorEquals":["States.ALL"],"IntervalSeconds":2,"MaxAttempts":3,"BackoffRate":10,"MaxDelaySeconds":5}],"End":true}}}"#,
+        "{}",
+        |_, now| {
+            times.push(now);
+            Err(TaskError::new("X", ""))
+        },
+    );
+    assert_eq!(times, [0, 2000, 7000, 12000]);
+    let mut gaps = Vec::new();
+    let mut last = 0;
+    drive(
+        r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","Retry":[{"ErrorEquals":["States.ALL"],"IntervalSeconds":4,"MaxAttempts":5,"BackoffRate":1,"JitterStrategy":"FULL"}],"End":true}}}"#,
+        "{}",
+        |_, now| {
+            gaps.push(now - last);
+            last = now;
+            Err(TaskError::new("X", ""))
+        },
+    );
+    assert!(gaps[1..].iter().all(|g| (0..=4000).contains(g)), "{gaps:?}");
+}
+
+#[test]
+fn task_failed_matches_everything_but_timeouts() {
+    let def = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","Catch":[{"ErrorEquals":["States.TaskFailed"],"Next":"C"}],"End":true},"C":{"Type":"Pass","Result":"caught","End":true}}}"#;
+    let (o, _) = drive(def, "{}", |_, _| Err(TaskError::new("Any.Error", "")));
+    assert_eq!(o, Outcome::Succeeded(v(r#""caught""#)));
+    let (o, _) = drive(def, "{}", |_, _| Err(TaskError::new("States.Timeout", "")));
+    assert_eq!(failed(o).0, "States.Timeout");
+}
+
+#[test]
+fn task_timeout_fires_without_a_result() {
+    let p = plan(
+        r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","TimeoutSeconds":10,"End":true}}}"#,
+    );
+    let mut exec = Execution::new(p, Start::new("e", v("{}"), 0));
+    let mut reqs = Vec::new();
+    let Poll::Pending { wake_at } = exec.poll(0, &mut reqs) else {
+        panic!()
+    };
+    assert_eq!(wake_at, Some(10_000));
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].timeout_ms, Some(10_000));
+    assert!(matches!(exec.poll(9_999, &mut reqs), Poll::Pending { .. }));
+    let Poll::Done(o) = exec.poll(10_000, &mut reqs) else {
+        panic!()
+    };
+    assert_eq!(failed(o).0, "States.Timeout");
+    // A result that arrives too late is ignored.
+    exec.complete(reqs[0].token, Ok(v("1")));
+}
+
+#[test]
+fn waits_do_not_block_and_the_execution_times_out() {
+    let p = plan(
+        r#"{"StartAt":"W","TimeoutSeconds":30,"States":{"W":{"Type":"Wait","Seconds":20,"Next":"V"},"V":{"Type":"Wait","Seconds":20,"End":true}}}"#,
+    );
+    let mut exec = Execution::new(p, Start::new("e", v("{}"), 1_000));
+    let mut reqs = Vec::new();
+    assert_eq!(
+        exec.poll(1_000, &mut reqs),
+        Poll::Pending {
+            wake_at: Some(21_000)
+        }
+    );
+    assert_eq!(
+        exec.poll(21_000, &mut reqs),
+        Poll::Pending {
+            wake_at: Some(31_000)
+        }
+    );
+    let Poll::Done(Outcome::TimedOut { error, .. }) = exec.poll(31_000, &mut reqs) else {
+        panic!()
+    };
+    assert_eq!(error.as_str(), "States.Timeout");
+}
+
+#[test]
+fn express_executions_stop_at_five_minutes() {
+    let p = plan(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":3600,"End":true}}}"#);
+    let mut exec = Execution::new(p, Start::new("e", v("{}"), 0));
+    assert_eq!(
+        exec.poll(0, &mut Vec::new()),
+        Poll::Pending {
+            wake_at: Some(300_000)
+        }
+    );
+}
+
+#[test]
+fn wait_paths_reject_bad_values_like_aws() {
+    let def = r#"{"StartAt":"WaitState","States":{"WaitState":{"Type":"Wait","SecondsPath":"$.s","End":true}}}"#;
+    assert_eq!(
+        failed(run(def, r#"{"s":1.5}"#)).1,
+        "An error occurred while executing the state 'WaitState' (entered at the event id #2). The SecondsPath parameter cannot be parsed as a long value: $.s == 1.5"
+    );
+    assert!(
+        failed(run(def, r#"{"s":-1}"#))
+            .1
+            .ends_with("references a negative value: $.s == -1")
+    );
+    let (o, t) = drive(def, r#"{"s":3}"#, |_, _| unreachable!());
+    assert_eq!((o, t), (Outcome::Succeeded(v(r#"{"s":3}"#)), 3000));
+}
+
+#[test]
+fn map_concurrency_is_really_bounded() {
+    let p = plan(
+        r#"{"StartAt":"M","States":{"M":{"Type":"Map","MaxConcurrency":3,"ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","End":true}}},"End":true}}}"#,
+    );
+    let items: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+    let mut exec = Execution::new(p, Start::new("e", v(&format!("[{}]", items.join(","))), 0));
+    let mut pending: Vec<TaskRequest> = Vec::new();
+    let mut most = 0;
+    loop {
+        let mut reqs = Vec::new();
+        match exec.poll(0, &mut reqs) {
+            Poll::Done(o) => {
+                assert_eq!(o, Outcome::Succeeded(v("[0,10,20,30,40,50,60,70,80,90]")));
+                break;
+            }
+            Poll::Pending { .. } => {
+                pending.extend(reqs);
+                most = most.max(pending.len());
+                // Finish the oldest one only.
+                let r = pending.remove(0);
+                let n = r.input.as_i64().unwrap();
+                exec.complete(r.token, Ok(Value::int(n * 10)));
+            }
+        }
+    }
+    assert_eq!(most, 3);
+}
+
+#[test]
+fn map_item_selector_sees_the_item_and_index() {
+    assert_eq!(
+        ok(
+            r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemsPath":"$.xs","ItemSelector":{"v.$":"$$.Map.Item.Value","i.$":"$$.Map.Item.Index","t.$":"$.t"},
+               "ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}},"End":true}}}"#,
+            r#"{"xs":["a","b"],"t":7}"#
+        ),
+        r#"[{"v":"a","i":0,"t":7},{"v":"b","i":1,"t":7}]"#
+    );
+}
+
+#[test]
+fn nested_map_in_parallel_and_branch_order() {
+    assert_eq!(
+        ok(
+            r#"{"StartAt":"P","States":{"P":{"Type":"Parallel","End":true,"Branches":[
+                {"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"Q","States":{"Q":{"Type":"Pass","Parameters":{"x.$":"$"},"End":true}}},"End":true}}},
+                {"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"Next":"R"},"R":{"Type":"Pass","Result":"second","End":true}}}]}}}"#,
+            "[1,2]"
+        ),
+        r#"[[{"x":1},{"x":2}],"second"]"#
+    );
+}
+
+#[test]
+fn a_failing_branch_stops_its_siblings_and_is_caught_by_name() {
+    let mut seen = Vec::new();
+    let (o, _) = drive(
+        r#"{"StartAt":"P","States":{"P":{"Type":"Parallel","Next":"Done","Catch":[{"ErrorEquals":["Broken"],"Next":"Caught"}],"Branches":[
+            {"StartAt":"F","States":{"F":{"Type":"Fail","Error":"Broken","Cause":"branch 0"}}},
+            {"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":5,"Next":"T"},"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","End":true}}}]},
+            "Done":{"Type":"Succeed"},"Caught":{"Type":"Pass","End":true}}}"#,
+        "{}",
+        |r, _| {
+            seen.push(r.state.to_string());
+            Ok(Value::Null)
+        },
+    );
+    assert_eq!(
+        o,
+        Outcome::Succeeded(v(r#"{"Error":"Broken","Cause":"branch 0"}"#))
+    );
+    assert!(seen.is_empty(), "the cancelled branch still ran {seen:?}");
+}
+
+#[test]
+fn tolerated_failures() {
+    let def = |tol: &str| {
+        format!(
+            r#"{{"StartAt":"M","States":{{"M":{{"Type":"Map",{tol}"ItemProcessor":{{"ProcessorConfig":{{"Mode":"DISTRIBUTED","ExecutionType":"EXPRESS"}},"StartAt":"C","States":{{
+                "C":{{"Type":"Choice","Choices":[{{"Variable":"$","NumericGreaterThan":1,"Next":"F"}}],"Default":"P"}},
+                "F":{{"Type":"Fail","Error":"Big"}},"P":{{"Type":"Pass","End":true}}}}}},"End":true}}}}}}"#
+        )
+    };
+    assert_eq!(failed(run(&def(""), "[1,2,3]")).0, "Big");
+    assert_eq!(
+        failed(run(&def(r#""ToleratedFailureCount":1,"#), "[1,2,3]")).0,
+        "States.ExceedToleratedFailureThreshold"
+    );
+    assert_eq!(
+        ok(&def(r#""ToleratedFailureCount":2,"#), "[1,2,3]"),
+        r#"[1,{"Error":"Big"},{"Error":"Big"}]"#
+    );
+}
+
+#[test]
+fn choice_falls_to_default_or_fails() {
+    let def = r#"{"StartAt":"C","States":{"C":{"Type":"Choice","Choices":[{"And":[{"Variable":"$.n","NumericGreaterThan":1},{"Not":{"Variable":"$.s","StringMatches":"a*"}}],"Next":"Big"}]},"Big":{"Type":"Succeed"}}}"#;
+    assert_eq!(ok(def, r#"{"n":2,"s":"bcd"}"#), r#"{"n":2,"s":"bcd"}"#);
+    assert_eq!(
+        failed(run(def, r#"{"n":2,"s":"abc"}"#)).0,
+        "States.NoChoiceMatched"
+    );
+    let (e, c) = failed(run(def, r#"{"s":"abc"}"#));
+    assert_eq!(e, "States.Runtime");
+    assert!(
+        c.ends_with(
+            "Invalid path '$.n': The choice state's condition path references an invalid value."
+        ),
+        "{c}"
+    );
+}
+
+#[test]
+fn fail_reads_error_and_cause_from_paths_and_intrinsics() {
+    let (e, c) = failed(run(
+        r#"{"StartAt":"F","States":{"F":{"Type":"Fail","ErrorPath":"$.e","CausePath":"States.Format('because {}', $.c)"}}}"#,
+        r#"{"e":"Custom","c":42}"#,
+    ));
+    assert_eq!((e.as_str(), c.as_str()), ("Custom", "because 42"));
+    assert_eq!(
+        run(r#"{"StartAt":"F","States":{"F":{"Type":"Fail"}}}"#, "{}"),
+        Outcome::Failed {
+            error: None,
+            cause: None
+        }
+    );
+}
+
+#[test]
+fn the_payload_limit_holds_at_every_boundary() {
+    let big = format!(r#""{}""#, "a".repeat(260 * 1024));
+    // Input.
+    assert_eq!(
+        failed(run(
+            r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#,
+            &big
+        ))
+        .0,
+        "States.DataLimitExceeded"
+    );
+    // A state's result.
+    let def = format!(
+        r#"{{"StartAt":"P","States":{{"P":{{"Type":"Pass","Result":{big},"End":true}}}}}}"#
+    );
+    let (e, c) = failed(run(&def, "{}"));
+    assert_eq!(e, "States.DataLimitExceeded");
+    assert_eq!(
+        c,
+        "The state/task 'P' returned a result with a size exceeding the maximum number of bytes service limit."
+    );
+    // Output grown by intrinsics from a small input: 70 copies of a 4 KB array.
+    let copies = vec!["$.r"; 70].join(", ");
+    let def = format!(
+        r#"{{"StartAt":"P","States":{{"P":{{"Type":"Pass","Parameters":{{"a.$":"States.ArrayRange(1, 1000, 1)"}},"ResultPath":"$.r","Next":"Q"}},
+        "Q":{{"Type":"Pass","Parameters":{{"c.$":"States.Array({copies})"}},"End":true}}}}}}"#
+    );
+    let (e, c) = failed(run(&def, r#"{"x":[1]}"#));
+    assert_eq!(e, "States.DataLimitExceeded");
+    assert!(c.contains("'Q'"), "{c}");
+    // A task's result: catchable, as AWS does for a Lambda's oversized response.
+    let (o, _) = drive(
+        r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","Catch":[{"ErrorEquals":["States.ALL"],"Next":"C"}],"End":true},"C":{"Type":"Pass","End":true}}}"#,
+        "{}",
+        |_, _| Ok(Value::string(&"x".repeat(300 * 1024))),
+    );
+    let Outcome::Succeeded(out) = o else { panic!() };
+    assert_eq!(
+        out.get("Error"),
+        Some(&Value::string("States.DataLimitExceeded"))
+    );
+}
+
+#[test]
+fn context_object_fields() {
+    let out = ok(
+        r#"{"StartAt":"S","States":{"S":{"Type":"Pass","Parameters":{"name.$":"$$.Execution.Name","input.$":"$$.Execution.Input","state.$":"$$.State.Name","retry.$":"$$.State.RetryCount","sm.$":"$$.StateMachine.Name","id.$":"$$.Execution.Id","start.$":"$$.Execution.StartTime"},"End":true}}}"#,
+        r#"{"a":1}"#,
+    );
+    assert_eq!(
+        out,
+        r#"{"name":"exec","input":{"a":1},"state":"S","retry":0,"sm":"machine","id":"arn:aws:states:us-east-1:123456789012:execution:machine:exec","start":"1970-01-01T00:00:00.000Z"}"#
+    );
+}
+
+#[test]
+fn the_original_input_is_kept_only_when_read() {
+    assert!(
+        !plan(r#"{"StartAt":"S","States":{"S":{"Type":"Pass","End":true}}}"#).needs_execution_input
+    );
+    assert!(plan(r#"{"StartAt":"S","States":{"S":{"Type":"Pass","Parameters":{"a.$":"States.JsonToString($$.Execution.Input)"},"End":true}}}"#).needs_execution_input);
+}
+
+#[test]
+fn hot_types_keep_their_size() {
+    // Growth here is a decision: the executor copies these around on every state.
+    assert_eq!(std::mem::size_of::<Sized>(), 32);
+    assert_eq!(std::mem::size_of::<Fiber>(), 160);
+    assert_eq!(std::mem::size_of::<crate::plan::StatePlan>(), 80);
+    assert_eq!(std::mem::size_of::<Outcome>(), 56);
+}

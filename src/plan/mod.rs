@@ -1,0 +1,273 @@
+//! `Plan`: a validated definition compiled into flat, index-addressed data for the executor.
+//!
+//! States live in one array (nested Parallel branches and Map processors included) and refer
+//! to each other by `StateId`; paths are `Accessor`s; payload templates keep their static
+//! parts as ready-made values; Choice rules hold typed operands (timestamps parsed, patterns
+//! split); retry tables hold milliseconds. The executor never looks up a state by name or
+//! parses a path. A plan is immutable and shared (`Arc`) by every shard.
+
+mod access;
+pub(crate) mod compile;
+
+pub use access::{Accessor, ContextField, ContextSource};
+pub use compile::compile;
+
+use crate::asl::{Comparison, MachineType};
+use crate::intrinsics::Call;
+use crate::json::{Number, Str, Value};
+use crate::jsonpath::Path;
+use crate::time::Timestamp;
+
+/// Index of a state in `Plan::states`.
+pub type StateId = u32;
+
+/// "No next state": the state ends its machine.
+pub const END: StateId = u32::MAX;
+
+/// A compiled state machine.
+#[derive(Debug)]
+pub struct Plan {
+    /// The state machine's name (`$$.StateMachine.Name`).
+    pub name: Str,
+    pub machine_type: MachineType,
+    pub states: Box<[StatePlan]>,
+    /// Start state of each machine: `[0]` is the top level, then branches and processors.
+    pub machines: Box<[StateId]>,
+    /// The execution time limit (top-level `TimeoutSeconds`, at most 5 minutes for Express).
+    pub timeout_ms: Option<u64>,
+    /// Whether any path reads `$$.Execution.Input` (or the whole context object), so the
+    /// executor must keep the original input.
+    pub needs_execution_input: bool,
+}
+
+impl Plan {
+    #[inline]
+    pub fn state(&self, id: StateId) -> &StatePlan {
+        &self.states[id as usize]
+    }
+
+    /// The distinct Task resources, for binding checks before anything runs.
+    pub fn resources(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .states
+            .iter()
+            .filter_map(|s| match &s.op {
+                StateOp::Task(t) => Some(t.resource.as_str()),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+#[derive(Debug)]
+pub struct StatePlan {
+    pub name: Str,
+    pub input_path: PathOp,
+    pub output_path: PathOp,
+    pub op: StateOp,
+    /// The next state, or `END`.
+    pub next: StateId,
+}
+
+/// `InputPath` / `OutputPath` / `ItemsPath`.
+#[derive(Debug)]
+pub enum PathOp {
+    /// `$` (or absent): the document itself.
+    Identity,
+    /// `null`: an empty object.
+    Empty,
+    Select(Box<Accessor>),
+}
+
+/// `ResultPath`.
+#[derive(Debug)]
+pub enum ResultPathOp {
+    /// `$` (or absent): the result replaces the input.
+    Replace,
+    /// `null`: the result is discarded.
+    Discard,
+    /// A reference path into the input.
+    Set(Path),
+}
+
+/// A compiled payload template.
+#[derive(Debug)]
+pub enum TemplateOp {
+    /// A value with nothing dynamic inside; `len` is its encoded length.
+    Static(Value, u64),
+    Object {
+        fields: Box<[(Str, TemplateOp)]>,
+        /// Whether two fields write the same key (`"a"` and `"a.$"`): then later wins.
+        duplicate_keys: bool,
+    },
+    Array(Box<[TemplateOp]>),
+    /// `"key.$": "$.path"`; `key` is kept for error messages.
+    Select {
+        key: Str,
+        accessor: Accessor,
+    },
+    /// `"key.$": "States.Fn(...)"`.
+    Call {
+        key: Str,
+        call: Box<Call>,
+    },
+}
+
+#[derive(Debug)]
+pub enum StateOp {
+    Pass(Box<PassOp>),
+    Task(Box<TaskOp>),
+    Choice(Box<ChoiceOp>),
+    Wait(Box<WaitOp>),
+    Succeed,
+    Fail(Box<FailOp>),
+    Parallel(Box<ParallelOp>),
+    Map(Box<MapOp>),
+}
+
+#[derive(Debug)]
+pub struct PassOp {
+    pub parameters: Option<TemplateOp>,
+    /// `Result`, with its encoded length.
+    pub result: Option<(Value, u64)>,
+    pub result_path: ResultPathOp,
+}
+
+/// A value given directly or read from the input (`TimeoutSeconds`/`TimeoutSecondsPath`).
+#[derive(Debug)]
+pub enum DynamicOp<T> {
+    Fixed(T),
+    Path(Accessor),
+}
+
+#[derive(Debug)]
+pub struct TaskOp {
+    pub resource: Str,
+    pub parameters: Option<TemplateOp>,
+    pub result_selector: Option<TemplateOp>,
+    pub result_path: ResultPathOp,
+    pub retry: Box<[RetrierOp]>,
+    pub catch: Box<[CatcherOp]>,
+    pub timeout: Option<DynamicOp<u64>>,
+    pub heartbeat: Option<DynamicOp<u64>>,
+    pub credentials: Option<TemplateOp>,
+}
+
+/// Which errors a retrier or catcher handles.
+#[derive(Debug)]
+pub struct ErrorMatch {
+    pub names: Box<[Str]>,
+    /// `States.ALL` is listed.
+    pub all: bool,
+    /// `States.TaskFailed` is listed (matches every task error but `States.Timeout`).
+    pub task_failed: bool,
+}
+
+#[derive(Debug)]
+pub struct RetrierOp {
+    pub errors: ErrorMatch,
+    pub interval_ms: u64,
+    pub max_attempts: u32,
+    pub backoff_rate: f64,
+    pub max_delay_ms: Option<u64>,
+    pub full_jitter: bool,
+}
+
+#[derive(Debug)]
+pub struct CatcherOp {
+    pub errors: ErrorMatch,
+    pub next: StateId,
+    pub result_path: ResultPathOp,
+}
+
+#[derive(Debug)]
+pub struct ChoiceOp {
+    pub rules: Box<[(ConditionOp, StateId)]>,
+    pub default: Option<StateId>,
+}
+
+#[derive(Debug)]
+pub enum ConditionOp {
+    And(Box<[ConditionOp]>),
+    Or(Box<[ConditionOp]>),
+    Not(Box<ConditionOp>),
+    Test {
+        variable: Accessor,
+        op: Comparison,
+        operand: OperandOp,
+    },
+}
+
+/// The right-hand side of a comparison, typed at compile time.
+#[derive(Debug)]
+pub enum OperandOp {
+    Str(Str),
+    Number(Number),
+    Bool(bool),
+    Timestamp(Timestamp),
+    Pattern(Box<[PatternPiece]>),
+    Path(Accessor),
+}
+
+/// A piece of a `StringMatches` pattern: literal text or a `*` wildcard.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PatternPiece {
+    Text(String),
+    Star,
+}
+
+#[derive(Debug)]
+pub enum WaitOp {
+    Seconds(u64),
+    SecondsPath(Accessor),
+    Until(i64),
+    TimestampPath(Accessor),
+}
+
+/// `Error`/`ErrorPath`, `Cause`/`CausePath`.
+#[derive(Debug)]
+pub enum TextOp {
+    Fixed(Str),
+    Select(Accessor),
+    Call(Box<Call>),
+}
+
+#[derive(Debug)]
+pub struct FailOp {
+    pub error: Option<TextOp>,
+    pub cause: Option<TextOp>,
+}
+
+#[derive(Debug)]
+pub struct ParallelOp {
+    /// Machine index of each branch.
+    pub branches: Box<[u32]>,
+    pub parameters: Option<TemplateOp>,
+    pub result_selector: Option<TemplateOp>,
+    pub result_path: ResultPathOp,
+    pub retry: Box<[RetrierOp]>,
+    pub catch: Box<[CatcherOp]>,
+}
+
+#[derive(Debug)]
+pub struct MapOp {
+    /// Machine index of the item processor.
+    pub processor: u32,
+    pub distributed: bool,
+    pub items_path: PathOp,
+    pub item_selector: Option<TemplateOp>,
+    /// `MaxConcurrency` (0 = no limit).
+    pub max_concurrency: Option<DynamicOp<u64>>,
+    pub tolerated_failure_percentage: Option<DynamicOp<f64>>,
+    pub tolerated_failure_count: Option<DynamicOp<u64>>,
+    pub item_reader: Option<Value>,
+    pub item_batcher: Option<Value>,
+    pub result_writer: Option<Value>,
+    pub result_selector: Option<TemplateOp>,
+    pub result_path: ResultPathOp,
+    pub retry: Box<[RetrierOp]>,
+    pub catch: Box<[CatcherOp]>,
+}
