@@ -345,9 +345,15 @@ impl Execution {
         f.resume = Some(match result {
             Ok(v) => Ok(Sized::exact(v)),
             Err(e) => Err(Failure {
+                // A task reporting States.Runtime (an unbound resource, a broken mock) ends
+                // the execution: AWS never lets Retry or Catch handle States.Runtime.
+                handling: if e.error.as_str() == "States.Runtime" {
+                    Handling::Terminal
+                } else {
+                    Handling::Normal
+                },
                 error: Some(e.error),
                 cause: Some(e.cause),
-                handling: Handling::Normal,
             }),
         });
         f.phase = Phase::Resume;
@@ -545,6 +551,10 @@ impl Execution {
             }
             StateOp::Task(t) => {
                 let r = self.with_env(fid, &st.name, None, |env, here| {
+                    // TimeoutSecondsPath and HeartbeatSecondsPath read the state's input.
+                    let timeout = seconds(&t.timeout, "TimeoutSecondsPath", &raw.value, env, here)?;
+                    let heartbeat =
+                        seconds(&t.heartbeat, "HeartbeatSecondsPath", &raw.value, env, here)?;
                     let eff = data::apply_path(&st.input_path, raw, env, here)?;
                     let mut input = match &t.parameters {
                         Some(tpl) => data::eval_template(tpl, &eff, env, here)?,
@@ -555,15 +565,6 @@ impl Execution {
                         Some(tpl) => Some(data::eval_template(tpl, &input, env, here)?.value),
                         None => None,
                     };
-                    let timeout =
-                        seconds(&t.timeout, "TimeoutSecondsPath", &input.value, env, here)?;
-                    let heartbeat = seconds(
-                        &t.heartbeat,
-                        "HeartbeatSecondsPath",
-                        &input.value,
-                        env,
-                        here,
-                    )?;
                     Ok((input.value, credentials, timeout, heartbeat))
                 });
                 match r {

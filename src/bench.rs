@@ -1,0 +1,398 @@
+//! `stepstream bench`: N executions of a workflow in process, on K shard threads with up to C
+//! executions in flight, timed from the input bytes (parse) to the output bytes (serialize).
+//! Reports throughput, latency percentiles from hdrhistogram (merged across shards) and, for
+//! workloads that wait, how many executions were waiting at once and what each cost in
+//! resident memory.
+//!
+//! Inputs: the event file, with `eventId` made unique per execution (digits patched into a
+//! pre-serialized copy, so generating an input is a copy, not a serialization) and optional
+//! fields rotated over a list of values (`--rotate type=configs/events/w5_types.json`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+
+use crate::asl::{self, MachineType};
+use crate::driver::{Driver, Finished};
+use crate::exec::Outcome;
+use crate::json::{self, Parser, Str, Value};
+use crate::plan::{self, Plan};
+use crate::tasks::Registry;
+use crate::tasks::mock::MockFile;
+
+/// What to run.
+pub struct Options {
+    pub definition: PathBuf,
+    pub input_file: PathBuf,
+    pub mock_file: Option<PathBuf>,
+    pub executions: u64,
+    pub concurrency: usize,
+    pub shards: usize,
+    /// Fields set from a list of values, cycling with the execution number.
+    pub rotate: Vec<(String, Vec<Value>)>,
+}
+
+/// What was measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub executions: u64,
+    pub seconds: f64,
+    pub latency_ns: [u64; 5],
+    pub succeeded: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub peak_in_flight: u64,
+    pub rss_base_bytes: u64,
+    pub rss_peak_bytes: u64,
+    pub shards: usize,
+    pub concurrency: usize,
+}
+
+impl Report {
+    pub fn executions_per_second(&self) -> f64 {
+        self.executions as f64 / self.seconds
+    }
+
+    /// Resident memory added per execution in flight, at the moment most were in flight.
+    pub fn bytes_per_in_flight(&self) -> Option<u64> {
+        (self.peak_in_flight > 1)
+            .then(|| self.rss_peak_bytes.saturating_sub(self.rss_base_bytes) / self.peak_in_flight)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let us = |ns: u64| Value::float(ns as f64 / 1000.0);
+        let mut pairs = vec![
+            ("executions", Value::int(self.executions as i64)),
+            ("seconds", Value::float(self.seconds)),
+            (
+                "executions_per_second",
+                Value::float(self.executions_per_second().round()),
+            ),
+            (
+                "latency_us",
+                Value::object_from([
+                    ("p50", us(self.latency_ns[0])),
+                    ("p90", us(self.latency_ns[1])),
+                    ("p99", us(self.latency_ns[2])),
+                    ("p999", us(self.latency_ns[3])),
+                    ("max", us(self.latency_ns[4])),
+                ]),
+            ),
+            (
+                "outcomes",
+                Value::object_from([
+                    ("SUCCEEDED", Value::int(self.succeeded as i64)),
+                    ("FAILED", Value::int(self.failed as i64)),
+                    ("TIMED_OUT", Value::int(self.timed_out as i64)),
+                ]),
+            ),
+            ("shards", Value::int(self.shards as i64)),
+            ("concurrency", Value::int(self.concurrency as i64)),
+            ("peak_in_flight", Value::int(self.peak_in_flight as i64)),
+            ("rss_peak_bytes", Value::int(self.rss_peak_bytes as i64)),
+        ];
+        if let Some(b) = self.bytes_per_in_flight() {
+            pairs.push(("bytes_per_in_flight_execution", Value::int(b as i64)));
+        }
+        Value::object_from(pairs)
+    }
+
+    pub fn to_text(&self) -> String {
+        let us = |ns: u64| format!("{:.1}", ns as f64 / 1000.0);
+        let mut s = format!(
+            "executions   {} in {:.3} s on {} shard(s), up to {} in flight\nthroughput   {:.0} executions/s\nlatency (µs) p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\noutcomes     SUCCEEDED {}  FAILED {}  TIMED_OUT {}\n",
+            self.executions,
+            self.seconds,
+            self.shards,
+            self.concurrency,
+            self.executions_per_second(),
+            us(self.latency_ns[0]),
+            us(self.latency_ns[1]),
+            us(self.latency_ns[2]),
+            us(self.latency_ns[3]),
+            us(self.latency_ns[4]),
+            self.succeeded,
+            self.failed,
+            self.timed_out
+        );
+        if let Some(b) = self.bytes_per_in_flight() {
+            s.push_str(&format!(
+                "in flight    peak {} executions, {} bytes of resident memory each\n",
+                self.peak_in_flight, b
+            ));
+        }
+        s
+    }
+}
+
+/// Pre-serialized inputs with the place of the `eventId` digits.
+struct Inputs {
+    templates: Vec<(Vec<u8>, Option<(usize, usize)>)>,
+}
+
+impl Inputs {
+    fn new(event: &Value, rotate: &[(String, Vec<Value>)], executions: u64) -> Inputs {
+        let width = executions.saturating_sub(1).to_string().len().max(6);
+        let count = rotate
+            .iter()
+            .map(|(_, v)| v.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        let marker = format!("evt-{}", "0".repeat(width));
+        let templates = (0..count)
+            .map(|k| {
+                let mut v = event.clone();
+                if let Value::Object(o) = &mut v {
+                    let o = Arc::make_mut(o);
+                    for (field, values) in rotate {
+                        if !values.is_empty() {
+                            o.insert(Str::new(field), values[k % values.len()].clone());
+                        }
+                    }
+                    if o.contains_key("eventId") {
+                        o.insert(Str::new("eventId"), Value::string(&marker));
+                    }
+                }
+                let bytes = json::to_string(&v).into_bytes();
+                let needle = format!("\"eventId\":\"{marker}\"");
+                let digits =
+                    find(&bytes, needle.as_bytes()).map(|p| (p + needle.len() - 1 - width, width));
+                (bytes, digits)
+            })
+            .collect();
+        Inputs { templates }
+    }
+
+    /// The input of execution `i`, written into `buf`.
+    fn fill(&self, i: u64, buf: &mut Vec<u8>) {
+        let (bytes, digits) = &self.templates[(i % self.templates.len() as u64) as usize];
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        if let Some((at, width)) = digits {
+            let mut n = i;
+            for k in (0..*width).rev() {
+                buf[at + k] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Resident set size of this process, from /proc (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+struct ShardResult {
+    hist: Histogram<u64>,
+    succeeded: u64,
+    failed: u64,
+    timed_out: u64,
+    peak_in_flight: u64,
+    rss_peak: u64,
+}
+
+fn run_shard(
+    plan: Arc<Plan>,
+    registry: Arc<Registry>,
+    inputs: Arc<Inputs>,
+    range: std::ops::Range<u64>,
+    concurrency: usize,
+) -> ShardResult {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the shard");
+    rt.block_on(async move {
+        let mut driver: Driver<Instant> = Driver::new(plan, registry);
+        let mut parser = Parser::new();
+        let mut input = Vec::with_capacity(2048);
+        let mut output = Vec::with_capacity(2048);
+        let mut r = ShardResult {
+            hist: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds"),
+            succeeded: 0,
+            failed: 0,
+            timed_out: 0,
+            peak_in_flight: 0,
+            rss_peak: 0,
+        };
+        let mut done = Vec::new();
+        let record = |f: Finished<Instant>, r: &mut ShardResult, out: &mut Vec<u8>| {
+            out.clear();
+            match &f.outcome {
+                Outcome::Succeeded(v) => {
+                    json::write(v, out);
+                    r.succeeded += 1;
+                }
+                Outcome::Failed { error, cause } => {
+                    out.extend_from_slice(error.as_deref().unwrap_or("").as_bytes());
+                    out.extend_from_slice(cause.as_deref().unwrap_or("").as_bytes());
+                    r.failed += 1;
+                }
+                Outcome::TimedOut { .. } => r.timed_out += 1,
+            }
+            let ns = f.tag.elapsed().as_nanos() as u64;
+            r.hist.saturating_record(ns.max(1));
+        };
+        let mut next = range.start;
+        while next < range.end || driver.running() > 0 {
+            while next < range.end && driver.running() < concurrency {
+                let t0 = Instant::now();
+                inputs.fill(next, &mut input);
+                let name = Str::from(format!("bench-{next}"));
+                next += 1;
+                let value = match parser.parse(&input) {
+                    Ok(v) => v,
+                    Err(_) => {
+                        r.failed += 1;
+                        continue;
+                    }
+                };
+                if let Some(f) = driver.start(t0, name, value, Some(input.len())) {
+                    record(f, &mut r, &mut output);
+                }
+                let running = driver.running() as u64;
+                if running > r.peak_in_flight {
+                    r.peak_in_flight = running;
+                    if running % 1024 == 0 {
+                        r.rss_peak = r.rss_peak.max(rss_bytes());
+                    }
+                }
+            }
+            if driver.running() > 0 {
+                driver.wait(&mut done).await;
+                if driver.running() as u64 + done.len() as u64 >= r.peak_in_flight {
+                    r.rss_peak = r.rss_peak.max(rss_bytes());
+                }
+                for f in done.drain(..) {
+                    record(f, &mut r, &mut output);
+                }
+            }
+        }
+        r
+    })
+}
+
+/// Runs the benchmark.
+pub fn run(opts: &Options) -> Result<Report, String> {
+    let read =
+        |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+    let validated = asl::load(&read(&opts.definition)?, MachineType::Express).map_err(|d| {
+        let lines: Vec<String> = d.iter().map(|d| format!("  {d}")).collect();
+        format!(
+            "{} is not a valid definition:\n{}",
+            opts.definition.display(),
+            lines.join("\n")
+        )
+    })?;
+    let name = opts
+        .definition
+        .file_name()
+        .map(|f| {
+            f.to_string_lossy()
+                .split('.')
+                .next()
+                .unwrap_or("bench")
+                .to_string()
+        })
+        .unwrap_or_else(|| "bench".into());
+    let plan = Arc::new(plan::compile(&validated, &name));
+    let event = json::parse(&read(&opts.input_file)?)
+        .map_err(|e| format!("{}: not valid JSON: {e}", opts.input_file.display()))?;
+    let mut registry = Registry::new();
+    if let Some(m) = &opts.mock_file {
+        registry.mock(Arc::new(
+            MockFile::parse(&read(m)?).map_err(|e| format!("{}: {e}", m.display()))?,
+        ));
+    }
+    let registry = Arc::new(registry);
+    let inputs = Arc::new(Inputs::new(&event, &opts.rotate, opts.executions));
+    let shards = opts.shards.max(1);
+    let per_shard_concurrency = opts.concurrency.div_ceil(shards).max(1);
+    let rss_base = rss_bytes();
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..shards)
+        .map(|k| {
+            let n = opts.executions;
+            let range = (n * k as u64 / shards as u64)..(n * (k as u64 + 1) / shards as u64);
+            let (plan, registry, inputs) = (
+                Arc::clone(&plan),
+                Arc::clone(&registry),
+                Arc::clone(&inputs),
+            );
+            std::thread::Builder::new()
+                .name(format!("shard-{k}"))
+                .spawn(move || run_shard(plan, registry, inputs, range, per_shard_concurrency))
+                .map_err(|e| format!("cannot start a shard thread: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut hist: Histogram<u64> =
+        Histogram::new_with_bounds(1, 3_600_000_000_000, 3).map_err(|e| e.to_string())?;
+    let mut report = Report {
+        executions: opts.executions,
+        seconds: 0.0,
+        latency_ns: [0; 5],
+        succeeded: 0,
+        failed: 0,
+        timed_out: 0,
+        peak_in_flight: 0,
+        rss_base_bytes: rss_base,
+        rss_peak_bytes: 0,
+        shards,
+        concurrency: per_shard_concurrency * shards,
+    };
+    for h in handles {
+        let r = h
+            .join()
+            .map_err(|_| "a shard thread panicked".to_string())?;
+        hist.add(&r.hist).map_err(|e| e.to_string())?;
+        report.succeeded += r.succeeded;
+        report.failed += r.failed;
+        report.timed_out += r.timed_out;
+        report.peak_in_flight += r.peak_in_flight;
+        report.rss_peak_bytes = report.rss_peak_bytes.max(r.rss_peak);
+    }
+    report.seconds = t0.elapsed().as_secs_f64();
+    report.latency_ns = [
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.9),
+        hist.value_at_quantile(0.99),
+        hist.value_at_quantile(0.999),
+        hist.max(),
+    ];
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_get_unique_event_ids_and_rotated_fields() {
+        let event = json::parse(br#"{"eventId":"evt-000000","type":"a","x":1}"#).unwrap();
+        let rotate = vec![(
+            "type".to_string(),
+            vec![Value::string("t0"), Value::string("t1")],
+        )];
+        let inputs = Inputs::new(&event, &rotate, 2_000_000);
+        let mut buf = Vec::new();
+        inputs.fill(1_234_567, &mut buf);
+        let v = json::parse(&buf).unwrap();
+        assert_eq!(v.get("eventId"), Some(&Value::string("evt-1234567")));
+        assert_eq!(v.get("type"), Some(&Value::string("t1")));
+        inputs.fill(42, &mut buf);
+        let v = json::parse(&buf).unwrap();
+        assert_eq!(v.get("eventId"), Some(&Value::string("evt-0000042")));
+        assert_eq!(v.get("type"), Some(&Value::string("t0")));
+    }
+}

@@ -1,0 +1,367 @@
+//! The driver: runs many executions of one plan on one thread (a shard), performing what
+//! they ask for. An execution that needs nothing from the outside (the common case for
+//! transform workflows) finishes inside `start` without touching the async machinery; one
+//! that waits is kept in a slot until its task results arrive (from futures spawned on the
+//! thread's tokio runtime) or its wake-up time passes. Thousands can wait at once: a waiting
+//! execution costs its slot and one heap entry, no thread and no task.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::exec::{Execution, Identity, Outcome, Poll, Start, TaskError, TaskRequest, TaskToken};
+use crate::json::{Str, Value};
+use crate::plan::Plan;
+use crate::tasks::{Registry, Reply, TaskCall};
+use crate::time::Timestamp;
+
+/// A finished execution and what the caller attached to it.
+#[derive(Debug)]
+pub struct Finished<T> {
+    pub tag: T,
+    pub name: Str,
+    pub outcome: Outcome,
+    /// When it started and ended (ms since the epoch).
+    pub started_ms: i64,
+    pub stopped_ms: i64,
+    /// States entered.
+    pub transitions: u64,
+}
+
+struct Running<T> {
+    exec: Execution,
+    tag: T,
+    started_ms: i64,
+    /// Bumped when the slot is reused, so stale timers and results are dropped.
+    generation: u32,
+}
+
+type Completion = (u32, u32, TaskToken, Result<Value, TaskError>);
+
+/// Runs executions of one plan.
+pub struct Driver<T> {
+    plan: Arc<Plan>,
+    registry: Arc<Registry>,
+    identity: Identity,
+    slots: Vec<Option<Running<T>>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    timers: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    tx: mpsc::UnboundedSender<Completion>,
+    rx: mpsc::UnboundedReceiver<Completion>,
+    requests: Vec<TaskRequest>,
+    running: usize,
+}
+
+/// The current time in ms since the epoch.
+pub fn now_ms() -> i64 {
+    Timestamp::now().as_millis()
+}
+
+impl<T> Driver<T> {
+    pub fn new(plan: Arc<Plan>, registry: Arc<Registry>) -> Driver<T> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Driver {
+            plan,
+            registry,
+            identity: Identity::default(),
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            timers: BinaryHeap::new(),
+            tx,
+            rx,
+            requests: Vec::new(),
+            running: 0,
+        }
+    }
+
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Executions started and not yet finished.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Starts an execution and runs it as far as it goes; returns it if it already ended.
+    /// Needs a tokio runtime on this thread only when a resource answers later.
+    pub fn start(
+        &mut self,
+        tag: T,
+        name: Str,
+        input: Value,
+        input_len: Option<usize>,
+    ) -> Option<Finished<T>> {
+        let now = now_ms();
+        let mut start = Start::new(&name, input, now);
+        start.input_len = input_len;
+        start.identity = self.identity.clone();
+        let exec = Execution::new(Arc::clone(&self.plan), start);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.generations[slot as usize].wrapping_add(1);
+        self.generations[slot as usize] = generation;
+        self.slots[slot as usize] = Some(Running {
+            exec,
+            tag,
+            started_ms: now,
+            generation,
+        });
+        self.running += 1;
+        self.advance(slot)
+    }
+
+    /// Polls the execution in `slot` until it waits or ends.
+    fn advance(&mut self, slot: u32) -> Option<Finished<T>> {
+        loop {
+            let now = now_ms();
+            let running = self.slots[slot as usize].as_mut()?;
+            let poll = running.exec.poll(now, &mut self.requests);
+            let generation = running.generation;
+            let mut answered = false;
+            for req in self.requests.drain(..) {
+                let call = TaskCall::new(running.exec.name(), &req);
+                match self.registry.invoke(call) {
+                    Reply::Ready(result) => {
+                        running.exec.complete(req.token, result);
+                        answered = true;
+                    }
+                    Reply::Later(fut) => {
+                        let tx = self.tx.clone();
+                        let token = req.token;
+                        tokio::spawn(async move {
+                            let result = fut.await;
+                            let _ = tx.send((slot, generation, token, result));
+                        });
+                    }
+                }
+            }
+            match poll {
+                Poll::Done(outcome) => return Some(self.finish(slot, outcome, now)),
+                Poll::Pending { wake_at } => {
+                    if answered {
+                        continue;
+                    }
+                    if let Some(t) = wake_at {
+                        self.timers.push(Reverse((t, slot, generation)));
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, slot: u32, outcome: Outcome, now: i64) -> Finished<T> {
+        let running = self.slots[slot as usize]
+            .take()
+            .expect("finishing a running slot");
+        self.free.push(slot);
+        self.running -= 1;
+        self.registry.finished(running.exec.name());
+        Finished {
+            name: running.exec.name().clone(),
+            transitions: running.exec.transitions(),
+            tag: running.tag,
+            outcome,
+            started_ms: running.started_ms,
+            stopped_ms: now,
+        }
+    }
+
+    fn live(&self, slot: u32, generation: u32) -> bool {
+        matches!(&self.slots[slot as usize], Some(r) if r.generation == generation)
+    }
+
+    /// The next wake-up time among waiting executions.
+    fn next_timer(&mut self) -> Option<i64> {
+        while let Some(Reverse((t, slot, generation))) = self.timers.peek().copied() {
+            if self.live(slot, generation) {
+                return Some(t);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Handles whatever is due now without waiting; finished executions go to `out`.
+    pub fn run_due(&mut self, out: &mut Vec<Finished<T>>) {
+        while let Ok((slot, generation, token, result)) = self.rx.try_recv() {
+            self.deliver(slot, generation, token, result, out);
+        }
+        let now = now_ms();
+        while let Some(Reverse((t, slot, generation))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            if self.live(slot, generation)
+                && let Some(f) = self.advance(slot)
+            {
+                out.push(f);
+            }
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        slot: u32,
+        generation: u32,
+        token: TaskToken,
+        result: Result<Value, TaskError>,
+        out: &mut Vec<Finished<T>>,
+    ) {
+        if !self.live(slot, generation) {
+            return;
+        }
+        if let Some(r) = self.slots[slot as usize].as_mut() {
+            r.exec.complete(token, result);
+        }
+        if let Some(f) = self.advance(slot) {
+            out.push(f);
+        }
+    }
+
+    /// Waits until a task result arrives or a timer is due, then handles everything due.
+    /// Returns at once when nothing is running.
+    pub async fn wait(&mut self, out: &mut Vec<Finished<T>>) {
+        if self.running == 0 {
+            return;
+        }
+        let next = self.next_timer();
+        let sleep = async {
+            match next {
+                Some(t) => {
+                    let ms = (t - now_ms()).max(0) as u64;
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some((slot, generation, token, result)) = self.rx.recv() => {
+                self.deliver(slot, generation, token, result, out);
+            }
+            _ = sleep => {}
+        }
+        self.run_due(out);
+    }
+}
+
+/// Runs one execution to its end on the current thread.
+pub fn run_one(
+    plan: Arc<Plan>,
+    registry: Arc<Registry>,
+    name: &str,
+    input: Value,
+    input_len: Option<usize>,
+) -> Finished<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for this thread");
+    rt.block_on(async {
+        let mut driver = Driver::new(plan, registry);
+        if let Some(f) = driver.start((), Str::new(name), input, input_len) {
+            return f;
+        }
+        let mut out = Vec::new();
+        loop {
+            driver.wait(&mut out).await;
+            if let Some(f) = out.pop() {
+                return f;
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asl::{MachineType, load};
+    use crate::tasks::{Resource, mock::MockFile};
+
+    fn plan(def: &str) -> Arc<Plan> {
+        Arc::new(crate::plan::compile(
+            &load(def.as_bytes(), MachineType::Express).unwrap(),
+            "m",
+        ))
+    }
+
+    /// Answers after a delay, like a remote service.
+    struct Slow(u64);
+    impl Resource for Slow {
+        fn invoke(&self, call: TaskCall) -> Reply {
+            let ms = self.0;
+            Reply::Later(Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(call.input)
+            }))
+        }
+    }
+
+    #[test]
+    fn later_results_and_real_retry_intervals() {
+        let def = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:f","Retry":[{"ErrorEquals":["Flaky"],"IntervalSeconds":1}],"Next":"S"},
+            "S":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:slow","End":true}}}"#;
+        let mut reg = Registry::new();
+        reg.mock(Arc::new(
+            MockFile::parse(br#"{"MockedResponses":{"T":{"0":{"Throw":{"Error":"Flaky","Cause":""}},"1":{"Return":{"v":1}}}}}"#)
+                .unwrap(),
+        ));
+        reg.bind(
+            "arn:aws:lambda:us-east-1:1:function:slow",
+            Arc::new(Slow(50)),
+        );
+        let t0 = std::time::Instant::now();
+        let f = run_one(plan(def), Arc::new(reg), "e", Value::Null, None);
+        let took = t0.elapsed();
+        assert_eq!(
+            f.outcome,
+            Outcome::Succeeded(crate::json::parse(br#"{"v":1}"#).unwrap())
+        );
+        assert!(took >= std::time::Duration::from_millis(1050), "{took:?}");
+        assert_eq!(f.transitions, 2);
+    }
+
+    #[test]
+    fn many_executions_wait_at_once_on_one_thread() {
+        let def = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"End":true}}}"#;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let done = rt.block_on(async {
+            let mut d: Driver<u32> = Driver::new(plan(def), Arc::new(Registry::new()));
+            for i in 0..5000 {
+                assert!(
+                    d.start(i, Str::new("e"), Value::int(i as i64), None)
+                        .is_none()
+                );
+            }
+            assert_eq!(d.running(), 5000);
+            let mut out = Vec::new();
+            while d.running() > 0 {
+                d.wait(&mut out).await;
+            }
+            out
+        });
+        assert_eq!(done.len(), 5000);
+        let mut tags: Vec<u32> = done.iter().map(|f| f.tag).collect();
+        tags.sort_unstable();
+        assert_eq!(tags, (0..5000).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,408 @@
+//! The `stepstream` command line: `validate`, `run`, `bench`. The only place that maps errors
+//! to exit codes: 0 success, 1 invalid definition (validate) or failed execution (run),
+//! 2 bad usage, unreadable files or an invalid definition given to `run`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use stepstream::asl::{self, Diagnostic, MachineType};
+use stepstream::bench;
+use stepstream::driver::{self, Finished};
+use stepstream::exec::Outcome;
+use stepstream::json::{self, Value};
+use stepstream::plan::{self, Plan};
+use stepstream::random::Rng;
+use stepstream::tasks::Registry;
+use stepstream::tasks::mock::{MockConfig, MockFile};
+use stepstream::time::Timestamp;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    name = "stepstream",
+    version,
+    about = "AWS Step Functions Express workflows (Amazon States Language) on streams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Type {
+    Standard,
+    Express,
+}
+
+impl From<Type> for MachineType {
+    fn from(t: Type) -> MachineType {
+        match t {
+            Type::Standard => MachineType::Standard,
+            Type::Express => MachineType::Express,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a definition and print every problem (like ValidateStateMachineDefinition).
+    Validate {
+        /// The definition file (ASL JSON).
+        definition: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// The state machine type whose rules apply.
+        #[arg(long = "type", value_enum, default_value = "standard")]
+        machine_type: Type,
+    },
+    /// Run one execution (like StartSyncExecution) and print its result as JSON.
+    Run {
+        definition: PathBuf,
+        /// The execution input as JSON text.
+        #[arg(long, conflicts_with = "input_file")]
+        input: Option<String>,
+        /// A file holding the execution input (otherwise standard input, else `{}`).
+        #[arg(long)]
+        input_file: Option<PathBuf>,
+        /// Per-state mock file: {"MockedResponses": {"State": {"0": {"Return": ...}}}}.
+        #[arg(long)]
+        mock_file: Option<PathBuf>,
+        /// AWS Step Functions Local mock configuration (needs --test-case).
+        #[arg(long, requires = "test_case")]
+        mock_config: Option<PathBuf>,
+        /// The test case of --mock-config to use.
+        #[arg(long, requires = "mock_config")]
+        test_case: Option<String>,
+        /// The state machine's name (default: the definition file's stem).
+        #[arg(long)]
+        name: Option<String>,
+        /// The execution's name (default: a random UUID).
+        #[arg(long)]
+        execution_name: Option<String>,
+    },
+    /// Measure executions per second and latency percentiles, in process.
+    Bench {
+        definition: PathBuf,
+        /// The event every execution starts from (its eventId is made unique).
+        #[arg(long)]
+        input_file: PathBuf,
+        #[arg(long)]
+        mock_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 100_000)]
+        executions: u64,
+        /// Executions in flight at once (over all shards).
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Shard threads.
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// FIELD=FILE: set FIELD from the JSON array in FILE, cycling per execution.
+        #[arg(long)]
+        rotate: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate {
+            definition,
+            format,
+            machine_type,
+        } => validate(&definition, format, machine_type.into()),
+        Command::Run {
+            definition,
+            input,
+            input_file,
+            mock_file,
+            mock_config,
+            test_case,
+            name,
+            execution_name,
+        } => {
+            let r = run(RunArgs {
+                definition,
+                input,
+                input_file,
+                mock_file,
+                mock_config,
+                test_case,
+                name,
+                execution_name,
+            });
+            match r {
+                Ok(code) => code,
+                Err(msg) => {
+                    eprintln!("stepstream run: {msg}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Bench {
+            definition,
+            input_file,
+            mock_file,
+            executions,
+            concurrency,
+            shards,
+            rotate,
+            format,
+        } => {
+            let r = parse_rotate(&rotate).and_then(|rotate| {
+                bench::run(&bench::Options {
+                    definition,
+                    input_file,
+                    mock_file,
+                    executions,
+                    concurrency,
+                    shards,
+                    rotate,
+                })
+            });
+            match r {
+                Ok(report) => {
+                    match format {
+                        Format::Json => println!("{}", json::to_string(&report.to_json())),
+                        Format::Text => print!("{}", report.to_text()),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(msg) => {
+                    eprintln!("stepstream bench: {msg}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+/// `FIELD=FILE` options: the file holds a JSON array of values.
+fn parse_rotate(specs: &[String]) -> Result<Vec<(String, Vec<Value>)>, String> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (field, file) = spec
+                .split_once('=')
+                .ok_or_else(|| format!("--rotate {spec}: expected FIELD=FILE"))?;
+            let v = json::parse(&read(Path::new(file))?)
+                .map_err(|e| format!("--rotate {spec}: {file} is not valid JSON: {e}"))?;
+            match v {
+                Value::Array(a) if !a.is_empty() => Ok((field.to_string(), a.to_vec())),
+                _ => Err(format!(
+                    "--rotate {spec}: {file} must hold a non-empty JSON array"
+                )),
+            }
+        })
+        .collect()
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn validate(path: &Path, format: Format, machine_type: MachineType) -> ExitCode {
+    let text = match read(path) {
+        Ok(t) => t,
+        Err(msg) => {
+            eprintln!("stepstream validate: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let diagnostics = match asl::load(&text, machine_type) {
+        Ok(v) => v.warnings().to_vec(),
+        Err(d) => d,
+    };
+    let failed = diagnostics
+        .iter()
+        .any(|d| d.severity == asl::Severity::Error);
+    match format {
+        Format::Json => {
+            let out = Value::object_from([
+                ("result", Value::string(if failed { "FAIL" } else { "OK" })),
+                (
+                    "diagnostics",
+                    Value::array(diagnostics.iter().map(Diagnostic::to_json).collect()),
+                ),
+                ("truncated", Value::Bool(false)),
+            ]);
+            println!("{}", json::to_string_pretty(&out));
+        }
+        Format::Text => {
+            for d in &diagnostics {
+                println!("{} {}: {}", d.severity.as_str(), path.display(), d);
+            }
+            if failed {
+                let n = diagnostics
+                    .iter()
+                    .filter(|d| d.severity == asl::Severity::Error)
+                    .count();
+                println!("{}: invalid ({n} error(s))", path.display());
+            } else {
+                println!("{}: valid", path.display());
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+struct RunArgs {
+    definition: PathBuf,
+    input: Option<String>,
+    input_file: Option<PathBuf>,
+    mock_file: Option<PathBuf>,
+    mock_config: Option<PathBuf>,
+    test_case: Option<String>,
+    name: Option<String>,
+    execution_name: Option<String>,
+}
+
+/// Loads and compiles a definition, printing its diagnostics on failure.
+pub fn load_plan(
+    path: &Path,
+    name: Option<&str>,
+    machine_type: MachineType,
+) -> Result<Plan, String> {
+    let text = read(path)?;
+    let validated = asl::load(&text, machine_type).map_err(|diags| {
+        let lines: Vec<String> = diags.iter().map(|d| format!("  {d}")).collect();
+        format!(
+            "{} is not a valid definition:\n{}",
+            path.display(),
+            lines.join("\n")
+        )
+    })?;
+    let name = name
+        .map(str::to_string)
+        .unwrap_or_else(|| machine_name(path));
+    Ok(plan::compile(&validated, &name))
+}
+
+/// A state machine name from a file name: `orders.asl.json` -> `orders`.
+fn machine_name(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default();
+    file.split('.').next().unwrap_or("stepstream").to_string()
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, String> {
+    let plan = Arc::new(load_plan(
+        &args.definition,
+        args.name.as_deref(),
+        MachineType::Express,
+    )?);
+    let (input_text, origin) = match (&args.input, &args.input_file) {
+        (Some(t), _) => (t.clone().into_bytes(), "--input".to_string()),
+        (None, Some(f)) => (read(f)?, f.display().to_string()),
+        (None, None) => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                (b"{}".to_vec(), "default".to_string())
+            } else {
+                let mut buf = Vec::new();
+                stdin
+                    .lock()
+                    .read_to_end(&mut buf)
+                    .map_err(|e| format!("cannot read standard input: {e}"))?;
+                if buf.iter().all(u8::is_ascii_whitespace) {
+                    buf = b"{}".to_vec();
+                }
+                (buf, "standard input".to_string())
+            }
+        }
+    };
+    let input = json::parse(&input_text)
+        .map_err(|e| format!("the input ({origin}) is not valid JSON: {e}"))?;
+
+    let mut registry = Registry::new();
+    if let Some(f) = &args.mock_file {
+        let m = MockFile::parse(&read(f)?).map_err(|e| format!("{}: {e}", f.display()))?;
+        registry.mock(Arc::new(m));
+    }
+    if let (Some(f), Some(case)) = (&args.mock_config, &args.test_case) {
+        let m = MockConfig::parse(&read(f)?, &plan.name, case)
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+        registry.mock(Arc::new(m));
+    }
+
+    let execution_name = args.execution_name.unwrap_or_else(|| {
+        Rng::new(Rng::seed_from(&driver::now_ms().to_le_bytes()) ^ std::process::id() as u64).uuid()
+    });
+    let finished = driver::run_one(
+        Arc::clone(&plan),
+        Arc::new(registry),
+        &execution_name,
+        input.clone(),
+        Some(input_text.len()),
+    );
+    let out = result_json(&plan, &finished, &input);
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", json::to_string_pretty(&out));
+    Ok(match finished.outcome {
+        Outcome::Succeeded(_) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
+
+/// The StartSyncExecution-shaped result.
+fn result_json(plan: &Plan, f: &Finished<()>, input: &Value) -> Value {
+    let identity = stepstream::exec::Identity::default();
+    let machine_arn = format!(
+        "arn:aws:states:{}:{}:stateMachine:{}",
+        identity.region, identity.account, plan.name
+    );
+    let exec_arn = format!(
+        "arn:aws:states:{}:{}:express:{}:{}",
+        identity.region, identity.account, plan.name, f.name
+    );
+    let (output, error, cause) = match &f.outcome {
+        Outcome::Succeeded(v) => (Value::from(json::to_string(v)), Value::Null, Value::Null),
+        Outcome::Failed { error, cause } => (
+            Value::Null,
+            error.clone().map(Value::String).unwrap_or_default(),
+            cause.clone().map(Value::String).unwrap_or_default(),
+        ),
+        Outcome::TimedOut { error, cause } => (
+            Value::Null,
+            Value::String(error.clone()),
+            Value::String(cause.clone()),
+        ),
+    };
+    Value::object_from([
+        ("executionArn", Value::from(exec_arn)),
+        ("stateMachineArn", Value::from(machine_arn)),
+        ("name", Value::String(f.name.clone())),
+        (
+            "startDate",
+            Value::from(Timestamp::from_millis(f.started_ms).to_iso8601()),
+        ),
+        (
+            "stopDate",
+            Value::from(Timestamp::from_millis(f.stopped_ms).to_iso8601()),
+        ),
+        ("status", Value::string(f.outcome.status())),
+        ("input", Value::from(json::to_string(input))),
+        ("output", output),
+        ("error", error),
+        ("cause", cause),
+    ])
+}

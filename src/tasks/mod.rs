@@ -1,0 +1,220 @@
+//! Task resources: what runs when an execution reaches a Task state.
+//!
+//! A `Resource` turns a task request into a result, now (`Reply::Ready`) or later
+//! (`Reply::Later`, a future the driver polls). A `Registry` binds resource ARNs (exact, or
+//! patterns with `*`) to resources; mock tables (per-state files and AWS Step Functions Local
+//! mock configurations) answer by state name before the registry is asked. A request nothing
+//! answers fails the execution with `States.Runtime` naming the resource and what to add.
+
+pub mod mock;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::exec::{TaskError, TaskRequest};
+use crate::json::{Str, Value};
+
+/// A task to perform: the request plus the execution it belongs to.
+#[derive(Clone, Debug)]
+pub struct TaskCall {
+    pub execution: Str,
+    pub state: Str,
+    pub resource: Str,
+    pub input: Value,
+    /// `$$.State.RetryCount` of this attempt.
+    pub attempt: u32,
+    pub timeout_ms: Option<u64>,
+    pub credentials: Option<Value>,
+}
+
+impl TaskCall {
+    pub fn new(execution: &Str, req: &TaskRequest) -> TaskCall {
+        TaskCall {
+            execution: execution.clone(),
+            state: req.state.clone(),
+            resource: req.resource.clone(),
+            input: req.input.clone(),
+            attempt: req.attempt,
+            timeout_ms: req.timeout_ms,
+            credentials: req.credentials.clone(),
+        }
+    }
+}
+
+/// The result of a task, later.
+pub type Pending = Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Send>>;
+
+/// A resource's answer.
+pub enum Reply {
+    Ready(Result<Value, TaskError>),
+    Later(Pending),
+}
+
+/// Something that performs tasks.
+pub trait Resource: Send + Sync {
+    fn invoke(&self, call: TaskCall) -> Reply;
+
+    /// The execution ended; forget anything kept for it.
+    fn finished(&self, _execution: &str) {}
+}
+
+/// Answers for some states by name (mocks), consulted before resource bindings.
+pub trait StateMocks: Send + Sync {
+    /// `None` when this table has nothing for the state.
+    fn answer(&self, call: &TaskCall) -> Option<Result<Value, TaskError>>;
+    fn finished(&self, _execution: &str) {}
+}
+
+/// Binds resource ARNs to resources.
+#[derive(Default, Clone)]
+pub struct Registry {
+    exact: HashMap<String, Arc<dyn Resource>>,
+    patterns: Vec<(String, Arc<dyn Resource>)>,
+    mocks: Vec<Arc<dyn StateMocks>>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Binds `resource` (an ARN, or a pattern where `*` matches any run of characters).
+    pub fn bind(&mut self, resource: &str, r: Arc<dyn Resource>) {
+        if resource.contains('*') {
+            self.patterns.push((resource.to_string(), r));
+        } else {
+            self.exact.insert(resource.to_string(), r);
+        }
+    }
+
+    /// Adds a mock table, consulted (in the order added) before bindings.
+    pub fn mock(&mut self, m: Arc<dyn StateMocks>) {
+        self.mocks.push(m);
+    }
+
+    /// The resource bound to `arn`, exact bindings first, then patterns in order.
+    pub fn resolve(&self, arn: &str) -> Option<&Arc<dyn Resource>> {
+        self.exact.get(arn).or_else(|| {
+            self.patterns
+                .iter()
+                .find(|(p, _)| wildcard(p, arn))
+                .map(|(_, r)| r)
+        })
+    }
+
+    /// Whether `arn` has a binding (mocks aside).
+    pub fn is_bound(&self, arn: &str) -> bool {
+        self.resolve(arn).is_some()
+    }
+
+    /// Performs a task: mocks first, then the binding, else a clear failure.
+    pub fn invoke(&self, call: TaskCall) -> Reply {
+        for m in &self.mocks {
+            if let Some(answer) = m.answer(&call) {
+                return Reply::Ready(answer);
+            }
+        }
+        match self.resolve(&call.resource) {
+            Some(r) => r.invoke(call),
+            None => Reply::Ready(Err(unbound(&call))),
+        }
+    }
+
+    /// Tells every resource and mock table that an execution ended.
+    pub fn finished(&self, execution: &str) {
+        for m in &self.mocks {
+            m.finished(execution);
+        }
+        for r in self.exact.values() {
+            r.finished(execution);
+        }
+        for (_, r) in &self.patterns {
+            r.finished(execution);
+        }
+    }
+}
+
+/// The failure for a task nothing can run.
+pub fn unbound(call: &TaskCall) -> TaskError {
+    TaskError::new(
+        "States.Runtime",
+        format!(
+            "State '{}' calls resource '{}', which has no binding: add a [[resources]] entry with resource = \"{}\" to the config (or run with --mock-file / --mock-config)",
+            call.state, call.resource, call.resource
+        ),
+    )
+}
+
+/// `*` matches any run of characters; everything else literally.
+pub fn wildcard(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, rest) = parts.split_first().unwrap_or((&"", &[]));
+    let Some(mut tail) = s.strip_prefix(first) else {
+        return false;
+    };
+    let (last, middle) = rest.split_last().unwrap_or((&"", &[]));
+    for m in middle {
+        match tail.find(m) {
+            Some(i) => tail = &tail[i + m.len()..],
+            None => return false,
+        }
+    }
+    tail.len() >= last.len() && tail.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Echo;
+    impl Resource for Echo {
+        fn invoke(&self, call: TaskCall) -> Reply {
+            Reply::Ready(Ok(call.input))
+        }
+    }
+
+    fn call(resource: &str) -> TaskCall {
+        TaskCall {
+            execution: Str::new("e"),
+            state: Str::new("S"),
+            resource: Str::new(resource),
+            input: Value::int(1),
+            attempt: 0,
+            timeout_ms: None,
+            credentials: None,
+        }
+    }
+
+    #[test]
+    fn patterns_match_with_stars() {
+        assert!(wildcard(
+            "arn:aws:lambda:*:function:*",
+            "arn:aws:lambda:us-east-1:1:function:f"
+        ));
+        assert!(wildcard("a*", "a"));
+        assert!(wildcard("*b", "ab"));
+        assert!(!wildcard("a*b", "ba"));
+        assert!(!wildcard("exact", "exactly"));
+    }
+
+    #[test]
+    fn unbound_resources_fail_naming_the_resource_and_the_fix() {
+        let mut r = Registry::new();
+        r.bind("arn:aws:lambda:*", Arc::new(Echo));
+        assert!(matches!(
+            r.invoke(call("arn:aws:lambda:x")),
+            Reply::Ready(Ok(v)) if v == Value::int(1)
+        ));
+        let Reply::Ready(Err(e)) = r.invoke(call("arn:aws:states:::sqs:sendMessage")) else {
+            panic!()
+        };
+        assert_eq!(e.error.as_str(), "States.Runtime");
+        assert!(e.cause.contains("'arn:aws:states:::sqs:sendMessage'"));
+        assert!(e.cause.contains("[[resources]]"));
+    }
+}
