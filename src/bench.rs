@@ -127,9 +127,12 @@ impl Report {
     }
 }
 
-/// Pre-serialized inputs with the place of the `eventId` digits.
+/// A pre-serialized input and where its `eventId` digits are (offset, width).
+type Template = (Vec<u8>, Option<(usize, usize)>);
+
+/// Pre-serialized inputs, one per rotation step.
 struct Inputs {
-    templates: Vec<(Vec<u8>, Option<(usize, usize)>)>,
+    templates: Vec<Template>,
 }
 
 impl Inputs {
@@ -264,7 +267,7 @@ fn run_shard(
                 let running = driver.running() as u64;
                 if running > r.peak_in_flight {
                     r.peak_in_flight = running;
-                    if running % 1024 == 0 {
+                    if running.is_multiple_of(1024) {
                         r.rss_peak = r.rss_peak.max(rss_bytes());
                     }
                 }
