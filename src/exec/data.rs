@@ -102,6 +102,15 @@ pub struct Sized {
     pub bound: u64,
 }
 
+impl Default for Sized {
+    fn default() -> Sized {
+        Sized {
+            value: Value::Null,
+            bound: 4,
+        }
+    }
+}
+
 impl Sized {
     pub fn exact(value: Value) -> Sized {
         let bound = encoded_len(&value) as u64;
@@ -218,9 +227,13 @@ struct IntrinsicScope<'a, 'e> {
 
 impl Scope for IntrinsicScope<'_, '_> {
     fn select(&mut self, path: &crate::jsonpath::Path) -> Result<Value, PathError> {
-        // Intrinsic arguments are rare enough that the general evaluator is fine here.
-        let a = Accessor::new(path.clone());
-        a.select(self.doc, self.env.ctx).map(Selected::into_owned)
+        match path.root() {
+            // The general evaluator reads a definite path without allocating.
+            crate::jsonpath::Root::Data => path.select(self.doc).map(Selected::into_owned),
+            crate::jsonpath::Root::Context => Accessor::new(path.clone())
+                .select(self.doc, self.env.ctx)
+                .map(Selected::into_owned),
+        }
     }
     fn rng(&mut self) -> &mut Rng {
         self.env.rng
@@ -334,15 +347,20 @@ pub fn eval_template(
     }
 }
 
-/// Applies a `ResultPath`: where the result goes in the state's raw input.
-pub fn apply_result_path(op: &ResultPathOp, input: Sized, result: Sized) -> Result<Sized, Failure> {
+/// Applies a `ResultPath`: where the result goes in the state's raw input. On failure the
+/// input comes back untouched (a catcher still needs it).
+pub fn apply_result_path(
+    op: &ResultPathOp,
+    input: Sized,
+    result: Sized,
+) -> Result<Sized, (Failure, Sized)> {
     match op {
         ResultPathOp::Replace => Ok(result),
         ResultPathOp::Discard => Ok(input),
         ResultPathOp::Set(path) => {
             let Sized { mut value, bound } = input;
-            if path.set(&mut value, result.value.clone()).is_err() {
-                return Err(Failure::new(
+            if path.set(&mut value, result.value).is_err() {
+                let failure = Failure::new(
                     "States.ResultPathMatchFailure",
                     format!(
                         "Unable to apply ReferencePath {} to input {}",
@@ -350,7 +368,8 @@ pub fn apply_result_path(op: &ResultPathOp, input: Sized, result: Sized) -> Resu
                         input_text(&value)
                     ),
                     Handling::Normal,
-                ));
+                );
+                return Err((failure, Sized { value, bound }));
             }
             let keys: u64 = path.text().len() as u64 * 6 + 16;
             Ok(Sized {
@@ -418,8 +437,9 @@ mod tests {
     #[test]
     fn result_path_failures_are_catchable_and_say_why() {
         let p = crate::jsonpath::Path::parse("$.x").unwrap();
-        let e =
+        let (e, back) =
             apply_result_path(&ResultPathOp::Set(p), sized(r#""hello""#), sized("1")).unwrap_err();
+        assert_eq!(back.value, Value::string("hello"));
         assert_eq!(e.error.as_deref(), Some("States.ResultPathMatchFailure"));
         assert_eq!(
             e.cause.as_deref(),

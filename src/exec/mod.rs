@@ -530,21 +530,31 @@ impl Execution {
 
     fn attempt(&mut self, plan: &Plan, fid: u32, requests: &mut Vec<TaskRequest>) -> Flow {
         let st = plan.state(self.fibers[fid as usize].state);
-        let raw = self.fibers[fid as usize].input.clone();
+        // States that cannot retry or catch consume their input: a ResultPath write then
+        // mutates it in place instead of copying a document shared with the fiber.
+        let raw = match &st.op {
+            StateOp::Task(_) | StateOp::Parallel(_) | StateOp::Map(_) => {
+                self.fibers[fid as usize].input.clone()
+            }
+            _ => std::mem::take(&mut self.fibers[fid as usize].input),
+        };
         match &st.op {
             StateOp::Pass(p) => {
                 let r = self.with_env(fid, &st.name, None, |env, here| {
-                    let eff = data::apply_path(&st.input_path, raw.clone(), env, here)?;
                     let mut result = match (&p.parameters, &p.result) {
-                        (Some(t), _) => data::eval_template(t, &eff, env, here)?,
+                        (Some(t), _) => {
+                            let eff = data::apply_path(&st.input_path, raw.clone(), env, here)?;
+                            data::eval_template(t, &eff, env, here)?
+                        }
                         (None, Some((v, len))) => Sized {
                             value: v.clone(),
                             bound: *len,
                         },
-                        (None, None) => eff,
+                        (None, None) => data::apply_path(&st.input_path, raw.clone(), env, here)?,
                     };
                     result.check(here.state, Handling::ByNameOnly)?;
-                    let out = data::apply_result_path(&p.result_path, raw, result)?;
+                    let out =
+                        data::apply_result_path(&p.result_path, raw, result).map_err(|(e, _)| e)?;
                     data::apply_path(&st.output_path, out, env, here)
                 });
                 self.finish_state(plan, fid, r)
@@ -751,7 +761,7 @@ impl Execution {
     fn resume(&mut self, plan: &Plan, fid: u32) -> Flow {
         let st = plan.state(self.fibers[fid as usize].state);
         let resumed = self.fibers[fid as usize].resume.take();
-        let raw = self.fibers[fid as usize].input.clone();
+        let raw = std::mem::take(&mut self.fibers[fid as usize].input);
         match (&st.op, resumed) {
             (StateOp::Wait(_), _) => {
                 let r = self.with_env(fid, &st.name, None, |env, here| {
@@ -762,7 +772,10 @@ impl Execution {
                     Err(e) => self.fiber_failed(plan, fid, e),
                 }
             }
-            (_, Some(Err(e))) => self.state_error(plan, fid, e),
+            (_, Some(Err(e))) => {
+                self.fibers[fid as usize].input = raw;
+                self.state_error(plan, fid, e)
+            }
             (_, None) => Flow::Stop,
             (op, Some(Ok(mut result))) => {
                 let (selector, result_path) = match op {
@@ -784,13 +797,24 @@ impl Execution {
                 }
                 let r = self.with_env(fid, &st.name, None, |env, here| {
                     let selected = match selector {
-                        Some(t) => data::eval_template(t, &result, env, here)?,
+                        Some(t) => {
+                            data::eval_template(t, &result, env, here).map_err(|e| (e, None))?
+                        }
                         None => result,
                     };
-                    let out = data::apply_result_path(result_path, raw, selected)?;
-                    data::apply_path(&st.output_path, out, env, here)
+                    let out = data::apply_result_path(result_path, raw, selected)
+                        .map_err(|(e, raw)| (e, Some(raw)))?;
+                    data::apply_path(&st.output_path, out, env, here).map_err(|e| (e, None))
                 });
-                self.finish_state(plan, fid, r)
+                match r {
+                    Ok(out) => self.advance(fid, st.next, out),
+                    Err((e, raw)) => {
+                        if let Some(raw) = raw {
+                            self.fibers[fid as usize].input = raw;
+                        }
+                        self.state_error(plan, fid, e)
+                    }
+                }
             }
         }
     }
@@ -838,11 +862,11 @@ impl Execution {
             }
         }
         if let Some(c) = catch.iter().find(|c| matches(&c.errors, &failure)) {
-            let raw = self.fibers[fid as usize].input.clone();
+            let raw = std::mem::take(&mut self.fibers[fid as usize].input);
             let error_output = Sized::exact(failure.to_error_output());
             return match data::apply_result_path(&c.result_path, raw, error_output) {
                 Ok(out) => self.advance(fid, c.next, out),
-                Err(e) => self.fiber_failed(plan, fid, e),
+                Err((e, _)) => self.fiber_failed(plan, fid, e),
             };
         }
         self.fiber_failed(plan, fid, failure)

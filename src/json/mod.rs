@@ -1,6 +1,7 @@
 //! JSON for the whole crate: the `Value` model (shared, ordered, cheap to copy), the parser from
 //! bytes (simd-json underneath) and the writer (Jackson's layout, as AWS prints results).
 
+mod direct;
 mod parse;
 mod str;
 mod value;
@@ -10,3 +11,7 @@ pub use parse::{ParseError, Parser, parse};
 pub use str::Str;
 pub use value::{Array, Number, Object, Value};
 pub use write::{encoded_len, to_string, to_string_pretty, write, write_number, write_str};
+
+/// Stack for a thread that parses, writes or walks values nested up to the depth limit, with
+/// room to spare (debug builds use far bigger frames than release builds).
+pub const STACK_FOR_DEPTH: usize = 64 * 1024 * 1024;

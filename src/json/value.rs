@@ -162,6 +162,11 @@ impl Object {
             .find(|(k, _)| k.as_bytes() == kb)
             .map(|(_, v)| v)
     }
+    /// The value of `key`, comparing keys as `Str`s (cheaper than text for inline keys).
+    #[inline]
+    pub fn get_key(&self, key: &Str) -> Option<&Value> {
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
     pub fn contains_key(&self, key: &str) -> bool {
         self.get(key).is_some()
     }

@@ -162,7 +162,11 @@ impl Accessor {
             DataPath::Members(ms) => {
                 let mut cur = data;
                 for m in ms.iter() {
-                    match cur.get(m) {
+                    let found = match cur {
+                        Value::Object(o) => o.get_key(m),
+                        _ => None,
+                    };
+                    match found {
                         Some(v) => cur = v,
                         None => return self.path.select(data),
                     }
