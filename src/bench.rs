@@ -252,7 +252,14 @@ fn run_shard(
             while next < range.end && driver.running() < concurrency {
                 let t0 = Instant::now();
                 inputs.fill(next, &mut input);
-                let name = Str::from(format!("bench-{next}"));
+                let name = {
+                    let mut b = itoa::Buffer::new();
+                    let digits = b.format(next);
+                    let mut s = String::with_capacity(6 + digits.len());
+                    s.push_str("bench-");
+                    s.push_str(digits);
+                    Str::from(s)
+                };
                 next += 1;
                 let value = match parser.parse(&input) {
                     Ok(v) => v,

@@ -122,13 +122,12 @@ impl<T> Driver<T> {
             generation,
         });
         self.running += 1;
-        self.advance(slot)
+        self.advance(slot, now)
     }
 
-    /// Polls the execution in `slot` until it waits or ends.
-    fn advance(&mut self, slot: u32) -> Option<Finished<T>> {
+    /// Polls the execution in `slot` until it waits or ends; `now` is the current time.
+    fn advance(&mut self, slot: u32, mut now: i64) -> Option<Finished<T>> {
         loop {
-            let now = now_ms();
             let running = self.slots[slot as usize].as_mut()?;
             let poll = running.exec.poll(now, &mut self.requests);
             let generation = running.generation;
@@ -154,6 +153,7 @@ impl<T> Driver<T> {
                 Poll::Done(outcome) => return Some(self.finish(slot, outcome, now)),
                 Poll::Pending { wake_at } => {
                     if answered {
+                        now = now_ms();
                         continue;
                     }
                     if let Some(t) = wake_at {
@@ -209,7 +209,7 @@ impl<T> Driver<T> {
             }
             self.timers.pop();
             if self.live(slot, generation)
-                && let Some(f) = self.advance(slot)
+                && let Some(f) = self.advance(slot, now)
             {
                 out.push(f);
             }
@@ -230,7 +230,7 @@ impl<T> Driver<T> {
         if let Some(r) = self.slots[slot as usize].as_mut() {
             r.exec.complete(token, result);
         }
-        if let Some(f) = self.advance(slot) {
+        if let Some(f) = self.advance(slot, now_ms()) {
             out.push(f);
         }
     }

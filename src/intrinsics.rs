@@ -202,18 +202,33 @@ impl Call {
 
     /// Evaluates the call.
     pub fn eval(&self, scope: &mut dyn Scope) -> Result<Value, IntrinsicError> {
-        let mut args = Vec::with_capacity(self.args.len());
-        for a in &self.args {
-            args.push(match a {
-                Arg::Literal(v) => v.clone(),
-                Arg::Path(p) => scope.select(p).map_err(|error| IntrinsicError::Path {
-                    path: p.text().to_string(),
-                    error,
-                })?,
-                Arg::Call(c) => c.eval(scope)?,
-            });
+        // Arguments of the usual calls (at most four) stay on the stack.
+        let n = self.args.len();
+        if n <= 4 {
+            let mut args: [Value; 4] = Default::default();
+            for (slot, a) in args.iter_mut().zip(&self.args) {
+                *slot = self.arg(a, scope)?;
+            }
+            self.apply(&mut args[..n], scope)
+        } else {
+            let mut args = Vec::with_capacity(n);
+            for a in &self.args {
+                args.push(self.arg(a, scope)?);
+            }
+            self.apply(&mut args, scope)
         }
-        self.apply(args, scope)
+    }
+
+    #[inline]
+    fn arg(&self, a: &Arg, scope: &mut dyn Scope) -> Result<Value, IntrinsicError> {
+        Ok(match a {
+            Arg::Literal(v) => v.clone(),
+            Arg::Path(p) => scope.select(p).map_err(|error| IntrinsicError::Path {
+                path: p.text().to_string(),
+                error,
+            })?,
+            Arg::Call(c) => c.eval(scope)?,
+        })
     }
 
     fn fail<T>(&self, why: impl fmt::Display) -> Result<T, IntrinsicError> {
@@ -223,7 +238,7 @@ impl Call {
         )))
     }
 
-    fn apply(&self, args: Vec<Value>, scope: &mut dyn Scope) -> Result<Value, IntrinsicError> {
+    fn apply(&self, args: &mut [Value], scope: &mut dyn Scope) -> Result<Value, IntrinsicError> {
         let name = self.func.name();
         match self.func {
             Func::Format => {
@@ -250,11 +265,11 @@ impl Call {
                         args.len() - 1
                     ));
                 }
-                let mut out = String::new();
+                let mut out: Vec<u8> = Vec::with_capacity(64);
                 let mut next = args[1..].iter();
                 for piece in pieces {
                     match piece {
-                        Piece::Text(t) => out.push_str(t),
+                        Piece::Text(t) => out.extend_from_slice(t.as_bytes()),
                         Piece::Slot => {
                             if let Some(v) = next.next() {
                                 java_string(v, &mut out);
@@ -262,7 +277,8 @@ impl Call {
                         }
                     }
                 }
-                Ok(Value::from(out))
+                // SAFETY: only whole UTF-8 strings and ASCII were appended.
+                Ok(Value::from(unsafe { String::from_utf8_unchecked(out) }))
             }
             Func::StringToJson => {
                 let Value::String(s) = &args[0] else {
@@ -278,7 +294,7 @@ impl Call {
                     .or_else(|e| self.fail(format!("the string is not valid JSON: {e}")))
             }
             Func::JsonToString => Ok(Value::from(crate::json::to_string(&args[0]))),
-            Func::Array => Ok(Value::array(args)),
+            Func::Array => Ok(Value::array(args.iter_mut().map(std::mem::take).collect())),
             Func::ArrayPartition => {
                 let items = self.array_arg(&args[0])?;
                 let size = self.int_arg(&args[1], "chunk size")?;
@@ -479,32 +495,32 @@ fn hash_hex(alg: &str, data: &[u8]) -> Option<String> {
 
 /// Appends `v` as Java's `String.valueOf` prints the value AWS holds: strings bare at the top
 /// and inside containers, objects as `{k=v, ...}`, arrays as `[a, b]`.
-fn java_string(v: &Value, out: &mut String) {
+fn java_string(v: &Value, out: &mut Vec<u8>) {
     match v {
-        Value::String(s) => out.push_str(s),
+        Value::String(s) => out.extend_from_slice(s.as_bytes()),
         Value::Array(a) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.extend_from_slice(b", ");
                 }
                 java_string(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Object(o) => {
-            out.push('{');
+            out.push(b'{');
             for (i, (k, item)) in o.iter().enumerate() {
                 if i > 0 {
-                    out.push_str(", ");
+                    out.extend_from_slice(b", ");
                 }
-                out.push_str(k);
-                out.push('=');
+                out.extend_from_slice(k.as_bytes());
+                out.push(b'=');
                 java_string(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
-        other => out.push_str(&crate::json::to_string(other)),
+        other => crate::json::write(other, out),
     }
 }
 

@@ -1,9 +1,10 @@
 //! Bytes to `Value` (the one-pass parser is in `direct.rs`), and when the bytes are not JSON,
 //! an error that says where (byte, line, column) and why, found by a strict syntax walk.
 
+use std::cell::Cell;
 use std::fmt;
 
-use super::direct::MAX_DEPTH;
+use super::direct::{Direct, MAX_DEPTH, Stacks};
 use super::{Object, Str, Value};
 
 /// JSON that could not be parsed: where (byte offset, line, column) and why.
@@ -50,12 +51,17 @@ impl Parser {
     }
 }
 
-/// Parses one JSON document.
+thread_local! {
+    static STACKS: Cell<Stacks> = Cell::new(Stacks::default());
+}
+
+/// Parses one JSON document (reusing this thread's parse stacks).
 pub fn parse(bytes: &[u8]) -> Result<Value, ParseError> {
-    match super::direct::Direct::new(bytes).document(ROOT_SPARE) {
-        Ok(v) => Ok(v),
-        Err(invalid) => Err(locate(bytes, invalid.0)),
-    }
+    let stacks = STACKS.with(Cell::take);
+    let mut p = Direct::with_stacks(bytes, stacks);
+    let r = p.document(ROOT_SPARE);
+    STACKS.with(|s| s.set(p.into_stacks()));
+    r.map_err(|invalid| locate(bytes, invalid.0))
 }
 
 /// Extra room in the top-level object: `ResultPath` writes land there, and growing a full

@@ -102,7 +102,7 @@ fn select_definite<'v>(path: &Path, root: &'v Value) -> Result<&'v Value, PathEr
     for (i, seg) in path.segments.iter().enumerate() {
         match seg {
             Segment::Member(name) => match cur {
-                Value::Object(o) => match o.get(name) {
+                Value::Object(o) => match path.hints()[i].get(o, name) {
                     Some(v) => cur = v,
                     None if i + 1 == n => {
                         return Err(PathError::NoResults {
@@ -314,6 +314,14 @@ fn apply_function(f: Function, v: &Value) -> Result<Value, PathError> {
 }
 
 pub(super) fn set(path: &Path, root: &mut Value, value: Value) -> Result<(), SetError> {
+    // The common case, `$.name` into an object: one scan for the key.
+    if let [Segment::Member(name)] = path.segments.as_slice() {
+        let Value::Object(o) = root else {
+            return Err(SetError);
+        };
+        Arc::make_mut(o).insert(name.clone(), value);
+        return Ok(());
+    }
     // Check first, so that a failed write leaves the document untouched.
     let mut probe: Option<&Value> = Some(root);
     for seg in &path.segments {

@@ -41,14 +41,7 @@ pub(super) fn parse(text: &str) -> Result<Path, SyntaxError> {
     if p.i < p.s.len() {
         return Err(p.err(&format!("unexpected '{}'", p.peek_char())));
     }
-    let definite = segments.iter().all(Segment::is_definite);
-    Ok(Path {
-        text: text.into(),
-        root,
-        segments,
-        function,
-        definite,
-    })
+    Ok(Path::build(text, root, segments, function))
 }
 
 struct Cursor<'a> {
@@ -457,25 +450,23 @@ impl<'a> Cursor<'a> {
                 let start = self.i;
                 self.i += 1;
                 let (segments, function) = self.segments()?;
-                Ok(Operand::Current(Box::new(Path {
-                    text: self.s[start..self.i].into(),
-                    root: Root::Data,
-                    definite: segments.iter().all(Segment::is_definite),
+                Ok(Operand::Current(Box::new(Path::build(
+                    &self.s[start..self.i],
+                    Root::Data,
                     segments,
                     function,
-                })))
+                ))))
             }
             Some(b'$') => {
                 let start = self.i;
                 self.i += 1;
                 let (segments, function) = self.segments()?;
-                Ok(Operand::Root(Box::new(Path {
-                    text: self.s[start..self.i].into(),
-                    root: Root::Data,
-                    definite: segments.iter().all(Segment::is_definite),
+                Ok(Operand::Root(Box::new(Path::build(
+                    &self.s[start..self.i],
+                    Root::Data,
                     segments,
                     function,
-                })))
+                ))))
             }
             Some(b'\'' | b'"') => Ok(Operand::Literal(Value::String(self.quoted()?))),
             Some(b'[' | b'{') => {

@@ -161,9 +161,9 @@ impl Accessor {
             DataPath::Root => Ok(Selected::Borrowed(data)),
             DataPath::Members(ms) => {
                 let mut cur = data;
-                for m in ms.iter() {
+                for (m, hint) in ms.iter().zip(self.path.hints()) {
                     let found = match cur {
-                        Value::Object(o) => o.get_key(m),
+                        Value::Object(o) => hint.get(o, m),
                         _ => None,
                     };
                     match found {
