@@ -1,0 +1,380 @@
+//! The `stepstream` binary through its command-line contract: validate diagnostics and exit
+//! codes, run results (StartSyncExecution-shaped), both mock formats, input from every
+//! source, and the errors a person sees.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use stepstream::json::{self, Value};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_stepstream"))
+}
+
+/// A temporary file holding `text`, removed when dropped.
+struct Temp(PathBuf);
+
+impl Temp {
+    fn new(name: &str, text: &str) -> Temp {
+        let dir = std::env::temp_dir().join(format!(
+            "stepstream-cli-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        Temp(p)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn stdout_json(o: &Output) -> Value {
+    json::parse(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+fn output_of(result: &Value) -> Value {
+    json::parse(result.get("output").unwrap().as_str().unwrap().as_bytes()).unwrap()
+}
+
+const HELLO: &str = r#"{"StartAt":"Hello","States":{"Hello":{"Type":"Pass","Parameters":{"greeting.$":"States.Format('hello {}', $.name)"},"End":true}}}"#;
+
+#[test]
+fn validate_accepts_a_valid_definition() {
+    let def = Temp::new("ok.asl.json", HELLO);
+    let o = run(&["validate", def.path()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("valid"));
+}
+
+#[test]
+fn validate_lists_every_problem_as_json_like_the_aws_api() {
+    let def = Temp::new(
+        "bad.asl.json",
+        r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Next":"Nope"},"B":{"Type":"Task","Resource":"arn:aws:states:::dynamodb:query","End":true}}}"#,
+    );
+    let o = run(&["validate", def.path(), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = stdout_json(&o);
+    assert_eq!(v.get("result"), Some(&Value::string("FAIL")));
+    let diags = v.get("diagnostics").unwrap().as_array().unwrap();
+    let pairs: Vec<(String, String)> = diags
+        .iter()
+        .map(|d| {
+            (
+                d.get("code").unwrap().as_str().unwrap().to_string(),
+                d.get("location").unwrap().as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("MISSING_TRANSITION_TARGET", "/States/A/Next"),
+        ("SCHEMA_VALIDATION_FAILED", "/States/B/Resource"),
+        ("MISSING_TRANSITION_TARGET", "/States/B"),
+    ] {
+        assert!(
+            pairs.contains(&(want.0.to_string(), want.1.to_string())),
+            "{want:?} not in {pairs:?}"
+        );
+    }
+    assert!(
+        diags
+            .iter()
+            .all(|d| d.get("severity") == Some(&Value::string("ERROR")))
+    );
+}
+
+#[test]
+fn validate_reports_the_byte_of_a_bad_path_and_not_json_at_all() {
+    let def = Temp::new(
+        "path.asl.json",
+        r#"{"StartAt":"A","States":{"A":{"Type":"Pass","InputPath":"$.a[","End":true}}}"#,
+    );
+    let o = run(&["validate", def.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("/States/A/InputPath"), "{text}");
+    assert!(text.contains("characters 3-4"), "{text}");
+    let junk = Temp::new("junk.json", "{\"StartAt\": ");
+    let o = run(&["validate", junk.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("INVALID_JSON_DESCRIPTION"));
+    let o = run(&["validate", "/no/such/file.json"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn express_rules_apply_with_the_express_type() {
+    let def = Temp::new(
+        "cb.asl.json",
+        r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke.waitForTaskToken","End":true}}}"#,
+    );
+    assert_eq!(run(&["validate", def.path()]).status.code(), Some(0));
+    assert_eq!(
+        run(&["validate", def.path(), "--type", "express"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn run_prints_a_start_sync_execution_result() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let o = run(&["run", def.path(), "--input", r#"{"name":"world"}"#]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = stdout_json(&o);
+    assert_eq!(v.get("status"), Some(&Value::string("SUCCEEDED")));
+    assert_eq!(
+        output_of(&v),
+        json::parse(br#"{"greeting":"hello world"}"#).unwrap()
+    );
+    for field in [
+        "executionArn",
+        "stateMachineArn",
+        "name",
+        "startDate",
+        "stopDate",
+        "input",
+    ] {
+        assert!(
+            v.get(field).is_some_and(|f| f.as_str().is_some()),
+            "{field}"
+        );
+    }
+    assert!(
+        v.get("stateMachineArn")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .ends_with(":stateMachine:hello")
+    );
+}
+
+#[test]
+fn run_reads_input_from_a_file_or_standard_input() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let input = Temp::new("in.json", r#"{"name":"file"}"#);
+    let o = run(&["run", def.path(), "--input-file", input.path()]);
+    assert_eq!(
+        output_of(&stdout_json(&o)).get("greeting"),
+        Some(&Value::string("hello file"))
+    );
+    let mut child = bin()
+        .args(["run", def.path()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"name":"stdin"}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        output_of(&stdout_json(&o)).get("greeting"),
+        Some(&Value::string("hello stdin"))
+    );
+}
+
+#[test]
+fn a_failed_execution_exits_1_and_names_error_and_cause() {
+    let def = Temp::new(
+        "fail.asl.json",
+        r#"{"StartAt":"F","States":{"F":{"Type":"Fail","Error":"Order.Invalid","Cause":"no items"}}}"#,
+    );
+    let o = run(&["run", def.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = stdout_json(&o);
+    assert_eq!(v.get("status"), Some(&Value::string("FAILED")));
+    assert_eq!(v.get("error"), Some(&Value::string("Order.Invalid")));
+    assert_eq!(v.get("cause"), Some(&Value::string("no items")));
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let o = run(&["run", def.path(), "--input", "{not json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not valid JSON") && err.contains("column"),
+        "{err}"
+    );
+    let bad = Temp::new("bad.asl.json", r#"{"StartAt":"X","States":{}}"#);
+    let o = run(&["run", bad.path()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a valid definition"));
+    assert_eq!(run(&["run"]).status.code(), Some(2));
+    assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
+}
+
+const ORDER: &str = r#"{"StartAt":"Charge","States":{
+  "Charge":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:charge","Retry":[{"ErrorEquals":["Lambda.TooManyRequestsException"],"IntervalSeconds":1,"MaxAttempts":2}],"ResultPath":"$.charge","Next":"Done"},
+  "Done":{"Type":"Succeed"}}}"#;
+
+#[test]
+fn per_state_mock_files_answer_by_attempt() {
+    let def = Temp::new("order.asl.json", ORDER);
+    let mocks = Temp::new(
+        "mocks.json",
+        r#"{"MockedResponses":{"Charge":{"0":{"Throw":{"Error":"Lambda.TooManyRequestsException","Cause":"slow down"}},"1":{"Return":{"charged":42}}}}}"#,
+    );
+    let o = run(&[
+        "run",
+        def.path(),
+        "--input",
+        "{}",
+        "--mock-file",
+        mocks.path(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        output_of(&stdout_json(&o)),
+        json::parse(br#"{"charge":{"charged":42}}"#).unwrap()
+    );
+}
+
+#[test]
+fn step_functions_local_mock_configs_are_read_as_users_write_them() {
+    let def = Temp::new("OrderFlow.asl.json", ORDER);
+    let config = Temp::new(
+        "MockConfigFile.json",
+        r#"{
+          "StateMachines": {"OrderFlow": {"TestCases": {
+            "HappyPath": {"Charge": "ChargeOk"},
+            "Declined": {"Charge": "ChargeDeclined"}}}},
+          "MockedResponses": {
+            "ChargeOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"charged": 7}}}},
+            "ChargeDeclined": {"0": {"Throw": {"Error": "Card.Declined", "Cause": "insufficient funds"}}}
+          }
+        }"#,
+    );
+    let o = run(&[
+        "run",
+        def.path(),
+        "--mock-config",
+        config.path(),
+        "--test-case",
+        "HappyPath",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        output_of(&stdout_json(&o))
+            .get("charge")
+            .unwrap()
+            .get("StatusCode"),
+        Some(&Value::int(200))
+    );
+    let o = run(&[
+        "run",
+        def.path(),
+        "--mock-config",
+        config.path(),
+        "--test-case",
+        "Declined",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stdout_json(&o).get("error"),
+        Some(&Value::string("Card.Declined"))
+    );
+    let o = run(&[
+        "run",
+        def.path(),
+        "--mock-config",
+        config.path(),
+        "--test-case",
+        "Nope",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("HappyPath"));
+}
+
+#[test]
+fn an_unbound_task_fails_fast_naming_the_resource() {
+    let def = Temp::new("order.asl.json", ORDER);
+    let t0 = std::time::Instant::now();
+    let o = run(&["run", def.path()]);
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(o.status.code(), Some(1));
+    let v = stdout_json(&o);
+    assert_eq!(v.get("error"), Some(&Value::string("States.Runtime")));
+    let cause = v.get("cause").unwrap().as_str().unwrap();
+    assert!(
+        cause.contains("arn:aws:lambda:us-east-1:123456789012:function:charge"),
+        "{cause}"
+    );
+}
+
+#[test]
+fn bench_reports_json_with_percentiles() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let input = Temp::new("event.json", r#"{"eventId":"evt-000000","name":"x"}"#);
+    let o = run(&[
+        "bench",
+        def.path(),
+        "--input-file",
+        input.path(),
+        "--executions",
+        "2000",
+        "--shards",
+        "2",
+        "--concurrency",
+        "4",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = stdout_json(&o);
+    assert_eq!(v.get("executions"), Some(&Value::int(2000)));
+    assert_eq!(
+        v.get("outcomes").unwrap().get("SUCCEEDED"),
+        Some(&Value::int(2000))
+    );
+    let lat = v.get("latency_us").unwrap();
+    for p in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(lat.get(p).unwrap().as_f64().unwrap() > 0.0, "{p}");
+    }
+    assert!(v.get("executions_per_second").unwrap().as_f64().unwrap() > 0.0);
+}
