@@ -9,5 +9,6 @@ pub mod json;
 pub mod jsonpath;
 pub mod plan;
 pub mod random;
+pub mod stream;
 pub mod tasks;
 pub mod time;

@@ -92,6 +92,25 @@ enum Command {
         #[arg(long)]
         execution_name: Option<String>,
     },
+    /// Run the workflow on every JSON line of standard input (the embedded default: no
+    /// broker); outputs go to standard output in input order, dead letters to stderr or a file.
+    Process {
+        definition: PathBuf,
+        #[arg(long)]
+        mock_file: Option<PathBuf>,
+        /// Shard threads (default: the cores).
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Executions in flight per shard.
+        #[arg(long, default_value_t = 1024)]
+        max_in_flight: usize,
+        /// Where dead letters go (JSON lines); default standard error.
+        #[arg(long)]
+        dead_letters: Option<PathBuf>,
+        /// The state machine's name (default: the definition file's stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Measure executions per second and latency percentiles, in process.
     Bench {
         definition: PathBuf,
@@ -152,6 +171,27 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Process {
+            definition,
+            mock_file,
+            shards,
+            max_in_flight,
+            dead_letters,
+            name,
+        } => match process(
+            &definition,
+            mock_file,
+            shards,
+            max_in_flight,
+            dead_letters,
+            name,
+        ) {
+            Ok(code) => code,
+            Err(msg) => {
+                eprintln!("stepstream process: {msg}");
+                ExitCode::from(2)
+            }
+        },
         Command::Bench {
             definition,
             input_file,
@@ -261,6 +301,55 @@ fn validate(path: &Path, format: Format, machine_type: MachineType) -> ExitCode 
     } else {
         ExitCode::SUCCESS
     }
+}
+
+fn process(
+    definition: &Path,
+    mock_file: Option<PathBuf>,
+    shards: Option<usize>,
+    max_in_flight: usize,
+    dead_letters: Option<PathBuf>,
+    name: Option<String>,
+) -> Result<ExitCode, String> {
+    let plan = Arc::new(load_plan(
+        definition,
+        name.as_deref(),
+        MachineType::Express,
+    )?);
+    let mut registry = Registry::new();
+    if let Some(f) = &mock_file {
+        let m = MockFile::parse(&read(f)?).map_err(|e| format!("{}: {e}", f.display()))?;
+        registry.mock(Arc::new(m));
+    }
+    let mut config = stepstream::stream::shard::ShardConfig {
+        max_in_flight: max_in_flight.max(1),
+        ..Default::default()
+    };
+    if let Some(k) = shards {
+        config.shards = k.max(1);
+    }
+    let mut dlq: Box<dyn Write + Send> = match &dead_letters {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?,
+        )),
+        None => Box::new(std::io::stderr()),
+    };
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    let stdin = std::io::stdin();
+    let summary = stepstream::stream::lines::run(
+        plan,
+        Arc::new(registry),
+        &config,
+        stdin.lock(),
+        &mut out,
+        &mut dlq,
+    )
+    .map_err(|e| format!("I/O error: {e}"))?;
+    eprintln!(
+        "stepstream process: {} record(s): {} output(s), {} dead letter(s)",
+        summary.records, summary.outputs, summary.dead_letters
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 struct RunArgs {

@@ -378,3 +378,65 @@ fn bench_reports_json_with_percentiles() {
     }
     assert!(v.get("executions_per_second").unwrap().as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn process_runs_every_line_keeping_order_and_dead_letters_apart() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let dlq = Temp::new("dead.jsonl", "");
+    let mut child = bin()
+        .args([
+            "process",
+            def.path(),
+            "--shards",
+            "2",
+            "--dead-letters",
+            dlq.path(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = String::new();
+    for i in 0..500 {
+        if i == 100 {
+            input.push_str("{broken\n");
+        } else {
+            input.push_str(&format!("{{\"name\":\"n{i}\"}}\n"));
+        }
+    }
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<String> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let want: Vec<String> = (0..500)
+        .filter(|i| *i != 100)
+        .map(|i| format!("{{\"greeting\":\"hello n{i}\"}}"))
+        .collect();
+    assert_eq!(lines, want);
+    let dead = std::fs::read_to_string(&dlq.0).unwrap();
+    let envelope = json::parse(dead.trim().as_bytes()).unwrap();
+    assert_eq!(
+        envelope.get("error"),
+        Some(&Value::string("stepstream.InvalidJSON"))
+    );
+    assert_eq!(envelope.get("input"), Some(&Value::string("{broken")));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("500 record(s): 499 output(s), 1 dead letter(s)")
+    );
+}

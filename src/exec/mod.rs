@@ -147,6 +147,9 @@ impl Start {
 
 const NO_JOIN: u32 = u32::MAX;
 
+/// States entered per `poll` before the execution yields to its driver.
+const STEP_BUDGET: u32 = 10_000;
+
 #[derive(Debug)]
 enum Phase {
     /// About to enter `state` with `input`.
@@ -230,6 +233,8 @@ pub struct Execution {
     now: i64,
     deadline: Option<i64>,
     outcome: Option<Outcome>,
+    /// States this poll may still enter.
+    budget: u32,
 }
 
 enum Flow {
@@ -268,6 +273,7 @@ impl Execution {
             now: start.now,
             deadline,
             outcome: None,
+            budget: 0,
             plan,
         };
         let mut input = Sized {
@@ -315,7 +321,8 @@ impl Execution {
             self.time_out();
         }
         let plan = Arc::clone(&self.plan);
-        while self.outcome.is_none() {
+        self.budget = STEP_BUDGET;
+        while self.outcome.is_none() && self.budget > 0 {
             self.fire_timers(&plan);
             let Some(fid) = self.ready.pop_front() else {
                 break;
@@ -324,6 +331,13 @@ impl Execution {
         }
         if let Some(o) = &self.outcome {
             return Poll::Done(o.clone());
+        }
+        if self.budget == 0 && !self.ready.is_empty() {
+            // A long or endless run of states (a loop of Pass and Choice states) yields here,
+            // so its driver can serve other executions and the time limit can fire.
+            return Poll::Pending {
+                wake_at: Some(self.now),
+            };
         }
         Poll::Pending {
             wake_at: self.next_wake(),
@@ -479,7 +493,12 @@ impl Execution {
                 return;
             }
             let flow = match self.fibers[fid as usize].phase {
+                Phase::Enter if self.budget == 0 => {
+                    self.ready.push_front(fid);
+                    Flow::Stop
+                }
                 Phase::Enter => {
+                    self.budget -= 1;
                     self.events += 1; // ...StateEntered
                     self.transitions += 1;
                     let f = &mut self.fibers[fid as usize];

@@ -470,3 +470,28 @@ fn hot_types_keep_their_size() {
     assert_eq!(std::mem::size_of::<crate::plan::StatePlan>(), 80);
     assert_eq!(std::mem::size_of::<Outcome>(), 56);
 }
+
+#[test]
+fn an_endless_loop_yields_and_times_out() {
+    let p = plan(
+        r#"{"StartAt":"A","TimeoutSeconds":2,"States":{
+            "A":{"Type":"Pass","Next":"B"},
+            "B":{"Type":"Pass","Next":"C"},
+            "C":{"Type":"Choice","Choices":[{"Variable":"$.x","IsPresent":true,"Next":"A"}],"Default":"End"},
+            "End":{"Type":"Succeed"}}}"#,
+    );
+    let mut exec = Execution::new(p, Start::new("e", v(r#"{"x":1}"#), 0));
+    let mut reqs = Vec::new();
+    // Each poll enters a bounded number of states and asks to be polled again at once.
+    assert_eq!(exec.poll(0, &mut reqs), Poll::Pending { wake_at: Some(0) });
+    assert_eq!(exec.transitions(), STEP_BUDGET as u64);
+    assert_eq!(
+        exec.poll(1000, &mut reqs),
+        Poll::Pending {
+            wake_at: Some(1000)
+        }
+    );
+    let Poll::Done(Outcome::TimedOut { .. }) = exec.poll(2000, &mut reqs) else {
+        panic!("the time limit did not stop the loop")
+    };
+}

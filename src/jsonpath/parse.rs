@@ -317,7 +317,10 @@ impl<'a> Cursor<'a> {
     /// kept as written before any other character (as Jayway reads it).
     fn quoted(&mut self) -> Result<Str, SyntaxError> {
         let open = self.i;
-        let q = self.peek().unwrap_or(b'\'');
+        let q = match self.peek() {
+            Some(q @ (b'\'' | b'"')) => q,
+            _ => return Err(self.err("expected a quoted name")),
+        };
         self.i += 1;
         let mut out = String::new();
         loop {
@@ -646,6 +649,15 @@ mod tests {
         let e = Path::parse("$.first name").unwrap_err();
         assert_eq!(e.offset, 7);
         assert!(Path::parse("$.a.nope()").is_err());
+    }
+
+    #[test]
+    fn regression_unquoted_name_after_a_comma_in_brackets() {
+        // Found by the jsonpath fuzz target: a non-ASCII character where a quote must follow
+        // `,` made the parser slice inside that character.
+        let e = Path::parse("$$.[',⤓$⤓ ⤓$.[',⤓⤓ '.").unwrap_err();
+        assert_eq!(e.message, "expected a quoted name");
+        assert!(Path::parse("$['a',b]").is_err());
     }
 
     #[test]

@@ -1,0 +1,176 @@
+//! Streams of events through a workflow: records come from a source (standard input now,
+//! Kafka topics next), go to the shard of their key, run as one execution each, and leave as
+//! an output record or a dead letter that says why and where the record came from.
+//!
+//! The pieces: `shard` (threads that own executions), `lines` (the embedded default: JSON
+//! lines on standard input and output, no broker), and the dead-letter envelope here.
+
+pub mod lines;
+pub mod shard;
+
+use std::fmt;
+
+use crate::exec::Outcome;
+use crate::json::{self, Str, Value};
+
+/// Where a record came from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Source {
+    pub topic: Str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Source {
+    /// The execution name for this record: derived from its coordinates, so a re-run of the
+    /// same record is recognisable (AWS names allow letters, digits, `-` and `_`).
+    pub fn execution_name(&self) -> Str {
+        let topic: String = self
+            .topic
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(60)
+            .collect();
+        Str::from(format!("{topic}-{}-{}", self.partition, self.offset))
+    }
+
+    pub fn to_json(&self) -> Value {
+        Value::object_from([
+            ("topic", Value::String(self.topic.clone())),
+            ("partition", Value::int(self.partition as i64)),
+            ("offset", Value::int(self.offset)),
+        ])
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// One event to run.
+#[derive(Debug)]
+pub struct Record {
+    pub source: Source,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+/// What became of a record.
+#[derive(Debug)]
+pub enum Disposition {
+    /// The execution succeeded: its output JSON.
+    Output(Vec<u8>),
+    /// It could not be processed or its execution failed: the dead-letter envelope (JSON).
+    DeadLetter(Vec<u8>),
+}
+
+/// The result of one record, ready for its sink.
+#[derive(Debug)]
+pub struct Processed {
+    pub source: Source,
+    pub key: Option<Vec<u8>>,
+    pub execution_name: Str,
+    pub disposition: Disposition,
+    /// States entered (0 when no execution ran).
+    pub transitions: u64,
+    /// SUCCEEDED, FAILED, TIMED_OUT, or REJECTED (never ran).
+    pub status: &'static str,
+}
+
+/// The dead-letter envelope: `{"error","cause","input","source","execution_name"}`, where
+/// `input` is the original payload as JSON when it parses, else as a string (base64 for
+/// bytes that are not UTF-8, with `input_encoding` saying so).
+pub fn dead_letter(
+    error: &str,
+    cause: &str,
+    payload: &[u8],
+    source: &Source,
+    execution_name: &str,
+) -> Vec<u8> {
+    let mut pairs: Vec<(&str, Value)> = vec![
+        ("error", Value::string(error)),
+        ("cause", Value::string(cause)),
+    ];
+    match json::parse(payload) {
+        Ok(v) => pairs.push(("input", v)),
+        Err(_) => match std::str::from_utf8(payload) {
+            Ok(text) => pairs.push(("input", Value::string(text))),
+            Err(_) => {
+                use base64::Engine as _;
+                pairs.push((
+                    "input",
+                    Value::from(base64::engine::general_purpose::STANDARD.encode(payload)),
+                ));
+                pairs.push(("input_encoding", Value::string("base64")));
+            }
+        },
+    }
+    pairs.push(("source", source.to_json()));
+    pairs.push(("execution_name", Value::string(execution_name)));
+    json::to_string(&Value::object_from(pairs)).into_bytes()
+}
+
+/// The dead letter for a finished execution that did not succeed.
+pub fn outcome_dead_letter(
+    outcome: &Outcome,
+    payload: &[u8],
+    source: &Source,
+    name: &str,
+) -> Vec<u8> {
+    let (error, cause) = match outcome {
+        Outcome::Failed { error, cause } => (
+            error.as_deref().unwrap_or(""),
+            cause.as_deref().unwrap_or(""),
+        ),
+        Outcome::TimedOut { error, cause } => (error.as_str(), cause.as_str()),
+        Outcome::Succeeded(_) => ("", ""),
+    };
+    dead_letter(error, cause, payload, source, name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src() -> Source {
+        Source {
+            topic: Str::new("iot.events"),
+            partition: 3,
+            offset: 42,
+        }
+    }
+
+    #[test]
+    fn execution_names_come_from_the_coordinates() {
+        assert_eq!(src().execution_name().as_str(), "iot_events-3-42");
+    }
+
+    #[test]
+    fn dead_letters_keep_the_input_as_json_text_or_base64() {
+        let env =
+            |payload: &[u8]| json::parse(&dead_letter("E", "why", payload, &src(), "n")).unwrap();
+        let v = env(br#"{"a":1}"#);
+        assert_eq!(v.get("input"), Some(&json::parse(br#"{"a":1}"#).unwrap()));
+        assert_eq!(v.get("error"), Some(&Value::string("E")));
+        assert_eq!(
+            v.get("source"),
+            Some(&json::parse(br#"{"topic":"iot.events","partition":3,"offset":42}"#).unwrap())
+        );
+        assert_eq!(v.get("execution_name"), Some(&Value::string("n")));
+        assert_eq!(
+            env(b"not json").get("input"),
+            Some(&Value::string("not json"))
+        );
+        let v = env(&[0xff, 0xfe]);
+        assert_eq!(v.get("input"), Some(&Value::string("//4=")));
+        assert_eq!(v.get("input_encoding"), Some(&Value::string("base64")));
+    }
+}
