@@ -1,4 +1,43 @@
-//! stepstream: AWS Step Functions Express workflows (Amazon States Language) run on streams.
+//! stepstream runs AWS Step Functions Express workflows (Amazon States Language) on streams of
+//! events: one short-lived execution per event, with AWS's semantics.
+//!
+//! ```text
+//! definition JSON --asl::parse--> Definition --asl::validate--> Validated --plan::compile--> Plan
+//!                                                                                              |
+//! event (stdin line, Kafka record) --> stream::shard (by key) --> exec: Execution::poll(&Plan) --> Outcome
+//!                                                                                              |
+//!                                  output / dead letter <-- SUCCEEDED | FAILED | TIMED_OUT <---
+//! ```
+//!
+//! * [`asl`]: parse and validate definitions; every problem is a [`asl::Diagnostic`].
+//! * [`plan`]: compile a validated definition into a flat, index-addressed [`plan::Plan`].
+//! * [`exec`]: the pure step function that runs one execution of a plan.
+//! * [`driver`]: runs many executions on one thread, performing their tasks and timers.
+//! * [`tasks`]: the resources tasks call, and mocks.
+//! * [`stream`]: shards, sources and sinks, dead letters.
+//! * [`json`], [`jsonpath`], [`intrinsics`], [`time`], [`random`]: the languages and values.
+//!
+//! Running one execution:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use stepstream::asl::{self, MachineType};
+//! use stepstream::exec::{Execution, Outcome, Poll, Start};
+//! use stepstream::json;
+//!
+//! let definition = br#"{"StartAt":"Hello","States":{"Hello":{"Type":"Pass",
+//!     "Parameters":{"greeting.$":"States.Format('hello {}', $.name)"},"End":true}}}"#;
+//! let validated = asl::load(definition, MachineType::Express).expect("a valid definition");
+//! let plan = Arc::new(stepstream::plan::compile(&validated, "hello"));
+//!
+//! let input = json::parse(br#"{"name":"world"}"#).unwrap();
+//! let mut execution = Execution::new(plan, Start::new("exec-1", input, 0));
+//! let mut task_requests = Vec::new();
+//! let Poll::Done(Outcome::Succeeded(output)) = execution.poll(0, &mut task_requests) else {
+//!     panic!("a Pass state needs nothing from outside");
+//! };
+//! assert_eq!(json::to_string(&output), r#"{"greeting":"hello world"}"#);
+//! ```
 
 pub mod asl;
 pub mod bench;
