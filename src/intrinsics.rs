@@ -766,6 +766,8 @@ impl<'a> Parser<'a> {
             }
             self.i += 1;
         }
+        // A backslash as the very last byte skipped past the end.
+        self.i = self.i.min(b.len());
         Ok(())
     }
 }
@@ -949,6 +951,14 @@ mod tests {
         );
         assert!(Call::parse("States.Format('{}', $$.Execution.Id)").is_ok());
         assert!(Call::parse("States.Format('{}', $.a['x,y'])").is_ok());
+    }
+
+    #[test]
+    fn regression_backslash_at_the_end_of_a_quoted_path() {
+        // Found by the intrinsic fuzz target: a path argument ending inside a quoted name
+        // with a backslash as its last byte sliced past the end of the text.
+        assert!(Call::parse("States.Array($['a\\").is_err());
+        assert!(Call::parse("States.Array($['\\").is_err());
     }
 
     #[test]
