@@ -41,13 +41,17 @@
 
 pub mod asl;
 pub mod bench;
+pub mod config;
 pub mod driver;
 pub mod exec;
 pub mod intrinsics;
 pub mod json;
 pub mod jsonpath;
+pub mod log;
+pub mod metrics;
 pub mod plan;
 pub mod random;
+pub mod server;
 pub mod stream;
 pub mod tasks;
 pub mod time;

@@ -95,7 +95,23 @@ enum Command {
     /// Run the workflow on every JSON line of standard input (the embedded default: no
     /// broker); outputs go to standard output in input order, dead letters to stderr or a file.
     Process {
-        definition: PathBuf,
+        /// The definition (for a single workflow; not with --config).
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
+        definition: Option<PathBuf>,
+        /// Pipeline configuration (TOML): Kafka topics in and out, see configs/stepstream.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Kafka bootstrap servers: run DEF on Kafka topics instead of standard input.
+        #[arg(long, requires_all = ["input_topic", "output_topic", "dead_letter_topic"])]
+        brokers: Option<String>,
+        #[arg(long)]
+        input_topic: Option<String>,
+        #[arg(long)]
+        output_topic: Option<String>,
+        #[arg(long)]
+        dead_letter_topic: Option<String>,
+        #[arg(long, default_value = "stepstream")]
+        group_id: String,
         #[arg(long)]
         mock_file: Option<PathBuf>,
         /// Shard threads (default: the cores).
@@ -173,18 +189,32 @@ fn main() -> ExitCode {
         }
         Command::Process {
             definition,
+            config,
+            brokers,
+            input_topic,
+            output_topic,
+            dead_letter_topic,
+            group_id,
             mock_file,
             shards,
             max_in_flight,
             dead_letters,
             name,
-        } => match process(
-            &definition,
-            mock_file,
-            shards,
-            max_in_flight,
-            dead_letters,
-            name,
+        } => match process_mode(
+            config,
+            definition,
+            brokers,
+            (
+                group_id,
+                input_topic,
+                output_topic,
+                dead_letter_topic,
+                mock_file,
+                shards,
+                max_in_flight,
+                dead_letters,
+                name,
+            ),
         ) {
             Ok(code) => code,
             Err(msg) => {
@@ -349,6 +379,170 @@ fn process(
         "stepstream process: {} record(s): {} output(s), {} dead letter(s)",
         summary.records, summary.outputs, summary.dead_letters
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+type ProcessFlags = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<PathBuf>,
+    Option<usize>,
+    usize,
+    Option<PathBuf>,
+    Option<String>,
+);
+
+/// Chooses the mode: a config file (Kafka), a definition with --brokers (Kafka), or a
+/// definition alone (standard input and output).
+fn process_mode(
+    config: Option<PathBuf>,
+    definition: Option<PathBuf>,
+    brokers: Option<String>,
+    flags: ProcessFlags,
+) -> Result<ExitCode, String> {
+    let (
+        group_id,
+        input_topic,
+        output_topic,
+        dead_letter_topic,
+        mock_file,
+        shards,
+        max_in_flight,
+        dead_letters,
+        name,
+    ) = flags;
+    match (config, definition, brokers) {
+        (Some(config), _, _) => kafka_process(config_from_file(&config)),
+        (None, Some(def), Some(brokers)) => kafka_process(Ok(single_pipeline_config(
+            def,
+            brokers,
+            group_id,
+            input_topic.unwrap_or_default(),
+            output_topic.unwrap_or_default(),
+            dead_letter_topic.unwrap_or_default(),
+            mock_file,
+            shards,
+            max_in_flight,
+            name,
+        ))),
+        (None, Some(def), None) => {
+            process(&def, mock_file, shards, max_in_flight, dead_letters, name)
+        }
+        (None, None, _) => Err("give a definition or --config".to_string()),
+    }
+}
+
+fn config_from_file(path: &Path) -> Result<stepstream::config::Config, String> {
+    stepstream::config::Config::load(path).map_err(|e| e.to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn single_pipeline_config(
+    definition: PathBuf,
+    brokers: String,
+    group_id: String,
+    input_topic: String,
+    output_topic: String,
+    dead_letter_topic: String,
+    mock_file: Option<PathBuf>,
+    shards: Option<usize>,
+    max_in_flight: usize,
+    name: Option<String>,
+) -> stepstream::config::Config {
+    use stepstream::config::*;
+    let name = name.unwrap_or_else(|| machine_name(&definition));
+    Config {
+        kafka: Kafka {
+            brokers,
+            group_id,
+            options: [("auto.offset.reset".to_string(), "earliest".to_string())].into(),
+            producer_options: Default::default(),
+        },
+        runtime: Runtime {
+            shards: shards
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            max_in_flight,
+            max_pending: 10_000,
+            drain_timeout_ms: 10_000,
+        },
+        http: Http {
+            listen: Some("127.0.0.1:9464".to_string()),
+        },
+        pipelines: vec![Pipeline {
+            name,
+            definition,
+            input_topic,
+            output_topic,
+            dead_letter_topic,
+            mock_file,
+        }],
+    }
+}
+
+/// Runs the Kafka pipelines until SIGINT or SIGTERM, then drains and exits 0.
+fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<ExitCode, String> {
+    use stepstream::stream::kafka::{self, Prepared};
+    let config = config?;
+    let mut prepared = Vec::new();
+    let mut problems = Vec::new();
+    for p in &config.pipelines {
+        let plan = match load_plan(&p.definition, Some(&p.name), MachineType::Express) {
+            Ok(plan) => Arc::new(plan),
+            Err(e) => {
+                problems.push(format!("pipeline '{}': {e}", p.name));
+                continue;
+            }
+        };
+        let mut registry = Registry::new();
+        if let Some(f) = &p.mock_file {
+            match read(f)
+                .and_then(|t| MockFile::parse(&t).map_err(|e| format!("{}: {e}", f.display())))
+            {
+                Ok(m) => registry.mock(Arc::new(m)),
+                Err(e) => problems.push(format!("pipeline '{}': {e}", p.name)),
+            }
+        }
+        prepared.push(Prepared {
+            pipeline: p.clone(),
+            plan,
+            registry: Arc::new(registry),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("\n"));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(stepstream::json::STACK_FOR_DEPTH)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        let metrics = stepstream::metrics::Metrics::new();
+        if let Some(listen) = config.http.listen.as_deref().filter(|l| !l.is_empty()) {
+            let listener = stepstream::server::bind(listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen} (http.listen): {e}"))?;
+            stepstream::log::info(
+                "http_listening",
+                &[("address", Value::from(listener.local_addr().map(|a| a.to_string()).unwrap_or_default()))],
+            );
+            tokio::spawn(stepstream::server::serve(listener, Arc::clone(&metrics)));
+        }
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+            stepstream::log::info("signal", &[("action", Value::string("stopping"))]);
+            let _ = tx.send(true);
+        });
+        kafka::run(&config, prepared, metrics, rx).await
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -101,6 +101,7 @@ pub fn run(
                 },
                 key: None,
                 payload,
+                received: std::time::Instant::now(),
             };
             offset += 1;
             if pool.submit(record).is_err() {

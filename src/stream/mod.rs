@@ -5,7 +5,9 @@
 //! The pieces: `shard` (threads that own executions), `lines` (the embedded default: JSON
 //! lines on standard input and output, no broker), and the dead-letter envelope here.
 
+pub mod kafka;
 pub mod lines;
+pub mod offsets;
 pub mod shard;
 
 use std::fmt;
@@ -61,6 +63,8 @@ pub struct Record {
     pub source: Source,
     pub key: Option<Vec<u8>>,
     pub payload: Vec<u8>,
+    /// When the record was received, for the latency histogram.
+    pub received: std::time::Instant,
 }
 
 /// What became of a record.

@@ -37,9 +37,13 @@ impl Default for ShardConfig {
     }
 }
 
-/// Counters of one shard, written only by it (relaxed atomics), read by anyone.
-#[derive(Debug, Default)]
+/// Counters of one shard, written only by it (relaxed atomics), read by anyone; its latency
+/// histogram is locked by the shard per record and by a scrape when metrics are read, never
+/// by another shard.
+#[derive(Debug)]
 pub struct ShardStats {
+    /// Microseconds from receiving a record to its result being ready.
+    pub latency_us: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
     pub records: AtomicU64,
     pub succeeded: AtomicU64,
     pub failed: AtomicU64,
@@ -47,6 +51,31 @@ pub struct ShardStats {
     pub rejected: AtomicU64,
     pub transitions: AtomicU64,
     pub in_flight: AtomicU64,
+}
+
+impl Default for ShardStats {
+    fn default() -> ShardStats {
+        ShardStats {
+            latency_us: std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("valid histogram bounds"),
+            ),
+            records: AtomicU64::new(0),
+            succeeded: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            transitions: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+        }
+    }
+}
+
+fn record_latency(stats: &ShardStats, received: std::time::Instant) {
+    let us = received.elapsed().as_micros().max(1) as u64;
+    if let Ok(mut h) = stats.latency_us.lock() {
+        h.saturating_record(us);
+    }
 }
 
 /// The shard threads.
@@ -115,6 +144,12 @@ impl ShardPool {
         self.senders[k].blocking_send(record).map_err(|e| e.0)
     }
 
+    /// Hands a record to its shard from async code, waiting while its queue is full.
+    pub async fn submit_async(&self, record: Record) -> Result<(), Record> {
+        let k = self.route(&record);
+        self.senders[k].send(record).await.map_err(|e| e.0)
+    }
+
     pub fn stats(&self) -> &[Arc<ShardStats>] {
         &self.stats
     }
@@ -134,6 +169,7 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
         .fetch_add(f.transitions, Ordering::Relaxed);
     stats.in_flight.fetch_sub(1, Ordering::Relaxed);
     let rec = f.tag;
+    record_latency(stats, rec.received);
     let (disposition, status) = match &f.outcome {
         Outcome::Succeeded(v) => {
             stats.succeeded.fetch_add(1, Ordering::Relaxed);
@@ -172,6 +208,7 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
 /// A record that never becomes an execution (not JSON, too big).
 fn rejected(rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Processed {
     stats.rejected.fetch_add(1, Ordering::Relaxed);
+    record_latency(stats, rec.received);
     let name = rec.source.execution_name();
     Processed {
         disposition: Disposition::DeadLetter(dead_letter(

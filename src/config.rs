@@ -1,0 +1,398 @@
+//! The pipeline configuration (TOML): read field by field so that every problem is reported at
+//! once with the key it concerns (`pipelines[1].input_topic: ...`), then checked as a whole
+//! (definitions load, topics do not collide). See `configs/stepstream.toml` for every key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub kafka: Kafka,
+    pub runtime: Runtime,
+    pub http: Http,
+    pub pipelines: Vec<Pipeline>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Kafka {
+    pub brokers: String,
+    pub group_id: String,
+    /// Passed to librdkafka unchanged (consumer and producer).
+    pub options: BTreeMap<String, String>,
+    /// Passed to the producer only.
+    pub producer_options: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Runtime {
+    /// Shard threads per pipeline.
+    pub shards: usize,
+    /// Executions in flight per shard.
+    pub max_in_flight: usize,
+    /// Records consumed but not yet delivered, over all partitions, before the consumer
+    /// pauses.
+    pub max_pending: usize,
+    /// How long revoked partitions and shutdown may take to finish their work.
+    pub drain_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Http {
+    /// `host:port` of the operations listener (`/metrics`, `/ping`, `/ready`); `None` = off.
+    pub listen: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    pub name: String,
+    pub definition: PathBuf,
+    pub input_topic: String,
+    pub output_topic: String,
+    pub dead_letter_topic: String,
+    pub mock_file: Option<PathBuf>,
+}
+
+/// Everything wrong with a configuration.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} is not a usable configuration:", self.file.display())?;
+        for p in &self.problems {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+struct Reader {
+    problems: Vec<String>,
+}
+
+impl Reader {
+    fn table<'t>(&mut self, t: &'t toml::Table, key: &str, at: &str) -> Option<&'t toml::Table> {
+        match t.get(key) {
+            None => None,
+            Some(toml::Value::Table(x)) => Some(x),
+            Some(_) => {
+                self.problems.push(format!("{at}{key}: must be a table"));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, t: &toml::Table, key: &str, at: &str, required: bool) -> Option<String> {
+        match t.get(key) {
+            None if required => {
+                self.problems
+                    .push(format!("{at}{key}: required (a string)"));
+                None
+            }
+            None => None,
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(toml::Value::String(_)) => {
+                self.problems.push(format!("{at}{key}: must not be empty"));
+                None
+            }
+            Some(other) => {
+                self.problems.push(format!(
+                    "{at}{key}: must be a string, found {}",
+                    other.type_str()
+                ));
+                None
+            }
+        }
+    }
+
+    fn positive(&mut self, t: &toml::Table, key: &str, at: &str, default: u64) -> u64 {
+        match t.get(key) {
+            None => default,
+            Some(toml::Value::Integer(i)) if *i > 0 => *i as u64,
+            Some(toml::Value::Integer(i)) => {
+                self.problems
+                    .push(format!("{at}{key}: must be a positive integer, found {i}"));
+                default
+            }
+            Some(other) => {
+                self.problems.push(format!(
+                    "{at}{key}: must be a positive integer, found {}",
+                    other.type_str()
+                ));
+                default
+            }
+        }
+    }
+
+    fn options(&mut self, t: Option<&toml::Table>, at: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (k, v) in t.into_iter().flatten() {
+            let text = match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    self.problems.push(format!(
+                        "{at}\"{k}\": librdkafka options are strings, numbers or booleans, found {}",
+                        other.type_str()
+                    ));
+                    continue;
+                }
+            };
+            out.insert(k.clone(), text);
+        }
+        out
+    }
+
+    fn unknown(&mut self, t: &toml::Table, known: &[&str], at: &str) {
+        for k in t.keys() {
+            if !known.contains(&k.as_str()) {
+                self.problems.push(format!(
+                    "{at}{k}: unknown key (known here: {})",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file; relative paths in it are taken from the
+    /// current directory, as they are written in the shipped examples.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |problems: Vec<String>| ConfigError {
+            file: path.to_path_buf(),
+            problems,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| err(vec![format!("cannot read it: {e}")]))?;
+        Config::parse(&text).map_err(err)
+    }
+
+    /// Parses configuration text.
+    pub fn parse(text: &str) -> Result<Config, Vec<String>> {
+        let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            vec![format!("not valid TOML: {}", e.to_string().trim())]
+        })?;
+        let mut r = Reader {
+            problems: Vec::new(),
+        };
+        r.unknown(&root, &["kafka", "runtime", "http", "pipelines"], "");
+
+        let kafka_t = r.table(&root, "kafka", "").cloned().unwrap_or_default();
+        r.unknown(
+            &kafka_t,
+            &["brokers", "group_id", "options", "producer_options"],
+            "kafka.",
+        );
+        let brokers = r.string(&kafka_t, "brokers", "kafka.", true);
+        let group_id = r
+            .string(&kafka_t, "group_id", "kafka.", false)
+            .unwrap_or_else(|| "stepstream".to_string());
+        let options = {
+            let t = r.table(&kafka_t, "options", "kafka.").cloned();
+            r.options(t.as_ref(), "kafka.options.")
+        };
+        let producer_options = {
+            let t = r.table(&kafka_t, "producer_options", "kafka.").cloned();
+            r.options(t.as_ref(), "kafka.producer_options.")
+        };
+
+        let rt = r.table(&root, "runtime", "").cloned().unwrap_or_default();
+        r.unknown(
+            &rt,
+            &[
+                "shards",
+                "max_in_flight",
+                "max_pending",
+                "drain_timeout_seconds",
+            ],
+            "runtime.",
+        );
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let runtime = Runtime {
+            shards: r.positive(&rt, "shards", "runtime.", cores) as usize,
+            max_in_flight: r.positive(&rt, "max_in_flight", "runtime.", 1024) as usize,
+            max_pending: r.positive(&rt, "max_pending", "runtime.", 10_000) as usize,
+            drain_timeout_ms: r.positive(&rt, "drain_timeout_seconds", "runtime.", 10) * 1000,
+        };
+
+        let http_t = r.table(&root, "http", "").cloned().unwrap_or_default();
+        r.unknown(&http_t, &["listen"], "http.");
+        let http = Http {
+            listen: r
+                .string(&http_t, "listen", "http.", false)
+                .or_else(|| (!http_t.contains_key("listen")).then(|| "127.0.0.1:9464".to_string())),
+        };
+
+        let mut pipelines = Vec::new();
+        match root.get("pipelines") {
+            None => r
+                .problems
+                .push("pipelines: at least one [[pipelines]] entry is required".into()),
+            Some(toml::Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let at = format!("pipelines[{i}].");
+                    let Some(t) = item.as_table() else {
+                        r.problems.push(format!("pipelines[{i}]: must be a table"));
+                        continue;
+                    };
+                    r.unknown(
+                        t,
+                        &[
+                            "name",
+                            "definition",
+                            "input_topic",
+                            "output_topic",
+                            "dead_letter_topic",
+                            "mock_file",
+                        ],
+                        &at,
+                    );
+                    let p = (
+                        r.string(t, "name", &at, true),
+                        r.string(t, "definition", &at, true),
+                        r.string(t, "input_topic", &at, true),
+                        r.string(t, "output_topic", &at, true),
+                        r.string(t, "dead_letter_topic", &at, true),
+                        r.string(t, "mock_file", &at, false),
+                    );
+                    if let (Some(name), Some(def), Some(input), Some(output), Some(dead), mock) = p
+                    {
+                        pipelines.push(Pipeline {
+                            name,
+                            definition: PathBuf::from(def),
+                            input_topic: input,
+                            output_topic: output,
+                            dead_letter_topic: dead,
+                            mock_file: mock.map(PathBuf::from),
+                        });
+                    }
+                }
+            }
+            Some(_) => r
+                .problems
+                .push("pipelines: must be an array of tables ([[pipelines]])".into()),
+        }
+        // Whole-configuration rules.
+        for (i, p) in pipelines.iter().enumerate() {
+            for (j, q) in pipelines.iter().enumerate().skip(i + 1) {
+                if p.input_topic == q.input_topic {
+                    r.problems.push(format!(
+                        "pipelines[{j}].input_topic: '{}' is already the input of pipelines[{i}] ('{}')",
+                        q.input_topic, p.name
+                    ));
+                }
+                if p.name == q.name {
+                    r.problems
+                        .push(format!("pipelines[{j}].name: '{}' is used twice", q.name));
+                }
+            }
+            for (what, topic) in [
+                ("output_topic", &p.output_topic),
+                ("dead_letter_topic", &p.dead_letter_topic),
+            ] {
+                if pipelines.iter().any(|q| &q.input_topic == topic) {
+                    r.problems.push(format!(
+                        "pipelines[{i}].{what}: '{topic}' is also an input topic, which would loop records back"
+                    ));
+                }
+            }
+        }
+        if !r.problems.is_empty() {
+            return Err(r.problems);
+        }
+        Ok(Config {
+            kafka: Kafka {
+                brokers: brokers.unwrap_or_default(),
+                group_id,
+                options,
+                producer_options,
+            },
+            runtime,
+            http,
+            pipelines,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let c = Config::load(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/stepstream.toml"
+        )))
+        .unwrap();
+        assert_eq!(c.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(
+            c.kafka.options.get("auto.offset.reset").map(String::as_str),
+            Some("earliest")
+        );
+        assert_eq!(c.pipelines[0].input_topic, "iot-events");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let problems = Config::parse(
+            r#"
+            bogus = 1
+            [kafka]
+            group_id = 5
+            [runtime]
+            shards = 0
+            [[pipelines]]
+            name = "a"
+            definition = "x.json"
+            input_topic = "in"
+            output_topic = "in"
+            dead_letter_topic = "d0"
+            [[pipelines]]
+            name = "a"
+            definition = "y.json"
+            input_topic = "in"
+            output_topic = "out"
+            dead_letter_topic = "dlq"
+            [[pipelines]]
+            name = "c"
+            definition = "z.json"
+            input_topic = "in2"
+            output_topic = "out2"
+            "#,
+        )
+        .unwrap_err();
+        let text = problems.join("\n");
+        for want in [
+            "bogus: unknown key",
+            "kafka.brokers: required",
+            "kafka.group_id: must be a string",
+            "runtime.shards: must be a positive integer",
+            "pipelines[2].dead_letter_topic: required",
+            "pipelines[0].output_topic: 'in' is also an input topic",
+            "pipelines[1].input_topic: 'in' is already the input of pipelines[0]",
+            "pipelines[1].name: 'a' is used twice",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn bad_toml_says_where() {
+        let e = Config::parse("[kafka\nbrokers = 1").unwrap_err();
+        assert!(
+            e[0].contains("not valid TOML") && e[0].contains("line 1"),
+            "{e:?}"
+        );
+    }
+}
