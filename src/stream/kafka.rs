@@ -276,7 +276,7 @@ pub async fn run(
         let sink = Sink {
             pipeline: p.pipeline.clone(),
             producer: producer.clone(),
-            consumer: Arc::clone(&consumer),
+            consumer: Arc::downgrade(&consumer),
             shared: Arc::clone(&shared),
             runtime: runtime.clone(),
         };
@@ -414,6 +414,10 @@ pub async fn run(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .pending();
+    // Close the consumer now (the sinks only hold it weakly), so it leaves the group and its
+    // partitions go to the other members at once.
+    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    metrics.assigned.store(0, Ordering::Relaxed);
     log::info(
         "stopped",
         &[("abandoned_in_flight", Value::int(left as i64))],
@@ -440,47 +444,138 @@ fn store_commit_points(consumer: &StreamConsumer<Ctx>, shared: &Shared) {
 struct Sink {
     pipeline: Pipeline,
     producer: FutureProducer,
-    consumer: Arc<StreamConsumer<Ctx>>,
+    consumer: std::sync::Weak<StreamConsumer<Ctx>>,
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
 }
 
 impl Sink {
+    /// Enqueues results in the order the shards made them (librdkafka keeps that order per
+    /// partition), and waits for each acknowledgement on the runtime.
     fn run(self, rx: crossbeam_channel::Receiver<Processed>) {
         let this = Arc::new(self);
         for p in rx.iter() {
-            let this = Arc::clone(&this);
-            this.runtime
-                .clone()
-                .spawn(async move { this.deliver(p).await });
+            let (topic, payload, dead) = match &p.disposition {
+                Disposition::Output(b) => (this.pipeline.output_topic.clone(), b.clone(), false),
+                Disposition::DeadLetter(b) => {
+                    (this.pipeline.dead_letter_topic.clone(), b.clone(), true)
+                }
+            };
+            let delivery = this.enqueue(&p, &topic, &payload);
+            let this2 = Arc::clone(&this);
+            this.runtime.spawn(async move {
+                let ok = match delivery {
+                    Some(d) => matches!(d.await, Ok(Ok(_))),
+                    None => false,
+                };
+                if ok {
+                    this2.done(&p, dead);
+                } else {
+                    this2.deliver_slowly(p, topic, payload, dead).await;
+                }
+            });
         }
     }
 
-    async fn deliver(&self, p: Processed) {
-        let (topic, payload, dead) = match &p.disposition {
-            Disposition::Output(b) => (&self.pipeline.output_topic, b.clone(), false),
-            Disposition::DeadLetter(b) => (&self.pipeline.dead_letter_topic, b.clone(), true),
+    fn headers(p: &Processed, source_text: &str) -> OwnedHeaders {
+        OwnedHeaders::new()
+            .insert(Header {
+                key: "stepstream-execution",
+                value: Some(p.execution_name.as_bytes()),
+            })
+            .insert(Header {
+                key: "stepstream-source",
+                value: Some(source_text.as_bytes()),
+            })
+            .insert(Header {
+                key: "stepstream-status",
+                value: Some(p.status.as_bytes()),
+            })
+    }
+
+    /// Puts a result on librdkafka's queue, waiting while the queue is full.
+    fn enqueue(
+        &self,
+        p: &Processed,
+        topic: &str,
+        payload: &[u8],
+    ) -> Option<rdkafka::producer::DeliveryFuture> {
+        let source_text = p.source.to_string();
+        loop {
+            let mut record = FutureRecord::to(topic)
+                .payload(payload)
+                .headers(Self::headers(p, &source_text));
+            if let Some(k) = &p.key {
+                record = record.key(k);
+            }
+            match self.producer.send_result(record) {
+                Ok(d) => return Some(d),
+                Err((e, _)) => {
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
+                    ) {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    self.shared
+                        .metrics
+                        .produce_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The result is acknowledged: mark its input offset done and store the commit point.
+    fn done(&self, p: &Processed, dead: bool) {
+        let m = &self.shared.metrics;
+        if dead {
+            m.dead_letters.fetch_add(1, Ordering::Relaxed);
+        } else {
+            m.outputs.fetch_add(1, Ordering::Relaxed);
+        }
+        let commit = {
+            let mut o = self
+                .shared
+                .offsets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let c = o.finish(&p.source.topic, p.source.partition, p.source.offset);
+            m.pending.store(o.pending() as u64, Ordering::Relaxed);
+            c
         };
-        let mut payload = payload;
-        let mut topic = topic.clone();
-        let mut dead = dead;
+        if let Some(c) = commit {
+            let mut tpl = TopicPartitionList::new();
+            if tpl
+                .add_partition_offset(&p.source.topic, p.source.partition, Offset::Offset(c))
+                .is_ok()
+            {
+                // Fails only for a partition no longer assigned (or a consumer already
+                // closed): its new owner re-runs the record.
+                if let Some(c) = self.consumer.upgrade() {
+                    let _ = c.store_offsets(&tpl);
+                }
+            }
+        }
+    }
+
+    /// A result the first attempt did not deliver: retried with backoff until the broker takes
+    /// it; one it can never take (too large) becomes a dead letter, so the partition moves on.
+    async fn deliver_slowly(
+        &self,
+        p: Processed,
+        mut topic: String,
+        mut payload: Vec<u8>,
+        mut dead: bool,
+    ) {
         let source_text = p.source.to_string();
         let mut backoff = Duration::from_millis(100);
         loop {
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "stepstream-execution",
-                    value: Some(p.execution_name.as_bytes()),
-                })
-                .insert(Header {
-                    key: "stepstream-source",
-                    value: Some(source_text.as_bytes()),
-                })
-                .insert(Header {
-                    key: "stepstream-status",
-                    value: Some(p.status.as_bytes()),
-                });
-            let mut record = FutureRecord::to(&topic).payload(&payload).headers(headers);
+            let mut record = FutureRecord::to(&topic)
+                .payload(&payload)
+                .headers(Self::headers(&p, &source_text));
             if let Some(k) = &p.key {
                 record = record.key(k);
             }
@@ -491,8 +586,6 @@ impl Sink {
                         .metrics
                         .produce_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    // A record the broker will never take (too large for the topic) becomes a
-                    // dead letter, so the partition keeps moving; anything else is retried.
                     let permanent = matches!(
                         e.rdkafka_error_code(),
                         Some(rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge)
@@ -522,31 +615,6 @@ impl Sink {
                 }
             }
         }
-        let m = &self.shared.metrics;
-        if dead {
-            m.dead_letters.fetch_add(1, Ordering::Relaxed);
-        } else {
-            m.outputs.fetch_add(1, Ordering::Relaxed);
-        }
-        let commit = {
-            let mut o = self
-                .shared
-                .offsets
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let c = o.finish(&p.source.topic, p.source.partition, p.source.offset);
-            m.pending.store(o.pending() as u64, Ordering::Relaxed);
-            c
-        };
-        if let Some(c) = commit {
-            let mut tpl = TopicPartitionList::new();
-            if tpl
-                .add_partition_offset(&p.source.topic, p.source.partition, Offset::Offset(c))
-                .is_ok()
-            {
-                // Fails only for a partition no longer assigned: its new owner re-runs it.
-                let _ = self.consumer.store_offsets(&tpl);
-            }
-        }
+        self.done(&p, dead);
     }
 }

@@ -1,0 +1,273 @@
+//! Kafka pipelines against librdkafka's in-process mock cluster: outputs and dead letters,
+//! order per key, and offsets committed only after the results were delivered (a stop that
+//! abandons in-flight work loses nothing: the next run picks it up).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use stepstream::asl::{self, MachineType};
+use stepstream::config::{Config, Http, Kafka, Pipeline, Runtime};
+use stepstream::json::{self, Value};
+use stepstream::metrics::Metrics;
+use stepstream::stream::kafka::{self, Prepared};
+use stepstream::tasks::Registry;
+
+const PARTITIONS: i32 = 3;
+
+fn config(brokers: &str, group: &str, drain_ms: u64) -> Config {
+    Config {
+        kafka: Kafka {
+            brokers: brokers.to_string(),
+            group_id: group.to_string(),
+            options: [
+                ("auto.offset.reset", "earliest"),
+                ("session.timeout.ms", "6000"),
+                ("heartbeat.interval.ms", "500"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            producer_options: Default::default(),
+        },
+        runtime: Runtime {
+            shards: 2,
+            max_in_flight: 64,
+            max_pending: 200,
+            drain_timeout_ms: drain_ms,
+        },
+        http: Http { listen: None },
+        pipelines: vec![Pipeline {
+            name: "t".into(),
+            definition: "inline".into(),
+            input_topic: "in".into(),
+            output_topic: "out".into(),
+            dead_letter_topic: "dlq".into(),
+            mock_file: None,
+        }],
+    }
+}
+
+fn prepared(c: &Config, definition: &str) -> Vec<Prepared> {
+    let v = asl::load(definition.as_bytes(), MachineType::Express).unwrap();
+    vec![Prepared {
+        pipeline: c.pipelines[0].clone(),
+        plan: Arc::new(stepstream::plan::compile(&v, "t")),
+        registry: Arc::new(Registry::new()),
+    }]
+}
+
+async fn produce(brokers: &str, records: &[(String, Vec<u8>)]) {
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for (key, payload) in records {
+        p.send(
+            FutureRecord::to("in").key(key).payload(payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// Every record of `topic` (key, value), per partition in order.
+fn read_all(brokers: &str, topic: &str, expect: usize) -> Vec<(String, Value)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{topic}-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut idle = 0;
+    while std::time::Instant::now() < deadline && (out.len() < expect || idle < 5) {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                idle = 0;
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).to_string();
+                out.push((key, json::parse(m.payload().unwrap_or_default()).unwrap()));
+            }
+            _ => idle += 1,
+        }
+    }
+    out
+}
+
+/// The committed offset of each input partition for `group`.
+fn committed(brokers: &str, group: &str) -> HashMap<i32, i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition("in", p);
+    }
+    let got = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+    got.elements()
+        .iter()
+        .map(|e| {
+            (
+                e.partition(),
+                match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Runs the pipeline until `until` says stop (checked every 100 ms) or 30 s pass.
+async fn run_until(c: &Config, definition: &str, mut until: impl FnMut(&Metrics) -> bool) {
+    let metrics = Metrics::new();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let m = Arc::clone(&metrics);
+    let c2 = c.clone();
+    let p = prepared(c, definition);
+    let task = tokio::spawn(async move { kafka::run(&c2, p, m, rx).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !until(&metrics) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let mock = MockCluster::new(1).unwrap();
+    for t in ["in", "out", "dlq"] {
+        mock.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    mock
+}
+
+const SEQ: &str = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"key.$":"$.key","seq.$":"$.seq","doubled.$":"States.MathAdd($.seq, $.seq)"},"End":true}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_dead_letters_order_per_key_and_commits() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    let mut records = Vec::new();
+    for i in 0..300 {
+        let key = format!("k{}", i % 7);
+        let payload = if i % 50 == 13 {
+            b"{not json".to_vec()
+        } else {
+            format!(r#"{{"key":"{key}","seq":{i}}}"#).into_bytes()
+        };
+        records.push((key, payload));
+    }
+    produce(&brokers, &records).await;
+    let c = config(&brokers, "g1", 5000);
+    run_until(&c, SEQ, |m| {
+        m.outputs.load(std::sync::atomic::Ordering::Relaxed)
+            + m.dead_letters.load(std::sync::atomic::Ordering::Relaxed)
+            >= 300
+    })
+    .await;
+
+    let outs = read_all(&brokers, "out", 294);
+    let dead = read_all(&brokers, "dlq", 6);
+    assert_eq!(outs.len(), 294);
+    assert_eq!(dead.len(), 6);
+    // Exactly one output per good record, with the input's key.
+    let mut seen: Vec<i64> = outs
+        .iter()
+        .map(|(k, v)| {
+            assert_eq!(v.get("key"), Some(&Value::string(k)));
+            v.get("seq").unwrap().as_i64().unwrap()
+        })
+        .collect();
+    seen.sort_unstable();
+    let want: Vec<i64> = (0..300).filter(|i| i % 50 != 13).collect();
+    assert_eq!(seen, want);
+    // Order per key: a key's outputs are in one partition, in input order.
+    let mut last: HashMap<String, i64> = HashMap::new();
+    for (k, v) in &outs {
+        let s = v.get("seq").unwrap().as_i64().unwrap();
+        if let Some(prev) = last.insert(k.clone(), s) {
+            assert!(prev < s, "key {k}: {prev} before {s}");
+        }
+    }
+    // Dead letters say why and where from.
+    for (_, d) in &dead {
+        assert_eq!(
+            d.get("error"),
+            Some(&Value::string("stepstream.InvalidJSON"))
+        );
+        assert_eq!(d.get("input"), Some(&Value::string("{not json")));
+        assert_eq!(
+            d.get("source").unwrap().get("topic"),
+            Some(&Value::string("in"))
+        );
+    }
+    // Everything delivered is committed.
+    let committed = committed(&brokers, "g1");
+    assert_eq!(committed.values().sum::<i64>(), 300, "{committed:?}");
+}
+
+const SLOW_FOR_K0: &str = r#"{"StartAt":"C","States":{
+  "C":{"Type":"Choice","Choices":[{"Variable":"$.key","StringEquals":"k0","Next":"W"}],"Default":"P"},
+  "W":{"Type":"Wait","Seconds":3,"Next":"P"},
+  "P":{"Type":"Pass","End":true}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_abandons_work_commits_nothing_past_it_and_loses_nothing() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    let records: Vec<(String, Vec<u8>)> = (0..60)
+        .map(|i| {
+            let key = format!("k{}", i % 3);
+            (
+                key.clone(),
+                format!(r#"{{"key":"{key}","seq":{i}}}"#).into_bytes(),
+            )
+        })
+        .collect();
+    produce(&brokers, &records).await;
+    // First run: stop as soon as the fast keys are done, with almost no time to drain: the
+    // records of k0 (waiting 3 s) are abandoned.
+    let c = config(&brokers, "g2", 1);
+    run_until(&c, SLOW_FOR_K0, |m| {
+        m.outputs.load(std::sync::atomic::Ordering::Relaxed) >= 40
+    })
+    .await;
+    let first = read_all(&brokers, "out", 40);
+    assert_eq!(first.len(), 40);
+    assert!(first.iter().all(|(k, _)| k != "k0"));
+    let committed_after_stop = committed(&brokers, "g2");
+    assert!(committed_after_stop.values().sum::<i64>() < 60);
+    // Second run: the abandoned records (at least the 20 of k0) run again.
+    let c = config(&brokers, "g2", 10_000);
+    run_until(&c, SLOW_FOR_K0, |m| {
+        m.outputs.load(std::sync::atomic::Ordering::Relaxed) >= 20
+            && m.pending.load(std::sync::atomic::Ordering::Relaxed) == 0
+    })
+    .await;
+    let all = read_all(&brokers, "out", 60);
+    let mut seqs: Vec<i64> = all
+        .iter()
+        .map(|(_, v)| v.get("seq").unwrap().as_i64().unwrap())
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs, (0..60).collect::<Vec<_>>(), "records were lost");
+    assert_eq!(committed(&brokers, "g2").values().sum::<i64>(), 60);
+}
