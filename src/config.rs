@@ -228,9 +228,12 @@ impl Config {
         let http_t = r.table(&root, "http", "").cloned().unwrap_or_default();
         r.unknown(&http_t, &["listen"], "http.");
         let http = Http {
-            listen: r
-                .string(&http_t, "listen", "http.", false)
-                .or_else(|| (!http_t.contains_key("listen")).then(|| "127.0.0.1:9464".to_string())),
+            listen: match http_t.get("listen") {
+                None => Some("127.0.0.1:9464".to_string()),
+                // An empty address turns the listener off.
+                Some(toml::Value::String(s)) if s.trim().is_empty() => None,
+                Some(_) => r.string(&http_t, "listen", "http.", false),
+            },
         };
 
         let mut pipelines = Vec::new();
@@ -385,6 +388,25 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn an_empty_listen_address_turns_the_listener_off() {
+        let base = r#"[kafka]
+            brokers = "b:9092"
+            [[pipelines]]
+            name = "p"
+            definition = "d.json"
+            input_topic = "i"
+            output_topic = "o"
+            dead_letter_topic = "d"
+            "#;
+        assert_eq!(
+            Config::parse(base).unwrap().http.listen.as_deref(),
+            Some("127.0.0.1:9464")
+        );
+        let off = format!("{base}\n[http]\nlisten = \"\"\n");
+        assert_eq!(Config::parse(&off).unwrap().http.listen, None);
     }
 
     #[test]

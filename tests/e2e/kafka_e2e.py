@@ -1,0 +1,376 @@
+#!/usr/bin/env python3
+"""End-to-end tests of `stepstream process` against a real Kafka-compatible broker (tansu).
+
+Each scenario gets its own topics, produces records with unique ids, runs stepstream, and checks
+that every distinct input has exactly one output or dead letter (duplicates are counted and
+reported: at-least-once allows them after a crash; missing records fail the test):
+
+  volume    100,000 records, with malformed, oversized and failing ones among them
+  kill9     the processor is killed with SIGKILL mid-stream, then restarted
+  group     two processors in one group; one is killed with SIGKILL
+  broker    the broker is stopped and restarted mid-stream
+
+    python3 tests/e2e/kafka_e2e.py --bin target/release/stepstream --tansu tansu [--only NAME]
+
+Needs `pip install confluent-kafka`. Prints one line per check and `N passed, M failed`.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PARTITIONS = 4
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Broker:
+    def __init__(self, tansu, workdir):
+        self.tansu = tansu
+        self.dir = workdir
+        self.port = free_port()
+        self.url = f"127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        log = open(os.path.join(self.dir, "broker.log"), "ab")
+        self.proc = subprocess.Popen(
+            [self.tansu, "broker",
+             "--listener-url", f"tcp://{self.url}",
+             "--advertised-listener-url", f"tcp://{self.url}",
+             "--storage-engine", "sqlite://tansu.db"],
+            cwd=self.dir, stdout=log, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the broker did not start (see broker.log)")
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+    def create_topics(self, *names):
+        for t in names:
+            subprocess.run([self.tansu, "topic", "create", t, "--partitions", str(PARTITIONS),
+                            "--broker", f"tcp://{self.url}"], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def produce(broker, topic, records):
+    p = Producer({"bootstrap.servers": broker.url, "linger.ms": 20, "batch.num.messages": 2000,
+                  "message.max.bytes": 2_000_000})
+    for i, (key, value) in enumerate(records):
+        while True:
+            try:
+                p.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                p.poll(0.1)
+        if i % 5000 == 0:
+            p.poll(0)
+    assert p.flush(120) == 0, "not every input record was delivered to the broker"
+
+
+def read_all(broker, topic, want, timeout):
+    """Every value of `topic`, reading until `want` values were seen and the topic is quiet,
+    or `timeout` seconds."""
+    c = Consumer({"bootstrap.servers": broker.url, "group.id": f"reader-{topic}-{time.time()}",
+                  "enable.auto.commit": False, "fetch.max.bytes": 10_000_000})
+    c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    values, quiet, deadline = [], 0, time.time() + timeout
+    while time.time() < deadline:
+        msgs = c.consume(2000, timeout=0.5)
+        got = [m.value() for m in msgs if m.error() is None]
+        values += got
+        quiet = 0 if got else quiet + 1
+        if len(values) >= want and quiet >= 4:
+            break
+    c.close()
+    return values
+
+
+class Processor:
+    def __init__(self, binary, config, workdir, name):
+        self.log = open(os.path.join(workdir, f"{name}.log"), "ab")
+        self.proc = subprocess.Popen([binary, "process", "--config", config],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return None
+        return self.proc.returncode
+
+
+def write_config(workdir, broker, name, group):
+    path = os.path.join(workdir, f"{name}.toml")
+    with open(path, "w") as f:
+        f.write(f"""
+[kafka]
+brokers = "{broker.url}"
+group_id = "{group}"
+[kafka.options]
+"auto.offset.reset" = "earliest"
+"session.timeout.ms" = 15000
+[kafka.producer_options]
+"linger.ms" = 5
+[runtime]
+shards = 2
+drain_timeout_seconds = 5
+[http]
+listen = ""
+[[pipelines]]
+name = "{name}"
+definition = "{os.path.join(HERE, 'workflow.asl.json')}"
+input_topic = "{name}-in"
+output_topic = "{name}-out"
+dead_letter_topic = "{name}-dlq"
+""")
+    return path
+
+
+def records(n, malformed=(), oversized=(), failing=()):
+    out = []
+    for i in range(n):
+        key = f"device-{i % 97}".encode()
+        if i in malformed:
+            out.append((key, b'{"id": %d, "broken' % i))
+        elif i in oversized:
+            out.append((key, json.dumps({"id": i, "blob": "x" * (300 * 1024)}).encode()))
+        else:
+            out.append((key, json.dumps({"id": i, "fail": i in failing, "reading": i * 0.5}).encode()))
+    return out
+
+
+def ids_of(outputs, dead):
+    """Ids seen in outputs and dead letters, and how many dead letters had no readable id."""
+    seen = {}
+    anonymous = 0
+    for v in outputs:
+        i = json.loads(v)["id"]
+        seen[i] = seen.get(i, 0) + 1
+    for v in dead:
+        env = json.loads(v)
+        inp = env.get("input")
+        if isinstance(inp, dict) and "id" in inp:
+            seen[inp["id"]] = seen.get(inp["id"], 0) + 1
+        else:
+            anonymous += 1
+    return seen, anonymous
+
+
+class Checks:
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def check(self, ok, what):
+        print(("PASS " if ok else "FAIL ") + what, flush=True)
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+
+
+class Reader:
+    """Reads a topic from the start, incrementally (one consumer for the whole scenario, so the
+    broker is not asked for the whole topic again and again)."""
+
+    def __init__(self, broker, topic):
+        self.c = Consumer({"bootstrap.servers": broker.url, "group.id": f"reader-{topic}-{time.time()}",
+                           "enable.auto.commit": False, "fetch.max.bytes": 10_000_000})
+        self.c.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        self.values = []
+
+    def drain(self, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            msgs = self.c.consume(5000, timeout=0.5)
+            got = [m.value() for m in msgs if m.error() is None]
+            self.values += got
+            if not got:
+                return
+
+    def close(self):
+        self.c.close()
+
+
+def wait_for(broker, name, n, timeout, procs=()):
+    """Outputs and dead letters of scenario `name` once they cover `n` inputs (or time out, or
+    every processor has exited)."""
+    deadline = time.time() + timeout
+    outs, dead = Reader(broker, f"{name}-out"), Reader(broker, f"{name}-dlq")
+    try:
+        while time.time() < deadline:
+            if procs and all(p.proc.poll() is not None for p in procs):
+                raise RuntimeError(f"{name}: every processor exited (see its log)")
+            outs.drain(5)
+            dead.drain(5)
+            seen, anon = ids_of(outs.values, dead.values)
+            if len(seen) + anon >= n:
+                # A little longer, to catch duplicates still on their way.
+                time.sleep(2)
+                outs.drain(5)
+                dead.drain(5)
+                break
+            time.sleep(1)
+        return outs.values, dead.values
+    finally:
+        outs.close()
+        dead.close()
+
+
+def progress(broker, topic, at_least, timeout=60):
+    """Waits until `topic` holds at least `at_least` records."""
+    r = Reader(broker, topic)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(r.values) < at_least:
+            r.drain(2)
+            time.sleep(0.5)
+    finally:
+        r.close()
+
+
+def verify(checks, name, n, outs, dead, anonymous_expected, allow_duplicates):
+    seen, anon = ids_of(outs, dead)
+    missing = [i for i in range(n) if i not in seen and i not in anonymous_expected]
+    dups = sum(c - 1 for c in seen.values() if c > 1)
+    print(f"  {name}: {len(outs)} outputs, {len(dead)} dead letters, {len(missing)} missing, {dups} duplicates")
+    checks.check(not missing, f"{name}: every input has an output or a dead letter (missing {missing[:10]})")
+    checks.check(anon == len(anonymous_expected), f"{name}: {len(anonymous_expected)} unreadable records in the dead letters (got {anon})")
+    if not allow_duplicates:
+        checks.check(dups == 0, f"{name}: no duplicates without a crash (got {dups})")
+
+
+def scenario_volume(checks, broker, args, work):
+    n = 100_000
+    malformed = set(range(7, n, 9973))
+    oversized = {11, 50_011}
+    failing = set(range(3, n, 4999))
+    broker.create_topics("volume-in", "volume-out", "volume-dlq")
+    produce(broker, "volume-in", records(n, malformed, oversized, failing))
+    t0 = time.time()
+    p = Processor(args.bin, write_config(work, broker, "volume", "g-volume"), work, "volume")
+    outs, dead = wait_for(broker, "volume", n, 600, [p])
+    took = time.time() - t0
+    code = p.stop()
+    print(f"  volume: {n} records through stepstream in {took:.1f} s (including reading the results back)")
+    checks.check(code == 0, f"volume: SIGTERM stops the processor with exit code 0 (got {code})")
+    verify(checks, "volume", n, outs, dead, malformed, allow_duplicates=False)
+    envs = [json.loads(v) for v in dead]
+    by_error = {}
+    for e in envs:
+        by_error[e["error"]] = by_error.get(e["error"], 0) + 1
+    checks.check(by_error.get("stepstream.InvalidJSON") == len(malformed), f"volume: malformed records are dead letters ({by_error})")
+    checks.check(by_error.get("States.DataLimitExceeded") == len(oversized), "volume: oversized records are dead letters")
+    checks.check(by_error.get("Order.Failed") == len(failing), "volume: failing executions are dead letters with their error")
+    checks.check(all({"error", "cause", "input", "source", "execution_name"} <= set(e) for e in envs),
+                 "volume: every envelope has error, cause, input, source, execution_name")
+
+
+def scenario_kill9(checks, broker, args, work):
+    n = 20_000
+    broker.create_topics("kill9-in", "kill9-out", "kill9-dlq")
+    produce(broker, "kill9-in", records(n))
+    cfg = write_config(work, broker, "kill9", "g-kill9")
+    p = Processor(args.bin, cfg, work, "kill9-a")
+    progress(broker, "kill9-out", n // 4)
+    p.kill9()
+    p = Processor(args.bin, cfg, work, "kill9-b")
+    outs, dead = wait_for(broker, "kill9", n, 300, [p])
+    p.stop()
+    verify(checks, "kill9", n, outs, dead, set(), allow_duplicates=True)
+
+
+def scenario_group(checks, broker, args, work):
+    n = 20_000
+    broker.create_topics("group-in", "group-out", "group-dlq")
+    produce(broker, "group-in", records(n))
+    cfg = write_config(work, broker, "group", "g-group")
+    a = Processor(args.bin, cfg, work, "group-a")
+    b = Processor(args.bin, cfg, work, "group-b")
+    progress(broker, "group-out", n // 4)
+    a.kill9()
+    outs, dead = wait_for(broker, "group", n, 300, [b])
+    b.stop()
+    verify(checks, "group", n, outs, dead, set(), allow_duplicates=True)
+
+
+def scenario_broker(checks, broker, args, work):
+    n = 20_000
+    broker.create_topics("broker-in", "broker-out", "broker-dlq")
+    produce(broker, "broker-in", records(n))
+    p = Processor(args.bin, write_config(work, broker, "broker", "g-broker"), work, "broker")
+    progress(broker, "broker-out", n // 4)
+    broker.stop()
+    time.sleep(3)
+    broker.start()
+    outs, dead = wait_for(broker, "broker", n, 300, [p])
+    p.stop()
+    verify(checks, "broker", n, outs, dead, set(), allow_duplicates=True)
+
+
+SCENARIOS = {"volume": scenario_volume, "kill9": scenario_kill9, "group": scenario_group,
+             "broker": scenario_broker}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--tansu", default=shutil.which("tansu") or "tansu")
+    ap.add_argument("--only", action="append", default=[])
+    args = ap.parse_args()
+    args.bin = os.path.abspath(args.bin)
+    work = tempfile.mkdtemp(prefix="stepstream-e2e-")
+    broker = Broker(args.tansu, work)
+    broker.start()
+    checks = Checks()
+    try:
+        for name, f in SCENARIOS.items():
+            if args.only and name not in args.only:
+                continue
+            print(f"== {name}", flush=True)
+            try:
+                f(checks, broker, args, work)
+            except Exception as e:  # noqa: BLE001
+                checks.check(False, f"{name}: {e!r}")
+    finally:
+        broker.stop()
+    print(f"logs in {work}")
+    print(f"{checks.passed} passed, {checks.failed} failed")
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
