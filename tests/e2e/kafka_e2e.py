@@ -142,9 +142,10 @@ brokers = "{broker.url}"
 group_id = "{group}"
 [kafka.options]
 "auto.offset.reset" = "earliest"
-"session.timeout.ms" = 15000
+"session.timeout.ms" = 45000
 [kafka.producer_options]
-"linger.ms" = 5
+"linger.ms" = 100
+"batch.num.messages" = 10000
 [runtime]
 shards = 2
 drain_timeout_seconds = 5
