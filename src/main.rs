@@ -280,6 +280,16 @@ fn parse_rotate(specs: &[String]) -> Result<Vec<(String, Vec<Value>)>, String> {
         .collect()
 }
 
+/// A registry answering from a per-state mock file, if one is given.
+fn registry_with_mocks(mock_file: Option<&Path>) -> Result<Registry, String> {
+    let mut registry = Registry::new();
+    if let Some(f) = mock_file {
+        let m = MockFile::parse(&read(f)?).map_err(|e| format!("{}: {e}", f.display()))?;
+        registry.mock(Arc::new(m));
+    }
+    Ok(registry)
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
@@ -346,11 +356,7 @@ fn process(
         name.as_deref(),
         MachineType::Express,
     )?);
-    let mut registry = Registry::new();
-    if let Some(f) = &mock_file {
-        let m = MockFile::parse(&read(f)?).map_err(|e| format!("{}: {e}", f.display()))?;
-        registry.mock(Arc::new(m));
-    }
+    let registry = registry_with_mocks(mock_file.as_deref())?;
     let mut config = stepstream::stream::shard::ShardConfig {
         max_in_flight: max_in_flight.max(1),
         ..Default::default()
@@ -495,15 +501,13 @@ fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<E
                 continue;
             }
         };
-        let mut registry = Registry::new();
-        if let Some(f) = &p.mock_file {
-            match read(f)
-                .and_then(|t| MockFile::parse(&t).map_err(|e| format!("{}: {e}", f.display())))
-            {
-                Ok(m) => registry.mock(Arc::new(m)),
-                Err(e) => problems.push(format!("pipeline '{}': {e}", p.name)),
+        let registry = match registry_with_mocks(p.mock_file.as_deref()) {
+            Ok(r) => r,
+            Err(e) => {
+                problems.push(format!("pipeline '{}': {e}", p.name));
+                continue;
             }
-        }
+        };
         prepared.push(Prepared {
             pipeline: p.clone(),
             plan,
@@ -616,11 +620,7 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
     let input = json::parse(&input_text)
         .map_err(|e| format!("the input ({origin}) is not valid JSON: {e}"))?;
 
-    let mut registry = Registry::new();
-    if let Some(f) = &args.mock_file {
-        let m = MockFile::parse(&read(f)?).map_err(|e| format!("{}: {e}", f.display()))?;
-        registry.mock(Arc::new(m));
-    }
+    let mut registry = registry_with_mocks(args.mock_file.as_deref())?;
     if let (Some(f), Some(case)) = (&args.mock_config, &args.test_case) {
         let m = MockConfig::parse(&read(f)?, &plan.name, case)
             .map_err(|e| format!("{}: {e}", f.display()))?;

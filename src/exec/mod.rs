@@ -1132,41 +1132,14 @@ impl Execution {
                 None => 0,
                 Some(DynamicOp::Fixed(n)) => *n,
                 Some(DynamicOp::Path(a)) => {
-                    let v = data::select_field(a, "MaxConcurrencyPath", &eff.value, env, here)?;
-                    match v.value().as_number() {
-                        Some(crate::json::Number::Int(n)) if n >= 0 => n as u64,
-                        Some(crate::json::Number::Int(_)) => {
-                            return Err(here.runtime("MaxConcurrency cannot be negative."));
-                        }
-                        _ => {
-                            return Err(here.runtime(format_args!(
-                                "The MaxConcurrencyPath field refers to value \"{}\" which is not a valid integer: {}",
-                                display(v.value()),
-                                a.text()
-                            )));
-                        }
-                    }
+                    count_field(a, "MaxConcurrency", &eff.value, env, here)?
                 }
             };
             let tolerated_count = match &m.tolerated_failure_count {
                 None => 0,
                 Some(DynamicOp::Fixed(n)) => *n,
                 Some(DynamicOp::Path(a)) => {
-                    let v =
-                        data::select_field(a, "ToleratedFailureCountPath", &eff.value, env, here)?;
-                    match v.value().as_number() {
-                        Some(crate::json::Number::Int(n)) if n >= 0 => n as u64,
-                        Some(crate::json::Number::Int(_)) => {
-                            return Err(here.runtime("ToleratedFailureCount cannot be negative."));
-                        }
-                        _ => {
-                            return Err(here.runtime(format_args!(
-                                "The ToleratedFailureCountPath field refers to value \"{}\" which is not a valid integer: {}",
-                                display(v.value()),
-                                a.text()
-                            )));
-                        }
-                    }
+                    count_field(a, "ToleratedFailureCount", &eff.value, env, here)?
                 }
             };
             let tolerated_pct = match &m.tolerated_failure_percentage {
@@ -1254,6 +1227,29 @@ impl Execution {
     }
 }
 
+/// A non-negative integer read through `<field>Path` (`MaxConcurrencyPath`,
+/// `ToleratedFailureCountPath`), refused with AWS's messages.
+fn count_field(
+    a: &crate::plan::Accessor,
+    field: &str,
+    doc: &Value,
+    env: &Env<'_>,
+    here: Here<'_>,
+) -> Result<u64, Failure> {
+    let v = data::select_field(a, &format!("{field}Path"), doc, env, here)?;
+    match v.value().as_number() {
+        Some(crate::json::Number::Int(n)) if n >= 0 => Ok(n as u64),
+        Some(crate::json::Number::Int(_)) => {
+            Err(here.runtime(format_args!("{field} cannot be negative.")))
+        }
+        _ => Err(here.runtime(format_args!(
+            "The {field}Path field refers to value \"{}\" which is not a valid integer: {}",
+            display(v.value()),
+            a.text()
+        ))),
+    }
+}
+
 /// A value as AWS prints it inside quotes in messages: strings bare, the rest as JSON.
 fn display(v: &Value) -> String {
     match v {
@@ -1304,6 +1300,18 @@ fn seconds(
     }
 }
 
+/// The value at `a` in `doc`, or `States.Runtime` saying the path selects nothing.
+fn read_path(
+    a: &crate::plan::Accessor,
+    doc: &Value,
+    env: &Env<'_>,
+    here: Here<'_>,
+) -> Result<Value, Failure> {
+    a.select(doc, env.ctx)
+        .map(Selected::into_owned)
+        .map_err(|e| here.runtime(format_args!("Invalid path '{}' : {e}", a.text())))
+}
+
 /// When a Wait state ends, in ms since the epoch.
 fn wait_until(
     w: &WaitOp,
@@ -1316,16 +1324,7 @@ fn wait_until(
         WaitOp::Seconds(s) => Ok(now.saturating_add((*s as i64).saturating_mul(1000))),
         WaitOp::Until(ms) => Ok(*ms),
         WaitOp::SecondsPath(a) => {
-            let v = data::apply_path(
-                &crate::plan::PathOp::Select(Box::new(a.clone())),
-                Sized {
-                    value: doc.clone(),
-                    bound: 0,
-                },
-                env,
-                here,
-            )?
-            .value;
+            let v = read_path(a, doc, env, here)?;
             match v.as_number() {
                 Some(crate::json::Number::Int(n)) if n >= 0 => {
                     Ok(now.saturating_add(n.saturating_mul(1000)))
@@ -1343,16 +1342,7 @@ fn wait_until(
             }
         }
         WaitOp::TimestampPath(a) => {
-            let v = data::apply_path(
-                &crate::plan::PathOp::Select(Box::new(a.clone())),
-                Sized {
-                    value: doc.clone(),
-                    bound: 0,
-                },
-                env,
-                here,
-            )?
-            .value;
+            let v = read_path(a, doc, env, here)?;
             match v.as_str().and_then(Timestamp::parse_rfc3339) {
                 Some(t) => Ok(t.as_millis()),
                 None => Err(here.runtime(format_args!(

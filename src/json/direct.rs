@@ -233,30 +233,11 @@ impl<'a> Direct<'a> {
         }
     }
 
-    /// The index of the next `"`, `\` or control byte at or after `from`.
+    /// The index of the next `"`, `\` or control byte at or after `from` (the bytes that
+    /// end a string's plain run are the ones the writer escapes: one scanner serves both).
     #[inline]
-    fn string_end(&self, mut from: usize) -> Option<usize> {
-        const LO: u64 = 0x0101_0101_0101_0101;
-        const HI: u64 = 0x8080_8080_8080_8080;
-        let b = self.b;
-        while from + 8 <= b.len() {
-            let mut chunk = [0u8; 8];
-            chunk.copy_from_slice(&b[from..from + 8]);
-            let x = u64::from_le_bytes(chunk);
-            let quote = x ^ (LO * b'"' as u64);
-            let slash = x ^ (LO * b'\\' as u64);
-            let hit = (quote.wrapping_sub(LO) & !quote)
-                | (slash.wrapping_sub(LO) & !slash)
-                | (x.wrapping_sub(LO * 0x20) & !x);
-            if hit & HI != 0 {
-                break;
-            }
-            from += 8;
-        }
-        b[from..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-            .map(|p| from + p)
+    fn string_end(&self, from: usize) -> Option<usize> {
+        super::write::next_escape(self.b, from)
     }
 
     #[inline(always)]

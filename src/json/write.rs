@@ -134,7 +134,7 @@ fn needs_escape(b: u8) -> bool {
 /// The index of the first byte of `bytes[from..]` that needs an escape, eight bytes at a
 /// time (SWAR: a zero byte in `x ^ pattern`, or a byte below 0x20, sets its high bit).
 #[inline]
-fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
+pub(super) fn next_escape(bytes: &[u8], mut from: usize) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     while from + 8 <= bytes.len() {
