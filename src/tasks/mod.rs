@@ -67,6 +67,31 @@ pub trait StateMocks: Send + Sync {
     fn finished(&self, _execution: &str) {}
 }
 
+/// A resource backed by a synchronous Rust function.
+struct NativeFn<F>(F);
+
+impl<F> Resource for NativeFn<F>
+where
+    F: Fn(TaskCall) -> Result<Value, TaskError> + Send + Sync,
+{
+    fn invoke(&self, call: TaskCall) -> Reply {
+        Reply::Ready((self.0)(call))
+    }
+}
+
+/// A resource backed by an async Rust function.
+struct NativeAsync<F>(F);
+
+impl<F, Fut> Resource for NativeAsync<F>
+where
+    F: Fn(TaskCall) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
+{
+    fn invoke(&self, call: TaskCall) -> Reply {
+        Reply::Later(Box::pin((self.0)(call)))
+    }
+}
+
 /// Binds resource ARNs to resources.
 #[derive(Default, Clone)]
 pub struct Registry {
@@ -87,6 +112,51 @@ impl Registry {
         } else {
             self.exact.insert(resource.to_string(), r);
         }
+    }
+
+    /// Binds `resource` to a Rust function called with the task (its effective input is
+    /// `call.input`). Its `Err` is the task's failure: `TaskError::new("Order.Invalid",
+    /// "no items")` is caught by `"ErrorEquals": ["Order.Invalid"]`.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use stepstream::{asl, driver, exec::{Outcome, TaskError}, json::{self, Value}, tasks::Registry};
+    ///
+    /// let def = br#"{"StartAt":"Check","States":{"Check":{"Type":"Task",
+    ///   "Resource":"arn:aws:lambda:us-east-1:123456789012:function:check",
+    ///   "Catch":[{"ErrorEquals":["Order.Invalid"],"Next":"Rejected"}],"End":true},
+    ///   "Rejected":{"Type":"Fail","Error":"Rejected"}}}"#;
+    /// let plan = Arc::new(stepstream::plan::compile(
+    ///     &asl::load(def, asl::MachineType::Express).unwrap(), "orders"));
+    /// let mut registry = Registry::new();
+    /// registry.native("arn:aws:lambda:*:function:check", |call| {
+    ///     match call.input.get("items").and_then(Value::as_array) {
+    ///         Some(items) if !items.is_empty() => Ok(Value::int(items.len() as i64)),
+    ///         _ => Err(TaskError::new("Order.Invalid", "no items")),
+    ///     }
+    /// });
+    /// let registry = Arc::new(registry);
+    /// let ok = driver::run_one(plan.clone(), registry.clone(), "e1",
+    ///     json::parse(br#"{"items":[1,2]}"#).unwrap(), None);
+    /// assert_eq!(ok.outcome, Outcome::Succeeded(Value::int(2)));
+    /// let bad = driver::run_one(plan, registry, "e2", json::parse(b"{}").unwrap(), None);
+    /// assert!(matches!(bad.outcome, Outcome::Failed { error: Some(e), .. } if e.as_str() == "Rejected"));
+    /// ```
+    pub fn native<F>(&mut self, resource: &str, f: F)
+    where
+        F: Fn(TaskCall) -> Result<Value, TaskError> + Send + Sync + 'static,
+    {
+        self.bind(resource, Arc::new(NativeFn(f)));
+    }
+
+    /// Binds `resource` to an async Rust function; the execution waits for it without
+    /// blocking its shard.
+    pub fn native_async<F, Fut>(&mut self, resource: &str, f: F)
+    where
+        F: Fn(TaskCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
+    {
+        self.bind(resource, Arc::new(NativeAsync(f)));
     }
 
     /// Adds a mock table, consulted (in the order added) before bindings.
@@ -188,6 +258,33 @@ mod tests {
             timeout_ms: None,
             credentials: None,
         }
+    }
+
+    #[test]
+    fn native_functions_answer_and_fail_with_asl_errors() {
+        let mut r = Registry::new();
+        r.native("arn:aws:lambda:*:function:double", |call| {
+            let n = call.input.as_i64().ok_or_else(|| {
+                TaskError::new(
+                    "Input.NotANumber",
+                    format!("{} is not a number", call.input),
+                )
+            })?;
+            Ok(Value::int(n * 2))
+        });
+        let Reply::Ready(Ok(v)) = r.invoke(call("arn:aws:lambda:eu-west-1:1:function:double"))
+        else {
+            panic!()
+        };
+        assert_eq!(v, Value::int(2));
+        let mut bad = call("arn:aws:lambda:eu-west-1:1:function:double");
+        bad.input = Value::string("x");
+        let Reply::Ready(Err(e)) = r.invoke(bad) else {
+            panic!()
+        };
+        assert_eq!(e.error.as_str(), "Input.NotANumber");
+        r.native_async("arn:slow", |call| async move { Ok(call.input) });
+        assert!(matches!(r.invoke(call("arn:slow")), Reply::Later(_)));
     }
 
     #[test]
