@@ -440,3 +440,51 @@ fn process_runs_every_line_keeping_order_and_dead_letters_apart() {
             .contains("500 record(s): 499 output(s), 1 dead letter(s)")
     );
 }
+
+/// librdkafka's log reaches the JSON log: its errors always, the lines of its `debug` option
+/// when that is set (rdkafka would otherwise drop them, taking its level from an idle `log`).
+#[test]
+fn librdkafka_logs_reach_the_json_log_and_debug_turns_on_its_detail() {
+    let def = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/workflows/w1_transform.asl.json"
+    );
+    let stderr_of = |options: &str| {
+        let cfg = Temp::new(
+            "stepstream.toml",
+            &format!(
+                "[kafka]\nbrokers = \"127.0.0.1:1\"\n[kafka.options]\n{options}\n[http]\nlisten = \"\"\n\
+                 [[pipelines]]\nname = \"p\"\ndefinition = \"{def}\"\ninput_topic = \"in\"\n\
+                 output_topic = \"out\"\ndead_letter_topic = \"dlq\"\n"
+            ),
+        );
+        let child = bin()
+            .args(["process", "--config", cfg.path()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "SIGTERM stops it cleanly");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let plain = stderr_of("");
+    assert!(
+        plain.contains(r#""level":"ERROR","event":"librdkafka","facility":"FAIL""#)
+            && plain.contains("127.0.0.1:1"),
+        "a refused connection is logged with librdkafka's own words:\n{plain}"
+    );
+    assert!(!plain.contains(r#""level":"DEBUG""#), "{plain}");
+    let debug = stderr_of("\"debug\" = \"broker\"");
+    assert!(
+        debug.contains(r#""level":"DEBUG","event":"librdkafka""#),
+        "debug lines appear when asked for:\n{}",
+        &debug[..debug.len().min(2000)]
+    );
+}

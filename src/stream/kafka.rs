@@ -71,6 +71,26 @@ impl ClientContext for Ctx {
         }
     }
 
+    /// librdkafka's own log lines (including what its `debug` option turns on) go to the same
+    /// JSON log, rather than to the `log` facade nobody listens to here.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        let level = match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => "ERROR",
+            L::Warning => "WARN",
+            L::Notice | L::Info => "INFO",
+            L::Debug => "DEBUG",
+        };
+        log::event(
+            level,
+            "librdkafka",
+            &[
+                ("facility", Value::string(fac)),
+                ("message", Value::string(message)),
+            ],
+        );
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         log::warn(
             "kafka_error",
@@ -182,6 +202,14 @@ fn client_config(
     for (k, v) in forced {
         c.set(*k, *v);
     }
+    // rdkafka takes its log level from the `log` facade, which is off here; without this,
+    // librdkafka drops its own warnings and the lines its `debug` option asks for.
+    let debugging = c.get("debug").is_some_and(|d| !d.is_empty());
+    c.set_log_level(if debugging {
+        rdkafka::config::RDKafkaLogLevel::Debug
+    } else {
+        rdkafka::config::RDKafkaLogLevel::Warning
+    });
     c
 }
 
@@ -312,32 +340,9 @@ pub async fn run(
             }
             _ = tick.tick() => {}
             msg = consumer.recv(), if !paused => {
-                let msg = match msg {
-                    Ok(m) => m,
-                    Err(e) => {
-                        log::warn("consume_error", &[("error", Value::from(e.to_string()))]);
-                        continue;
-                    }
-                };
-                let Some(&i) = by_topic.get(msg.topic()) else { continue };
-                let source = Source {
-                    topic: Str::new(msg.topic()),
-                    partition: msg.partition(),
-                    offset: msg.offset(),
-                };
-                let record = Record {
-                    key: msg.key().map(<[u8]>::to_vec),
-                    payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                    received: Instant::now(),
-                    source: source.clone(),
-                };
-                drop(msg);
+                if let Some((i, record)) = admit(msg, &by_topic, &shared)
+                    && pools[i].submit_async(record).await.is_err()
                 {
-                    let mut o = shared.offsets.lock().unwrap_or_else(|e| e.into_inner());
-                    o.begin(&source.topic, source.partition, source.offset);
-                    metrics.pending.store(o.pending() as u64, Ordering::Relaxed);
-                }
-                if pools[i].submit_async(record).await.is_err() {
                     return Err(format!("the shards of pipeline {i} stopped"));
                 }
             }
@@ -364,9 +369,16 @@ pub async fn run(
             metrics.paused.store(false, Ordering::Relaxed);
             log::info("resumed", &[("pending", Value::int(pending as i64))]);
         }
-        if paused {
-            // Keep serving rebalances and statistics while paused.
-            let _ = tokio::time::timeout(Duration::from_millis(10), consumer.recv()).await;
+        // Keep serving rebalances and statistics while paused. Pausing purges librdkafka's
+        // prefetched messages, but one already handed over still arrives here; it is admitted,
+        // because resume() continues after the last message the application saw and dropping it
+        // would skip it.
+        if paused
+            && let Ok(msg) = tokio::time::timeout(Duration::from_millis(10), consumer.recv()).await
+            && let Some((i, record)) = admit(msg, &by_topic, &shared)
+            && pools[i].submit_async(record).await.is_err()
+        {
+            return Err(format!("the shards of pipeline {i} stopped"));
         }
     }
 
@@ -423,6 +435,41 @@ pub async fn run(
         &[("abandoned_in_flight", Value::int(left as i64))],
     );
     Ok(())
+}
+
+/// Takes one consumed message into the pipeline's bookkeeping: it becomes a pending offset and a
+/// record for the pipeline reading its topic (returned with that pipeline's index).
+fn admit(
+    msg: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
+    by_topic: &HashMap<String, usize>,
+    shared: &Shared,
+) -> Option<(usize, Record)> {
+    let msg = match msg {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn("consume_error", &[("error", Value::from(e.to_string()))]);
+            return None;
+        }
+    };
+    let &i = by_topic.get(msg.topic())?;
+    let source = Source {
+        topic: Str::new(msg.topic()),
+        partition: msg.partition(),
+        offset: msg.offset(),
+    };
+    let record = Record {
+        key: msg.key().map(<[u8]>::to_vec),
+        payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+        received: Instant::now(),
+        source: source.clone(),
+    };
+    let mut o = shared.offsets.lock().unwrap_or_else(|e| e.into_inner());
+    o.begin(&source.topic, source.partition, source.offset);
+    shared
+        .metrics
+        .pending
+        .store(o.pending() as u64, Ordering::Relaxed);
+    Some((i, record))
 }
 
 fn store_commit_points(consumer: &StreamConsumer<Ctx>, shared: &Shared) {
