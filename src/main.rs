@@ -94,39 +94,7 @@ enum Command {
     },
     /// Run the workflow on every JSON line of standard input (the embedded default: no
     /// broker); outputs go to standard output in input order, dead letters to stderr or a file.
-    Process {
-        /// The definition (for a single workflow; not with --config).
-        #[arg(required_unless_present = "config", conflicts_with = "config")]
-        definition: Option<PathBuf>,
-        /// Pipeline configuration (TOML): Kafka topics in and out, see configs/stepstream.toml.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Kafka bootstrap servers: run DEF on Kafka topics instead of standard input.
-        #[arg(long, requires_all = ["input_topic", "output_topic", "dead_letter_topic"])]
-        brokers: Option<String>,
-        #[arg(long)]
-        input_topic: Option<String>,
-        #[arg(long)]
-        output_topic: Option<String>,
-        #[arg(long)]
-        dead_letter_topic: Option<String>,
-        #[arg(long, default_value = "stepstream")]
-        group_id: String,
-        #[arg(long)]
-        mock_file: Option<PathBuf>,
-        /// Shard threads (default: the cores).
-        #[arg(long)]
-        shards: Option<usize>,
-        /// Executions in flight per shard.
-        #[arg(long, default_value_t = 1024)]
-        max_in_flight: usize,
-        /// Where dead letters go (JSON lines); default standard error.
-        #[arg(long)]
-        dead_letters: Option<PathBuf>,
-        /// The state machine's name (default: the definition file's stem).
-        #[arg(long)]
-        name: Option<String>,
-    },
+    Process(ProcessArgs),
     /// Measure executions per second and latency percentiles, in process.
     Bench {
         definition: PathBuf,
@@ -149,6 +117,42 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+}
+
+/// The flags of `process`.
+#[derive(clap::Args)]
+struct ProcessArgs {
+    /// The definition (for a single workflow; not with --config).
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    definition: Option<PathBuf>,
+    /// Pipeline configuration (TOML): Kafka topics in and out, see configs/stepstream.toml.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers: run DEF on Kafka topics instead of standard input.
+    #[arg(long, requires_all = ["input_topic", "output_topic", "dead_letter_topic"])]
+    brokers: Option<String>,
+    #[arg(long)]
+    input_topic: Option<String>,
+    #[arg(long)]
+    output_topic: Option<String>,
+    #[arg(long)]
+    dead_letter_topic: Option<String>,
+    #[arg(long, default_value = "stepstream")]
+    group_id: String,
+    #[arg(long)]
+    mock_file: Option<PathBuf>,
+    /// Shard threads (default: the cores).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Executions in flight per shard.
+    #[arg(long, default_value_t = 1024)]
+    max_in_flight: usize,
+    /// Where dead letters go (JSON lines); default standard error.
+    #[arg(long)]
+    dead_letters: Option<PathBuf>,
+    /// The state machine's name (default: the definition file's stem).
+    #[arg(long)]
+    name: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -187,35 +191,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Process {
-            definition,
-            config,
-            brokers,
-            input_topic,
-            output_topic,
-            dead_letter_topic,
-            group_id,
-            mock_file,
-            shards,
-            max_in_flight,
-            dead_letters,
-            name,
-        } => match process_mode(
-            config,
-            definition,
-            brokers,
-            (
-                group_id,
-                input_topic,
-                output_topic,
-                dead_letter_topic,
-                mock_file,
-                shards,
-                max_in_flight,
-                dead_letters,
-                name,
-            ),
-        ) {
+        Command::Process(args) => match process_mode(args) {
             Ok(code) => code,
             Err(msg) => {
                 eprintln!("stepstream process: {msg}");
@@ -343,28 +319,21 @@ fn validate(path: &Path, format: Format, machine_type: MachineType) -> ExitCode 
     }
 }
 
-fn process(
-    definition: &Path,
-    mock_file: Option<PathBuf>,
-    shards: Option<usize>,
-    max_in_flight: usize,
-    dead_letters: Option<PathBuf>,
-    name: Option<String>,
-) -> Result<ExitCode, String> {
+fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
     let plan = Arc::new(load_plan(
         definition,
-        name.as_deref(),
+        args.name.as_deref(),
         MachineType::Express,
     )?);
-    let registry = registry_with_mocks(mock_file.as_deref())?;
+    let registry = registry_with_mocks(args.mock_file.as_deref())?;
     let mut config = stepstream::stream::shard::ShardConfig {
-        max_in_flight: max_in_flight.max(1),
+        max_in_flight: args.max_in_flight.max(1),
         ..Default::default()
     };
-    if let Some(k) = shards {
+    if let Some(k) = args.shards {
         config.shards = k.max(1);
     }
-    let mut dlq: Box<dyn Write + Send> = match &dead_letters {
+    let mut dlq: Box<dyn Write + Send> = match &args.dead_letters {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?,
         )),
@@ -388,54 +357,19 @@ fn process(
     Ok(ExitCode::SUCCESS)
 }
 
-type ProcessFlags = (
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<PathBuf>,
-    Option<usize>,
-    usize,
-    Option<PathBuf>,
-    Option<String>,
-);
-
 /// Chooses the mode: a config file (Kafka), a definition with --brokers (Kafka), or a
 /// definition alone (standard input and output).
-fn process_mode(
-    config: Option<PathBuf>,
-    definition: Option<PathBuf>,
-    brokers: Option<String>,
-    flags: ProcessFlags,
-) -> Result<ExitCode, String> {
-    let (
-        group_id,
-        input_topic,
-        output_topic,
-        dead_letter_topic,
-        mock_file,
-        shards,
-        max_in_flight,
-        dead_letters,
-        name,
-    ) = flags;
-    match (config, definition, brokers) {
+fn process_mode(mut args: ProcessArgs) -> Result<ExitCode, String> {
+    match (
+        args.config.take(),
+        args.definition.take(),
+        args.brokers.take(),
+    ) {
         (Some(config), _, _) => kafka_process(config_from_file(&config)),
-        (None, Some(def), Some(brokers)) => kafka_process(Ok(single_pipeline_config(
-            def,
-            brokers,
-            group_id,
-            input_topic.unwrap_or_default(),
-            output_topic.unwrap_or_default(),
-            dead_letter_topic.unwrap_or_default(),
-            mock_file,
-            shards,
-            max_in_flight,
-            name,
-        ))),
-        (None, Some(def), None) => {
-            process(&def, mock_file, shards, max_in_flight, dead_letters, name)
+        (None, Some(def), Some(brokers)) => {
+            kafka_process(Ok(single_pipeline_config(def, brokers, args)))
         }
+        (None, Some(def), None) => process(&def, args),
         (None, None, _) => Err("give a definition or --config".to_string()),
     }
 }
@@ -444,32 +378,25 @@ fn config_from_file(path: &Path) -> Result<stepstream::config::Config, String> {
     stepstream::config::Config::load(path).map_err(|e| e.to_string())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn single_pipeline_config(
     definition: PathBuf,
     brokers: String,
-    group_id: String,
-    input_topic: String,
-    output_topic: String,
-    dead_letter_topic: String,
-    mock_file: Option<PathBuf>,
-    shards: Option<usize>,
-    max_in_flight: usize,
-    name: Option<String>,
+    args: ProcessArgs,
 ) -> stepstream::config::Config {
     use stepstream::config::*;
-    let name = name.unwrap_or_else(|| machine_name(&definition));
+    let name = args.name.unwrap_or_else(|| machine_name(&definition));
     Config {
         kafka: Kafka {
             brokers,
-            group_id,
+            group_id: args.group_id,
             options: [("auto.offset.reset".to_string(), "earliest".to_string())].into(),
             producer_options: Default::default(),
         },
         runtime: Runtime {
-            shards: shards
+            shards: args
+                .shards
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            max_in_flight,
+            max_in_flight: args.max_in_flight,
             max_pending: 10_000,
             drain_timeout_ms: 10_000,
         },
@@ -479,10 +406,10 @@ fn single_pipeline_config(
         pipelines: vec![Pipeline {
             name,
             definition,
-            input_topic,
-            output_topic,
-            dead_letter_topic,
-            mock_file,
+            input_topic: args.input_topic.unwrap_or_default(),
+            output_topic: args.output_topic.unwrap_or_default(),
+            dead_letter_topic: args.dead_letter_topic.unwrap_or_default(),
+            mock_file: args.mock_file,
         }],
     }
 }

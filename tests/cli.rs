@@ -46,6 +46,16 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).stdin(Stdio::null()).output().unwrap()
 }
 
+/// Asserts exit code 0, showing stderr when it is not.
+fn assert_succeeded(o: &Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn stdout_json(o: &Output) -> Value {
     json::parse(&o.stdout).unwrap_or_else(|e| {
         panic!(
@@ -145,12 +155,7 @@ fn express_rules_apply_with_the_express_type() {
 fn run_prints_a_start_sync_execution_result() {
     let def = Temp::new("hello.asl.json", HELLO);
     let o = run(&["run", def.path(), "--input", r#"{"name":"world"}"#]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_succeeded(&o);
     let v = stdout_json(&o);
     assert_eq!(v.get("status"), Some(&Value::string("SUCCEEDED")));
     assert_eq!(
@@ -288,12 +293,7 @@ fn step_functions_local_mock_configs_are_read_as_users_write_them() {
         "--test-case",
         "HappyPath",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_succeeded(&o);
     assert_eq!(
         output_of(&stdout_json(&o))
             .get("charge")
@@ -360,12 +360,7 @@ fn bench_reports_json_with_percentiles() {
         "--format",
         "json",
     ]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_succeeded(&o);
     let v = stdout_json(&o);
     assert_eq!(v.get("executions"), Some(&Value::int(2000)));
     assert_eq!(
@@ -412,12 +407,7 @@ fn process_runs_every_line_keeping_order_and_dead_letters_apart() {
         .write_all(input.as_bytes())
         .unwrap();
     let o = child.wait_with_output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_succeeded(&o);
     let lines: Vec<String> = String::from_utf8(o.stdout)
         .unwrap()
         .lines()

@@ -388,22 +388,41 @@ impl Reader {
         }
     }
 
-    fn retriers(&mut self, v: Option<&Value>, loc: &str) -> Vec<Retrier> {
-        let Some(v) = v else { return Vec::new() };
-        let loc = at(loc, "Retry");
+    /// The members of a Retry or Catch array, each with its location, its fields (Comment
+    /// taken) and whether it is the array's last; a non-array or a non-object member is
+    /// reported and skipped.
+    fn objects<'v>(
+        &mut self,
+        v: &'v Value,
+        loc: &str,
+        field: &str,
+        member: &str,
+    ) -> Vec<(String, Fields<'v>, bool)> {
         let Value::Array(items) = v else {
-            self.schema(loc, "Retry must be an array of retriers");
+            self.schema(
+                loc.to_string(),
+                format!("{field} must be an array of {member}s"),
+            );
             return Vec::new();
         };
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let rloc = format!("{loc}[{i}]");
+            let iloc = format!("{loc}[{i}]");
             let Value::Object(o) = item else {
-                self.schema(rloc, "A retrier must be a JSON object");
+                self.schema(iloc, format!("A {member} must be a JSON object"));
                 continue;
             };
             let mut f = Fields::new(o);
-            self.comment(&mut f, &rloc);
+            self.comment(&mut f, &iloc);
+            out.push((iloc, f, i + 1 == items.len()));
+        }
+        out
+    }
+
+    fn retriers(&mut self, v: Option<&Value>, loc: &str) -> Vec<Retrier> {
+        let Some(v) = v else { return Vec::new() };
+        let mut out = Vec::new();
+        for (rloc, mut f, last) in self.objects(v, &at(loc, "Retry"), "Retry", "retrier") {
             let error_equals = self.error_equals(&mut f, &rloc);
             let interval_seconds = f
                 .take("IntervalSeconds")
@@ -442,7 +461,7 @@ impl Reader {
                 }
             };
             self.finish(&f, &rloc);
-            if error_equals.iter().any(|e| e == "States.ALL") && i + 1 != items.len() {
+            if !last && error_equals.iter().any(|e| e == "States.ALL") {
                 self.schema(
                     at(&rloc, "ErrorEquals"),
                     "A retrier with States.ALL must be the last retrier",
@@ -462,20 +481,8 @@ impl Reader {
 
     fn catchers(&mut self, v: Option<&Value>, loc: &str) -> Vec<Catcher> {
         let Some(v) = v else { return Vec::new() };
-        let loc = at(loc, "Catch");
-        let Value::Array(items) = v else {
-            self.schema(loc, "Catch must be an array of catchers");
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let cloc = format!("{loc}[{i}]");
-            let Value::Object(o) = item else {
-                self.schema(cloc, "A catcher must be a JSON object");
-                continue;
-            };
-            let mut f = Fields::new(o);
-            self.comment(&mut f, &cloc);
+        for (cloc, mut f, last) in self.objects(v, &at(loc, "Catch"), "Catch", "catcher") {
             let error_equals = self.error_equals(&mut f, &cloc);
             let next = match f.take("Next") {
                 Some(v) => self.string(v, &at(&cloc, "Next")).unwrap_or_default(),
@@ -486,7 +493,7 @@ impl Reader {
             };
             let result_path = self.result_path(f.take("ResultPath"), &at(&cloc, "ResultPath"));
             self.finish(&f, &cloc);
-            if error_equals.iter().any(|e| e == "States.ALL") && i + 1 != items.len() {
+            if !last && error_equals.iter().any(|e| e == "States.ALL") {
                 self.schema(
                     at(&cloc, "ErrorEquals"),
                     "A catcher with States.ALL must be the last catcher",
