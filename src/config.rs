@@ -52,6 +52,8 @@ pub struct Pipeline {
     pub output_topic: String,
     pub dead_letter_topic: String,
     pub mock_file: Option<PathBuf>,
+    /// Whether output and dead-letter records carry the `stepstream-*` headers.
+    pub headers: bool,
 }
 
 /// Everything wrong with a configuration.
@@ -108,6 +110,20 @@ impl Reader {
                     other.type_str()
                 ));
                 None
+            }
+        }
+    }
+
+    fn boolean(&mut self, t: &toml::Table, key: &str, at: &str, default: bool) -> bool {
+        match t.get(key) {
+            None => default,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(other) => {
+                self.problems.push(format!(
+                    "{at}{key}: must be true or false, found {}",
+                    other.type_str()
+                ));
+                default
             }
         }
     }
@@ -257,6 +273,7 @@ impl Config {
                             "output_topic",
                             "dead_letter_topic",
                             "mock_file",
+                            "headers",
                         ],
                         &at,
                     );
@@ -268,6 +285,7 @@ impl Config {
                         r.string(t, "dead_letter_topic", &at, true),
                         r.string(t, "mock_file", &at, false),
                     );
+                    let headers = r.boolean(t, "headers", &at, true);
                     if let (Some(name), Some(def), Some(input), Some(output), Some(dead), mock) = p
                     {
                         pipelines.push(Pipeline {
@@ -277,6 +295,7 @@ impl Config {
                             output_topic: output,
                             dead_letter_topic: dead,
                             mock_file: mock.map(PathBuf::from),
+                            headers,
                         });
                     }
                 }

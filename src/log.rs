@@ -1,5 +1,6 @@
 //! Structured lifecycle logging: one JSON line on standard error per event of the process's
-//! life (started, partitions assigned or revoked, paused, draining, stopped), never per record.
+//! life (started, partitions assigned or revoked, backpressure, draining, stopped), never per
+//! record.
 
 use crate::json::{self, Value};
 use crate::time::Timestamp;

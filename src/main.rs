@@ -410,6 +410,7 @@ fn single_pipeline_config(
             output_topic: args.output_topic.unwrap_or_default(),
             dead_letter_topic: args.dead_letter_topic.unwrap_or_default(),
             mock_file: args.mock_file,
+            headers: true,
         }],
     }
 }

@@ -26,11 +26,14 @@ pub struct Metrics {
     pub produce_errors: AtomicU64,
     /// Records consumed and not yet acknowledged downstream.
     pub pending: AtomicU64,
+    /// The most records ever pending at once.
+    pub pending_peak: AtomicU64,
     /// Consumer lag per (topic, partition), from librdkafka's statistics; reset on rebalance.
     pub lag: Mutex<BTreeMap<(String, i32), i64>>,
     /// Partitions currently assigned to this process.
     pub assigned: AtomicU64,
     pub connected: AtomicBool,
+    /// Readers are waiting for pending records to drain (`runtime.max_pending` reached).
     pub paused: AtomicBool,
 }
 
@@ -190,6 +193,24 @@ impl Metrics {
             "Records consumed and not yet acknowledged downstream.",
             "gauge",
             vec![(String::new(), self.pending.load(Ordering::Relaxed) as f64)],
+        );
+        series(
+            "stepstream_records_pending_peak",
+            "The most records pending at once since the start.",
+            "gauge",
+            vec![(
+                String::new(),
+                self.pending_peak.load(Ordering::Relaxed) as f64,
+            )],
+        );
+        series(
+            "stepstream_backpressure",
+            "1 while the consumer waits because runtime.max_pending records are pending.",
+            "gauge",
+            vec![(
+                String::new(),
+                u8::from(self.paused.load(Ordering::Relaxed)) as f64,
+            )],
         );
         let lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
         series(

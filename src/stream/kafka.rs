@@ -4,19 +4,28 @@
 //! to its pipeline's shards; each result is produced to the output topic (or the dead-letter
 //! topic), and only when the broker acknowledges it is the input offset marked done. The
 //! commit point of a partition is its oldest record not yet done (`offsets.rs`), stored for
-//! librdkafka's auto-commit; a crash re-runs at most what was in flight. When too many records
-//! are pending the consumer pauses its partitions and resumes when half have drained. On a
-//! rebalance, revoked partitions get `drain_timeout` to finish and commit before they go. On
-//! shutdown the consumer stops, in-flight work finishes (or the deadline passes), the producer
-//! flushes and the offsets are committed.
+//! librdkafka's auto-commit; a crash re-runs at most what was in flight.
+//!
+//! Backpressure without pausing: every assigned partition gets its own librdkafka queue
+//! (split off the consumer's before the assignment starts fetching) and a reader task that
+//! takes a record only while fewer than `max_pending` are pending. A partition nobody reads
+//! stops fetching once its queue holds `queued.max.messages.kbytes`, so memory stays bounded,
+//! and nothing prefetched is thrown away. (Pausing would purge the prefetched records and fetch
+//! them again from the middle of a batch on resume; brokers handle that badly, tansu 0.6 very
+//! badly.) The consumer's own queue keeps serving rebalances, statistics and errors.
+//!
+//! On a rebalance, revoked partitions stop being read and get `drain_timeout` to finish and
+//! commit before they go. On shutdown the readers stop, in-flight work finishes (or the deadline
+//! passes), the producer flushes and the offsets are committed.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -42,10 +51,57 @@ pub struct Prepared {
     pub registry: Arc<Registry>,
 }
 
+/// A topic and a partition number.
+type PartitionId = (String, i32);
+
 struct Shared {
     offsets: Mutex<Offsets>,
     metrics: Arc<Metrics>,
     drain: Duration,
+    /// Records pending (consumed, not yet delivered) above which readers wait.
+    max_pending: usize,
+    /// Woken when pending falls below `max_pending`.
+    room: tokio::sync::Notify,
+    /// The partitions with a reader task, and how to stop each.
+    readers: Mutex<HashMap<PartitionId, Arc<ReaderCtl>>>,
+    /// Set by every rebalance; wakes the main loop to start (and stop) partition readers.
+    rebalanced: AtomicBool,
+    assigned: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Records the pending count after a change; wakes the readers when there is room again.
+    fn set_pending(&self, before: usize, after: usize) {
+        let m = &self.metrics;
+        m.pending.store(after as u64, Ordering::Relaxed);
+        m.pending_peak.fetch_max(after as u64, Ordering::Relaxed);
+        if before >= self.max_pending && after < self.max_pending {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Stops the readers of `parts` (the partitions are being revoked, or the process stops).
+    fn stop_readers(&self, parts: &[PartitionId]) {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        for key in parts {
+            if let Some(r) = readers.remove(key) {
+                r.stop();
+            }
+        }
+    }
+}
+
+/// Stops one partition's reader task.
+struct ReaderCtl {
+    active: AtomicBool,
+    stop: tokio::sync::Notify,
+}
+
+impl ReaderCtl {
+    fn stop(&self) {
+        self.active.store(false, Ordering::Relaxed);
+        self.stop.notify_one();
+    }
 }
 
 /// The consumer's context: rebalance handling and statistics.
@@ -104,42 +160,62 @@ impl ClientContext for Ctx {
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else {
-            return;
+        let tpl = match rebalance {
+            Rebalance::Assign(tpl) => {
+                // Before librdkafka starts fetching them, give the partitions their own queues,
+                // so backpressure can leave a partition's records where they are.
+                keep_apart(consumer, tpl);
+                return;
+            }
+            Rebalance::Revoke(tpl) => tpl,
+            Rebalance::Error(_) => return,
         };
-        let parts: Vec<(String, i32)> = tpl
+        let parts: Vec<PartitionId> = tpl
             .elements()
             .iter()
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
-        // Let the records of the revoked partitions finish (bounded), then commit them.
-        let deadline = Instant::now() + self.shared.drain;
-        loop {
-            let pending: usize = {
-                let o = self
-                    .shared
-                    .offsets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                parts.iter().map(|(t, p)| o.pending_in(t, *p)).sum()
-            };
-            if pending == 0 || Instant::now() >= deadline {
-                log::info(
-                    "partitions_revoked",
-                    &[
-                        ("partitions", Value::int(parts.len() as i64)),
-                        ("abandoned_in_flight", Value::int(pending as i64)),
-                    ],
-                );
-                break;
+        // No new records from them; let those in flight finish (bounded), then commit them.
+        self.shared.stop_readers(&parts);
+        let wait = || {
+            let deadline = Instant::now() + self.shared.drain;
+            loop {
+                let pending: usize = {
+                    let o = self
+                        .shared
+                        .offsets
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    parts.iter().map(|(t, p)| o.pending_in(t, *p)).sum()
+                };
+                if pending == 0 || Instant::now() >= deadline {
+                    return pending;
+                }
+                std::thread::sleep(Duration::from_millis(5));
             }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        };
+        // This runs inside the main loop's poll: hand the worker's other tasks (the deliveries
+        // being waited for) to another thread while it blocks.
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let pending = if on_worker {
+            tokio::task::block_in_place(wait)
+        } else {
+            wait()
+        };
+        log::info(
+            "partitions_revoked",
+            &[
+                ("partitions", Value::int(parts.len() as i64)),
+                ("abandoned_in_flight", Value::int(pending as i64)),
+            ],
+        );
         let mut o = self
             .shared
             .offsets
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let before = o.pending();
         let mut commit = TopicPartitionList::new();
         for (t, p) in &parts {
             if let Some(c) = o.committable(t, *p) {
@@ -147,10 +223,7 @@ impl ConsumerContext for Ctx {
             }
             o.forget(t, *p);
         }
-        self.shared
-            .metrics
-            .pending
-            .store(o.pending() as u64, Ordering::Relaxed);
+        self.shared.set_pending(before, o.pending());
         drop(o);
         if commit.count() > 0
             && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
@@ -171,7 +244,9 @@ impl ConsumerContext for Ctx {
             .metrics
             .assigned
             .store(n as u64, Ordering::Relaxed);
+        self.shared.rebalanced.store(true, Ordering::Relaxed);
         if let Rebalance::Assign(tpl) = rebalance {
+            self.shared.assigned.notify_one();
             log::info(
                 "partitions_assigned",
                 &[
@@ -179,6 +254,32 @@ impl ConsumerContext for Ctx {
                     ("assigned_total", Value::int(n as i64)),
                 ],
             );
+        }
+    }
+}
+
+/// Sets librdkafka to keep each partition's fetched messages in the partition's own queue
+/// rather than forwarding them to the consumer's. Done before the assignment starts fetching
+/// (librdkafka then leaves the queue alone on every later fetch start); the main loop takes a
+/// handle to each queue with `split_partition_queue`.
+fn keep_apart(consumer: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) {
+    use rdkafka::bindings as rd;
+    for e in tpl.elements() {
+        let Ok(topic) = std::ffi::CString::new(e.topic()) else {
+            continue;
+        };
+        // SAFETY: the client pointer is live for the callback's duration; the queue handle
+        // returned (a new reference to the partition's fetch queue, or null) is released here.
+        unsafe {
+            let q = rd::rd_kafka_queue_get_partition(
+                consumer.client().native_ptr(),
+                topic.as_ptr(),
+                e.partition(),
+            );
+            if !q.is_null() {
+                rd::rd_kafka_queue_forward(q, std::ptr::null_mut());
+                rd::rd_kafka_queue_destroy(q);
+            }
         }
     }
 }
@@ -228,12 +329,21 @@ pub async fn run(
         offsets: Mutex::new(Offsets::new()),
         metrics: Arc::clone(&metrics),
         drain: Duration::from_millis(config.runtime.drain_timeout_ms),
+        max_pending: config.runtime.max_pending,
+        room: tokio::sync::Notify::new(),
+        readers: Mutex::new(HashMap::new()),
+        rebalanced: AtomicBool::new(false),
+        assigned: tokio::sync::Notify::new(),
     });
     let mut cc = client_config(
         config,
         &[
             ("statistics.interval.ms", "5000"),
             ("auto.commit.interval.ms", "1000"),
+            // Each partition's prefetch queue is its own (see the module docs): these bound
+            // what a partition that is not being read may hold.
+            ("queued.min.messages", "20000"),
+            ("queued.max.messages.kbytes", "16384"),
         ],
         &Default::default(),
         &[
@@ -328,9 +438,11 @@ pub async fn run(
         ],
     );
 
-    let max_pending = config.runtime.max_pending;
-    let mut paused = false;
+    let pools = Arc::new(pools);
+    let by_topic = Arc::new(by_topic);
+    let mut readers: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut backpressure = false;
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -338,8 +450,11 @@ pub async fn run(
                     break;
                 }
             }
+            _ = shared.assigned.notified() => {}
             _ = tick.tick() => {}
-            msg = consumer.recv(), if !paused => {
+            // The consumer's own queue: rebalances, statistics and errors are served while it
+            // is polled; a message arrives here only if its partition could not be split off.
+            msg = consumer.recv() => {
                 if let Some((i, record)) = admit(msg, &by_topic, &shared)
                     && pools[i].submit_async(record).await.is_err()
                 {
@@ -347,42 +462,41 @@ pub async fn run(
                 }
             }
         }
-        // Backpressure: pause every assigned partition while too much is pending.
-        let pending = shared
-            .offsets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pending();
-        if !paused && pending >= max_pending {
-            if let Ok(a) = consumer.assignment()
-                && consumer.pause(&a).is_ok()
-            {
-                paused = true;
-                metrics.paused.store(true, Ordering::Relaxed);
-                log::info("paused", &[("pending", Value::int(pending as i64))]);
-            }
-        } else if paused && pending <= max_pending / 2 {
-            if let Ok(a) = consumer.assignment() {
-                let _ = consumer.resume(&a);
-            }
-            paused = false;
-            metrics.paused.store(false, Ordering::Relaxed);
-            log::info("resumed", &[("pending", Value::int(pending as i64))]);
+        if shared.rebalanced.swap(false, Ordering::Relaxed) {
+            start_readers(&consumer, &shared, &pools, &by_topic, &mut readers).await?;
         }
-        // Keep serving rebalances and statistics while paused. Pausing purges librdkafka's
-        // prefetched messages, but one already handed over still arrives here; it is admitted,
-        // because resume() continues after the last message the application saw and dropping it
-        // would skip it.
-        if paused
-            && let Ok(msg) = tokio::time::timeout(Duration::from_millis(10), consumer.recv()).await
-            && let Some((i, record)) = admit(msg, &by_topic, &shared)
-            && pools[i].submit_async(record).await.is_err()
-        {
-            return Err(format!("the shards of pipeline {i} stopped"));
+        readers.retain(|r| !r.is_finished());
+        let pending = metrics.pending.load(Ordering::Relaxed) as usize;
+        let now = pending >= config.runtime.max_pending;
+        if now != backpressure {
+            backpressure = now;
+            metrics.paused.store(now, Ordering::Relaxed);
+            log::info(
+                if now {
+                    "backpressure_on"
+                } else {
+                    "backpressure_off"
+                },
+                &[("pending", Value::int(pending as i64))],
+            );
         }
     }
 
-    // Shutdown: no more records; let the shards finish, then the sinks deliver.
+    // Shutdown: no more records (the readers finish the record in hand and stop); let the
+    // shards finish, then the sinks deliver.
+    let all: Vec<PartitionId> = shared
+        .readers
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    shared.stop_readers(&all);
+    for r in readers {
+        let _ = r.await;
+    }
+    let pools = Arc::try_unwrap(pools)
+        .map_err(|_| "internal error: a partition reader outlived the shutdown".to_string())?;
     log::info(
         "draining",
         &[(
@@ -437,6 +551,126 @@ pub async fn run(
     Ok(())
 }
 
+/// Starts a reader task for every assigned partition that has none, and stops the readers of
+/// partitions no longer assigned.
+async fn start_readers(
+    consumer: &Arc<StreamConsumer<Ctx>>,
+    shared: &Arc<Shared>,
+    pools: &Arc<Vec<ShardPool>>,
+    by_topic: &Arc<HashMap<String, usize>>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), String> {
+    let Ok(assignment) = consumer.assignment() else {
+        return Ok(());
+    };
+    let assigned: Vec<PartitionId> = assignment
+        .elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect();
+    let (new, gone): (Vec<PartitionId>, Vec<PartitionId>) = {
+        let readers = shared.readers.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            assigned
+                .iter()
+                .filter(|k| !readers.contains_key(*k))
+                .cloned()
+                .collect(),
+            readers
+                .keys()
+                .filter(|k| !assigned.contains(k))
+                .cloned()
+                .collect(),
+        )
+    };
+    shared.stop_readers(&gone);
+    for (topic, partition) in new {
+        let Some(queue) = consumer.split_partition_queue(&topic, partition) else {
+            // Not expected (librdkafka creates the partition's queue on demand); try again on
+            // the next pass rather than leave the partition unread.
+            log::warn(
+                "partition_queue_unavailable",
+                &[
+                    ("topic", Value::from(topic.clone())),
+                    ("partition", Value::int(partition as i64)),
+                ],
+            );
+            shared.rebalanced.store(true, Ordering::Relaxed);
+            continue;
+        };
+        // Messages fetched before the split sit in the consumer's queue: take them first, so
+        // the partition's records still enter in offset order.
+        while let Ok(msg) = tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+            if let Some((i, record)) = admit(msg, by_topic, shared)
+                && pools[i].submit_async(record).await.is_err()
+            {
+                return Err(format!("the shards of pipeline {i} stopped"));
+            }
+        }
+        let ctl = Arc::new(ReaderCtl {
+            active: AtomicBool::new(true),
+            stop: tokio::sync::Notify::new(),
+        });
+        shared
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((topic, partition), Arc::clone(&ctl));
+        tasks.push(tokio::spawn(read_partition(
+            queue,
+            ctl,
+            Arc::clone(shared),
+            Arc::clone(pools),
+            Arc::clone(by_topic),
+        )));
+    }
+    Ok(())
+}
+
+/// One partition's reader: takes a record whenever fewer than `max_pending` are pending, until
+/// stopped. A record taken is always handed on; one seen after the stop is left for the
+/// partition's next owner.
+async fn read_partition(
+    queue: StreamPartitionQueue<Ctx>,
+    ctl: Arc<ReaderCtl>,
+    shared: Arc<Shared>,
+    pools: Arc<Vec<ShardPool>>,
+    by_topic: Arc<HashMap<String, usize>>,
+) {
+    // A fallback wake-up: a split queue's wake-up callback is the only thing that would
+    // otherwise wake this task.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while ctl.active.load(Ordering::Relaxed) {
+        if shared.metrics.pending.load(Ordering::Relaxed) as usize >= shared.max_pending {
+            let room = shared.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if shared.metrics.pending.load(Ordering::Relaxed) as usize >= shared.max_pending {
+                tokio::select! {
+                    _ = room => {}
+                    _ = ctl.stop.notified() => {}
+                    _ = tick.tick() => {}
+                }
+            }
+            continue;
+        }
+        let msg = tokio::select! {
+            _ = ctl.stop.notified() => break,
+            _ = tick.tick() => continue,
+            m = queue.recv() => m,
+        };
+        if !ctl.active.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some((i, record)) = admit(msg, &by_topic, &shared)
+            && pools[i].submit_async(record).await.is_err()
+        {
+            break;
+        }
+    }
+}
+
 /// Takes one consumed message into the pipeline's bookkeeping: it becomes a pending offset and a
 /// record for the pipeline reading its topic (returned with that pipeline's index).
 fn admit(
@@ -464,11 +698,9 @@ fn admit(
         source: source.clone(),
     };
     let mut o = shared.offsets.lock().unwrap_or_else(|e| e.into_inner());
+    let before = o.pending();
     o.begin(&source.topic, source.partition, source.offset);
-    shared
-        .metrics
-        .pending
-        .store(o.pending() as u64, Ordering::Relaxed);
+    shared.set_pending(before, o.pending());
     Some((i, record))
 }
 
@@ -549,9 +781,10 @@ impl Sink {
     ) -> Option<rdkafka::producer::DeliveryFuture> {
         let source_text = p.source.to_string();
         loop {
-            let mut record = FutureRecord::to(topic)
-                .payload(payload)
-                .headers(Self::headers(p, &source_text));
+            let mut record = FutureRecord::to(topic).payload(payload);
+            if self.pipeline.headers {
+                record = record.headers(Self::headers(p, &source_text));
+            }
             if let Some(k) = &p.key {
                 record = record.key(k);
             }
@@ -589,8 +822,9 @@ impl Sink {
                 .offsets
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
+            let before = o.pending();
             let c = o.finish(&p.source.topic, p.source.partition, p.source.offset);
-            m.pending.store(o.pending() as u64, Ordering::Relaxed);
+            self.shared.set_pending(before, o.pending());
             c
         };
         if let Some(c) = commit {
@@ -620,9 +854,10 @@ impl Sink {
         let source_text = p.source.to_string();
         let mut backoff = Duration::from_millis(100);
         loop {
-            let mut record = FutureRecord::to(&topic)
-                .payload(&payload)
-                .headers(Self::headers(&p, &source_text));
+            let mut record = FutureRecord::to(&topic).payload(&payload);
+            if self.pipeline.headers {
+                record = record.headers(Self::headers(&p, &source_text));
+            }
             if let Some(k) = &p.key {
                 record = record.key(k);
             }
