@@ -27,6 +27,8 @@ pub struct Options {
     pub definition: PathBuf,
     pub input_file: PathBuf,
     pub mock_file: Option<PathBuf>,
+    /// Resource bindings (`[[resources]]` of a configuration).
+    pub resources: Vec<crate::config::ResourceBinding>,
     pub executions: u64,
     pub concurrency: usize,
     pub shards: usize,
@@ -320,6 +322,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let event = json::parse(&read(&opts.input_file)?)
         .map_err(|e| format!("{}: not valid JSON: {e}", opts.input_file.display()))?;
     let mut registry = Registry::new();
+    registry.bind_config(&opts.resources);
     if let Some(m) = &opts.mock_file {
         registry.mock(Arc::new(
             MockFile::parse(&read(m)?).map_err(|e| format!("{}: {e}", m.display()))?,

@@ -13,6 +13,52 @@ pub struct Config {
     pub runtime: Runtime,
     pub http: Http,
     pub pipelines: Vec<Pipeline>,
+    /// What task resources are bound to (`[[resources]]`).
+    pub resources: Vec<ResourceBinding>,
+}
+
+/// One `[[resources]]` entry: a resource ARN (or pattern) and what performs it.
+#[derive(Clone, Debug)]
+pub struct ResourceBinding {
+    /// An ARN, or a pattern where `*` matches any run of characters.
+    pub resource: String,
+    pub kind: ResourceKind,
+    /// For `lambda`: the Lambda Invoke API endpoint, `http://host:port`.
+    pub endpoint: Option<String>,
+    pub timeout_ms: u64,
+    /// Hosts requests may reach (`name`, `name:port`, `*`); empty = loopback only.
+    pub allowed_hosts: Vec<String>,
+    /// Headers added to every request; `${NAME}` in a value is the environment variable NAME.
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResourceKind {
+    Lambda,
+    Http,
+}
+
+/// Reads only the `[[resources]]` of a configuration file (for `run` and `bench`, which need no
+/// Kafka settings).
+pub fn load_resources(path: &Path) -> Result<Vec<ResourceBinding>, ConfigError> {
+    let err = |problems: Vec<String>| ConfigError {
+        file: path.to_path_buf(),
+        problems,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| err(vec![format!("cannot read it: {e}")]))?;
+    let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        err(vec![format!("not valid TOML: {}", e.to_string().trim())])
+    })?;
+    let mut r = Reader {
+        problems: Vec::new(),
+    };
+    let out = r.resources(&root, |name| std::env::var(name).ok());
+    if r.problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(err(r.problems))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -54,6 +100,25 @@ pub struct Pipeline {
     pub mock_file: Option<PathBuf>,
     /// Whether output and dead-letter records carry the `stepstream-*` headers.
     pub headers: bool,
+}
+
+/// Replaces each `${NAME}` with the environment variable NAME; the error is the missing name.
+fn expand_env(text: &str, env: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        out.push_str(&env(name).ok_or_else(|| name.to_string())?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Everything wrong with a configuration.
@@ -168,6 +233,140 @@ impl Reader {
         out
     }
 
+    /// The `[[resources]]` entries; `env` looks up environment variables for `${NAME}`.
+    fn resources(
+        &mut self,
+        root: &toml::Table,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Vec<ResourceBinding> {
+        let mut out = Vec::new();
+        let items = match root.get("resources") {
+            None => return out,
+            Some(toml::Value::Array(items)) => items,
+            Some(_) => {
+                self.problems
+                    .push("resources: must be an array of tables ([[resources]])".into());
+                return out;
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("resources[{i}].");
+            let Some(t) = item.as_table() else {
+                self.problems
+                    .push(format!("resources[{i}]: must be a table"));
+                continue;
+            };
+            self.unknown(
+                t,
+                &[
+                    "resource",
+                    "kind",
+                    "endpoint",
+                    "timeout_seconds",
+                    "allowed_hosts",
+                    "headers",
+                ],
+                &at,
+            );
+            let resource = self.string(t, "resource", &at, true);
+            let kind = match self.string(t, "kind", &at, true).as_deref() {
+                Some("lambda") => Some(ResourceKind::Lambda),
+                Some("http") => Some(ResourceKind::Http),
+                Some("kafka") => {
+                    self.problems.push(format!(
+                        "{at}kind: 'kafka' (Kafka produce from a Task) is not available yet; bind the resource as lambda or http"
+                    ));
+                    None
+                }
+                Some("native") => {
+                    self.problems.push(format!(
+                        "{at}kind: 'native' resources are Rust functions bound in code (Registry::native); a config file cannot name one"
+                    ));
+                    None
+                }
+                Some(other) => {
+                    self.problems
+                        .push(format!("{at}kind: '{other}' is not one of lambda, http"));
+                    None
+                }
+                None => None,
+            };
+            let endpoint = self.string(t, "endpoint", &at, kind == Some(ResourceKind::Lambda));
+            if let Some(e) = &endpoint {
+                if !e.starts_with("http://") {
+                    self.problems.push(format!(
+                        "{at}endpoint: '{e}' must be an http:// URL (https is not supported by this build)"
+                    ));
+                } else if kind == Some(ResourceKind::Http) {
+                    self.problems.push(format!(
+                        "{at}endpoint: http resources take the URL from the task's ApiEndpoint; remove the key"
+                    ));
+                }
+            }
+            let timeout_ms = self.positive(t, "timeout_seconds", &at, 60) * 1000;
+            let mut allowed_hosts = Vec::new();
+            match t.get("allowed_hosts") {
+                None => {}
+                Some(toml::Value::Array(hosts)) => {
+                    for h in hosts {
+                        match h.as_str() {
+                            Some(h) if !h.trim().is_empty() => allowed_hosts.push(h.to_string()),
+                            _ => self.problems.push(format!(
+                                "{at}allowed_hosts: every entry must be a host name, host:port or \"*\""
+                            )),
+                        }
+                    }
+                }
+                Some(other) => self.problems.push(format!(
+                    "{at}allowed_hosts: must be an array of strings, found {}",
+                    other.type_str()
+                )),
+            }
+            // A lambda endpoint is allowed by being configured.
+            if let Some(host) = endpoint
+                .as_deref()
+                .and_then(|e| e.strip_prefix("http://"))
+                .map(|rest| rest.split('/').next().unwrap_or(rest))
+            {
+                allowed_hosts.push(host.to_string());
+            }
+            let mut headers = Vec::new();
+            match t.get("headers") {
+                None => {}
+                Some(toml::Value::Table(h)) => {
+                    for (k, v) in h {
+                        let Some(v) = v.as_str() else {
+                            self.problems
+                                .push(format!("{at}headers.{k}: must be a string"));
+                            continue;
+                        };
+                        match expand_env(v, &env) {
+                            Ok(v) => headers.push((k.clone(), v)),
+                            Err(name) => self.problems.push(format!(
+                                "{at}headers.{k}: environment variable {name} is not set"
+                            )),
+                        }
+                    }
+                }
+                Some(other) => self.problems.push(format!(
+                    "{at}headers: must be a table of strings, found {}",
+                    other.type_str()
+                )),
+            }
+            if let (Some(resource), Some(kind)) = (resource, kind) {
+                out.push(ResourceBinding {
+                    resource,
+                    kind,
+                    endpoint: endpoint.map(|e| e.trim_end_matches('/').to_string()),
+                    timeout_ms,
+                    allowed_hosts,
+                    headers,
+                });
+            }
+        }
+        out
+    }
+
     fn unknown(&mut self, t: &toml::Table, known: &[&str], at: &str) {
         for k in t.keys() {
             if !known.contains(&k.as_str()) {
@@ -201,7 +400,12 @@ impl Config {
         let mut r = Reader {
             problems: Vec::new(),
         };
-        r.unknown(&root, &["kafka", "runtime", "http", "pipelines"], "");
+        r.unknown(
+            &root,
+            &["kafka", "runtime", "http", "pipelines", "resources"],
+            "",
+        );
+        let resources = r.resources(&root, |name| std::env::var(name).ok());
 
         let kafka_t = r.table(&root, "kafka", "").cloned().unwrap_or_default();
         r.unknown(
@@ -342,6 +546,7 @@ impl Config {
             runtime,
             http,
             pipelines,
+            resources,
         })
     }
 }
@@ -349,6 +554,86 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resources(text: &str, env: &[(&str, &str)]) -> Result<Vec<ResourceBinding>, Vec<String>> {
+        let root: toml::Table = text.parse().unwrap();
+        let mut r = Reader {
+            problems: Vec::new(),
+        };
+        let out = r.resources(&root, |n| {
+            env.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        });
+        if r.problems.is_empty() {
+            Ok(out)
+        } else {
+            Err(r.problems)
+        }
+    }
+
+    #[test]
+    fn resources_bind_lambda_and_http_with_credentials_from_the_environment() {
+        let b = resources(
+            r#"
+            [[resources]]
+            resource = "arn:aws:lambda:us-east-1:123456789012:function:*"
+            kind = "lambda"
+            endpoint = "http://127.0.0.1:9001/"
+            timeout_seconds = 5
+            [[resources]]
+            resource = "arn:aws:states:::http:invoke"
+            kind = "http"
+            allowed_hosts = ["api.internal:8443", "127.0.0.1"]
+            headers = { Authorization = "Bearer ${API_TOKEN}", X-Team = "iot" }
+            "#,
+            &[("API_TOKEN", "s3cret")],
+        )
+        .unwrap();
+        assert_eq!(b[0].kind, ResourceKind::Lambda);
+        assert_eq!(b[0].endpoint.as_deref(), Some("http://127.0.0.1:9001"));
+        assert_eq!(b[0].timeout_ms, 5000);
+        // The endpoint of a lambda binding is allowed by being configured.
+        assert_eq!(b[0].allowed_hosts, vec!["127.0.0.1:9001".to_string()]);
+        assert_eq!(b[1].kind, ResourceKind::Http);
+        assert_eq!(b[1].allowed_hosts.len(), 2);
+        assert!(
+            b[1].headers
+                .contains(&("Authorization".into(), "Bearer s3cret".into()))
+        );
+    }
+
+    #[test]
+    fn resource_problems_name_their_key() {
+        let problems = resources(
+            r#"
+            [[resources]]
+            kind = "lambda"
+            [[resources]]
+            resource = "x"
+            kind = "smtp"
+            [[resources]]
+            resource = "y"
+            kind = "http"
+            endpoint = "http://127.0.0.1/"
+            headers = { Authorization = "${MISSING_TOKEN}" }
+            allowed_hosts = "everything"
+            "#,
+            &[],
+        )
+        .unwrap_err();
+        let text = problems.join("\n");
+        for want in [
+            "resources[0].resource: required",
+            "resources[0].endpoint: required",
+            "resources[1].kind: 'smtp' is not one of lambda, http",
+            "resources[2].endpoint: http resources take the URL from the task's ApiEndpoint",
+            "resources[2].headers.Authorization: environment variable MISSING_TOKEN is not set",
+            "resources[2].allowed_hosts: must be an array of strings",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+    }
 
     #[test]
     fn the_shipped_example_is_valid() {

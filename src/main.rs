@@ -91,6 +91,9 @@ enum Command {
         /// The execution's name (default: a random UUID).
         #[arg(long)]
         execution_name: Option<String>,
+        /// A configuration file whose [[resources]] bind the tasks' resources.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Run the workflow on every JSON line of standard input (the embedded default: no
     /// broker); outputs go to standard output in input order, dead letters to stderr or a file.
@@ -103,6 +106,9 @@ enum Command {
         input_file: PathBuf,
         #[arg(long)]
         mock_file: Option<PathBuf>,
+        /// A configuration file whose [[resources]] bind the tasks' resources.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long, default_value_t = 100_000)]
         executions: u64,
         /// Executions in flight at once (over all shards).
@@ -122,10 +128,12 @@ enum Command {
 /// The flags of `process`.
 #[derive(clap::Args)]
 struct ProcessArgs {
-    /// The definition (for a single workflow; not with --config).
-    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    /// The definition (for a single workflow). With --config, standard input and output are
+    /// processed with the config's [[resources]].
+    #[arg(required_unless_present = "config")]
     definition: Option<PathBuf>,
-    /// Pipeline configuration (TOML): Kafka topics in and out, see configs/stepstream.toml.
+    /// Configuration (TOML, see configs/stepstream.toml): alone, the Kafka pipelines it
+    /// describes; with a definition, only its [[resources]] are used.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Kafka bootstrap servers: run DEF on Kafka topics instead of standard input.
@@ -172,6 +180,7 @@ fn main() -> ExitCode {
             test_case,
             name,
             execution_name,
+            config,
         } => {
             let r = run(RunArgs {
                 definition,
@@ -182,6 +191,7 @@ fn main() -> ExitCode {
                 test_case,
                 name,
                 execution_name,
+                config,
             });
             match r {
                 Ok(code) => code,
@@ -202,17 +212,23 @@ fn main() -> ExitCode {
             definition,
             input_file,
             mock_file,
+            config,
             executions,
             concurrency,
             shards,
             rotate,
             format,
         } => {
+            let resources = match &config {
+                Some(c) => stepstream::config::load_resources(c).map_err(|e| e.to_string()),
+                None => Ok(Vec::new()),
+            };
             let r = parse_rotate(&rotate).and_then(|rotate| {
                 bench::run(&bench::Options {
                     definition,
                     input_file,
                     mock_file,
+                    resources: resources?,
                     executions,
                     concurrency,
                     shards,
@@ -256,9 +272,14 @@ fn parse_rotate(specs: &[String]) -> Result<Vec<(String, Vec<Value>)>, String> {
         .collect()
 }
 
-/// A registry answering from a per-state mock file, if one is given.
-fn registry_with_mocks(mock_file: Option<&Path>) -> Result<Registry, String> {
+/// A registry with the resources of a configuration, answering from a per-state mock file
+/// first when one is given.
+fn registry(
+    mock_file: Option<&Path>,
+    resources: &[stepstream::config::ResourceBinding],
+) -> Result<Registry, String> {
     let mut registry = Registry::new();
+    registry.bind_config(resources);
     if let Some(f) = mock_file {
         let m = MockFile::parse(&read(f)?).map_err(|e| format!("{}: {e}", f.display()))?;
         registry.mock(Arc::new(m));
@@ -325,7 +346,11 @@ fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
         args.name.as_deref(),
         MachineType::Express,
     )?);
-    let registry = registry_with_mocks(args.mock_file.as_deref())?;
+    let resources = match &args.config {
+        Some(c) => stepstream::config::load_resources(c).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let registry = registry(args.mock_file.as_deref(), &resources)?;
     let mut config = stepstream::stream::shard::ShardConfig {
         max_in_flight: args.max_in_flight.max(1),
         ..Default::default()
@@ -365,6 +390,10 @@ fn process_mode(mut args: ProcessArgs) -> Result<ExitCode, String> {
         args.definition.take(),
         args.brokers.take(),
     ) {
+        (Some(config), Some(def), None) => {
+            args.config = Some(config);
+            process(&def, args)
+        }
         (Some(config), _, _) => kafka_process(config_from_file(&config)),
         (None, Some(def), Some(brokers)) => {
             kafka_process(Ok(single_pipeline_config(def, brokers, args)))
@@ -412,6 +441,7 @@ fn single_pipeline_config(
             mock_file: args.mock_file,
             headers: true,
         }],
+        resources: Vec::new(),
     }
 }
 
@@ -429,7 +459,7 @@ fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<E
                 continue;
             }
         };
-        let registry = match registry_with_mocks(p.mock_file.as_deref()) {
+        let registry = match registry(p.mock_file.as_deref(), &config.resources) {
             Ok(r) => r,
             Err(e) => {
                 problems.push(format!("pipeline '{}': {e}", p.name));
@@ -487,6 +517,7 @@ struct RunArgs {
     test_case: Option<String>,
     name: Option<String>,
     execution_name: Option<String>,
+    config: Option<PathBuf>,
 }
 
 /// Loads and compiles a definition, printing its diagnostics on failure.
@@ -548,7 +579,11 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
     let input = json::parse(&input_text)
         .map_err(|e| format!("the input ({origin}) is not valid JSON: {e}"))?;
 
-    let mut registry = registry_with_mocks(args.mock_file.as_deref())?;
+    let resources = match &args.config {
+        Some(c) => stepstream::config::load_resources(c).map_err(|e| e.to_string())?,
+        None => Vec::new(),
+    };
+    let mut registry = registry(args.mock_file.as_deref(), &resources)?;
     if let (Some(f), Some(case)) = (&args.mock_config, &args.test_case) {
         let m = MockConfig::parse(&read(f)?, &plan.name, case)
             .map_err(|e| format!("{}: {e}", f.display()))?;

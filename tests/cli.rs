@@ -343,6 +343,68 @@ fn an_unbound_task_fails_fast_naming_the_resource() {
 }
 
 #[test]
+fn run_process_and_bench_take_resource_bindings_from_config() {
+    // A Lambda endpoint where nothing listens: the binding is used (the error is the Lambda
+    // client's), where without --config the resource would be unbound (States.Runtime).
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let config = Temp::new(
+        "resources.toml",
+        &format!(
+            r#"
+[[resources]]
+resource = "arn:aws:lambda:*"
+kind = "lambda"
+endpoint = "http://127.0.0.1:{port}"
+"#
+        ),
+    );
+    let def = Temp::new("order.asl.json", ORDER);
+    let o = run(&["run", def.path(), "--config", config.path()]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = stdout_json(&o);
+    assert_eq!(
+        v.get("error"),
+        Some(&Value::string("Lambda.SdkClientException"))
+    );
+    // process with a definition and --config: standard input through the bindings.
+    let mut child = bin()
+        .args(["process", def.path(), "--config", config.path()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"amount\":1}\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_succeeded(&o);
+    let dead = String::from_utf8_lossy(&o.stderr);
+    assert!(dead.contains("Lambda.SdkClientException"), "{dead}");
+    // A problem in the bindings is a usage error naming the key.
+    let bad = Temp::new(
+        "bad.toml",
+        "[[resources]]\nresource = \"x\"\nkind = \"lambda\"\n",
+    );
+    let o = run(&[
+        "bench",
+        def.path(),
+        "--input-file",
+        def.path(),
+        "--config",
+        bad.path(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("resources[0].endpoint: required"), "{err}");
+}
+
+#[test]
 fn bench_reports_json_with_percentiles() {
     let def = Temp::new("hello.asl.json", HELLO);
     let input = Temp::new("event.json", r#"{"eventId":"evt-000000","name":"x"}"#);

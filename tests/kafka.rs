@@ -52,6 +52,7 @@ fn config(brokers: &str, group: &str, drain_ms: u64) -> Config {
             mock_file: None,
             headers: true,
         }],
+        resources: Vec::new(),
     }
 }
 

@@ -6,6 +6,8 @@
 //! mock configurations) answer by state name before the registry is asked. A request nothing
 //! answers fails the execution with `States.Runtime` naming the resource and what to add.
 
+pub mod http;
+pub mod lambda;
 pub mod mock;
 
 use std::collections::HashMap;
@@ -157,6 +159,27 @@ impl Registry {
         Fut: Future<Output = Result<Value, TaskError>> + Send + 'static,
     {
         self.bind(resource, Arc::new(NativeAsync(f)));
+    }
+
+    /// Binds the `[[resources]]` of a configuration: HTTP Tasks and Lambda functions, each with
+    /// its allowlist, credentials headers and time limit.
+    pub fn bind_config(&mut self, bindings: &[crate::config::ResourceBinding]) {
+        use crate::config::ResourceKind;
+        for b in bindings {
+            let policy = http::Policy {
+                allowed_hosts: b.allowed_hosts.clone(),
+                headers: b.headers.clone(),
+                timeout: std::time::Duration::from_millis(b.timeout_ms),
+            };
+            let r: Arc<dyn Resource> = match b.kind {
+                ResourceKind::Http => Arc::new(http::HttpInvoke { policy }),
+                ResourceKind::Lambda => Arc::new(lambda::LambdaInvoke {
+                    endpoint: b.endpoint.clone().unwrap_or_default(),
+                    policy,
+                }),
+            };
+            self.bind(&b.resource, r);
+        }
     }
 
     /// Adds a mock table, consulted (in the order added) before bindings.

@@ -1,0 +1,599 @@
+//! HTTP out of tasks: the pooled client every HTTP-speaking resource shares, the host allowlist
+//! that keeps a definition from calling where it should not, and the HTTP Task
+//! (`arn:aws:states:::http:invoke`) with AWS's request fields, result shape and error names.
+//!
+//! Each shard thread has its own client (and so its own pool of keep-alive connections), built
+//! on first use on that thread's runtime. What a request may reach is decided by the binding's
+//! `Policy`, never by the definition: the host must be on the allowlist (loopback only unless
+//! configured), credentials come from the binding's configured headers, and the 256 KiB limit
+//! applies to what is sent and what is read back (a larger response is not read past the limit).
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::{Reply, Resource, TaskCall};
+use crate::exec::TaskError;
+use crate::json::{self, Value};
+
+/// The most a task may send or receive, as for every payload of an execution.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+thread_local! {
+    static CLIENT: RefCell<Option<HttpClient>> = const { RefCell::new(None) };
+}
+
+/// This thread's pooled client.
+fn client() -> HttpClient {
+    CLIENT.with(|c| {
+        c.borrow_mut()
+            .get_or_insert_with(|| {
+                let mut connector = HttpConnector::new();
+                connector.set_nodelay(true);
+                connector.set_connect_timeout(Some(Duration::from_secs(10)));
+                Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .pool_max_idle_per_host(1024)
+                    .build(connector)
+            })
+            .clone()
+    })
+}
+
+/// What a binding lets its requests do.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Hosts (`name`, `name:port`, or `*` for any) requests may go to. Empty means loopback
+    /// only (`localhost`, `127.0.0.1`, `::1`).
+    pub allowed_hosts: Vec<String>,
+    /// Headers added to every request (credentials from the config or the environment);
+    /// they replace a header of the same name that the definition set.
+    pub headers: Vec<(String, String)>,
+    /// Per-request time limit (on top of the state's TimeoutSeconds).
+    pub timeout: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            allowed_hosts: Vec::new(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Policy {
+    /// Whether `uri` may be called; the error says which host and which key allows it.
+    pub fn check(&self, uri: &hyper::Uri) -> Result<(), String> {
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(format!(
+                    "'{uri}': https endpoints are not supported by this build (plain http only)"
+                ));
+            }
+            _ => return Err(format!("'{uri}' is not an http:// URL")),
+        }
+        let host = uri.host().unwrap_or("").trim_start_matches('[');
+        let host = host.trim_end_matches(']');
+        let port = uri.port_u16().unwrap_or(80);
+        let allowed = if self.allowed_hosts.is_empty() {
+            matches!(host, "localhost" | "127.0.0.1" | "::1")
+        } else {
+            self.allowed_hosts.iter().any(|a| {
+                a == "*"
+                    || a.eq_ignore_ascii_case(host)
+                    || a.rsplit_once(':').is_some_and(|(h, p)| {
+                        h.trim_matches(|c| c == '[' || c == ']')
+                            .eq_ignore_ascii_case(host)
+                            && p.parse() == Ok(port)
+                    })
+            })
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(format!(
+                "host '{host}' (port {port}) is not allowed: add it to allowed_hosts of this [[resources]] entry (the default allows loopback only)"
+            ))
+        }
+    }
+}
+
+/// A response, read to its end (at most `BODY_LIMIT` bytes of body).
+pub struct Response {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Why a request got no response.
+pub enum Failure {
+    /// The policy refused the request.
+    Refused(String),
+    /// Connecting, writing or reading failed.
+    Socket(String),
+    TimedOut,
+    /// The response body is larger than `BODY_LIMIT`.
+    TooLarge,
+}
+
+/// Sends one request with the policy's headers and time limit.
+pub async fn send(
+    policy: &Policy,
+    mut request: hyper::Request<Full<Bytes>>,
+) -> Result<Response, Failure> {
+    policy.check(request.uri()).map_err(Failure::Refused)?;
+    for (k, v) in &policy.headers {
+        let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(v),
+        ) else {
+            continue;
+        };
+        request.headers_mut().insert(k, v);
+    }
+    let exchange = async {
+        let response = client()
+            .request(request)
+            .await
+            .map_err(|e| Failure::Socket(describe(&e)))?;
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, BODY_LIMIT)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Failure::TooLarge
+                } else {
+                    Failure::Socket(e.to_string())
+                }
+            })?
+            .to_bytes();
+        Ok(Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        })
+    };
+    match tokio::time::timeout(policy.timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::TimedOut),
+    }
+}
+
+/// An error and its sources on one line ("client error (Connect): tcp connect error: Connection
+/// refused").
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// Response headers as AWS shows them: lower-case names, each with its list of values.
+pub fn headers_json(headers: &hyper::HeaderMap) -> Value {
+    let mut out: Vec<(&str, Vec<Value>)> = Vec::new();
+    for (name, value) in headers {
+        let v = Value::string(&String::from_utf8_lossy(value.as_bytes()));
+        match out.iter_mut().find(|(n, _)| *n == name.as_str()) {
+            Some((_, vs)) => vs.push(v),
+            None => out.push((name.as_str(), vec![v])),
+        }
+    }
+    Value::object_from(out.into_iter().map(|(n, vs)| (n, Value::array(vs))))
+}
+
+/// The HTTP Task: `arn:aws:states:::http:invoke`.
+pub struct HttpInvoke {
+    pub policy: Policy,
+}
+
+impl Resource for HttpInvoke {
+    fn invoke(&self, call: TaskCall) -> Reply {
+        let request = match http_request(&call.input) {
+            Ok(r) => r,
+            Err(e) => return Reply::Ready(Err(e)),
+        };
+        let policy = self.policy.clone();
+        Reply::Later(Box::pin(async move {
+            let response = send(&policy, request).await.map_err(|f| match f {
+                Failure::Refused(why) => TaskError::new("States.Runtime", why),
+                Failure::Socket(why) => TaskError::new("States.Http.Socket", why),
+                Failure::TimedOut => TaskError::new(
+                    "States.Timeout",
+                    format!(
+                        "the HTTP request did not complete within {} s (timeout_seconds of the binding)",
+                        policy.timeout.as_secs_f64()
+                    ),
+                ),
+                Failure::TooLarge => TaskError::new(
+                    "States.DataLimitExceeded",
+                    format!("the HTTP response body is larger than {BODY_LIMIT} bytes"),
+                ),
+            })?;
+            let result = http_result(&response);
+            if (200..300).contains(&response.status) {
+                Ok(result)
+            } else {
+                Err(TaskError::new(
+                    &format!("States.Http.StatusCode.{}", response.status),
+                    json::to_string(&result),
+                ))
+            }
+        }))
+    }
+}
+
+/// `{StatusCode, StatusText, Headers, ResponseBody}`; a JSON body (by content type, or one that
+/// parses) becomes JSON, any other body a string.
+fn http_result(r: &Response) -> Value {
+    let text = String::from_utf8_lossy(&r.body);
+    let json_type = r
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.contains("json"));
+    let body = if r.body.is_empty() {
+        Value::string("")
+    } else {
+        match json::parse(&r.body) {
+            Ok(v) if json_type || matches!(v, Value::Object(_) | Value::Array(_)) => v,
+            _ => Value::string(&text),
+        }
+    };
+    let status_text = hyper::StatusCode::from_u16(r.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    Value::object_from([
+        ("StatusCode", Value::int(r.status as i64)),
+        ("StatusText", Value::string(status_text)),
+        ("Headers", headers_json(&r.headers)),
+        ("ResponseBody", body),
+    ])
+}
+
+fn bad_parameter(what: impl Into<String>) -> TaskError {
+    TaskError::new("States.Runtime", what.into())
+}
+
+/// Builds the request from the task's Parameters.
+fn http_request(p: &Value) -> Result<hyper::Request<Full<Bytes>>, TaskError> {
+    let endpoint = p
+        .get("ApiEndpoint")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_parameter("http:invoke needs Parameters.ApiEndpoint (a URL string)"))?;
+    let method = p.get("Method").and_then(Value::as_str).ok_or_else(|| {
+        bad_parameter(
+            "http:invoke needs Parameters.Method (GET, POST, PUT, DELETE, PATCH, OPTIONS or HEAD)",
+        )
+    })?;
+    let method = match method {
+        "GET" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS" | "HEAD" => {
+            hyper::Method::from_bytes(method.as_bytes())
+                .map_err(|e| bad_parameter(e.to_string()))?
+        }
+        other => {
+            return Err(bad_parameter(format!(
+                "Parameters.Method '{other}' is not one of GET, POST, PUT, DELETE, PATCH, OPTIONS, HEAD"
+            )));
+        }
+    };
+    let mut url = endpoint.to_string();
+    if let Some(q) = p.get("QueryParameters") {
+        let Some(fields) = q.as_object() else {
+            return Err(bad_parameter(
+                "Parameters.QueryParameters must be an object",
+            ));
+        };
+        let mut pairs = Vec::new();
+        for (k, v) in fields.iter() {
+            flatten_query(k.as_str(), v, ArrayFormat::Repeat, &mut pairs);
+        }
+        if !pairs.is_empty() {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&encode_pairs(&pairs));
+        }
+    }
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| bad_parameter(format!("Parameters.ApiEndpoint '{url}' is not a URL: {e}")))?;
+    let mut builder = hyper::Request::builder().method(method).uri(uri);
+    let mut has_content_type = false;
+    if let Some(h) = p.get("Headers") {
+        let Some(fields) = h.as_object() else {
+            return Err(bad_parameter("Parameters.Headers must be an object"));
+        };
+        for (k, v) in fields.iter() {
+            let value = match v {
+                Value::String(s) => s.as_str().to_string(),
+                other => json::to_string(other),
+            };
+            has_content_type |= k.as_str().eq_ignore_ascii_case("content-type");
+            builder = builder.header(k.as_str(), value);
+        }
+    }
+    let body = match p.get("RequestBody") {
+        None => Vec::new(),
+        Some(body) => {
+            let encoding = p
+                .get("Transform")
+                .and_then(|t| t.get("RequestBodyEncoding"))
+                .and_then(Value::as_str)
+                .unwrap_or("NONE");
+            match (encoding, body) {
+                ("URL_ENCODED", Value::Object(fields)) => {
+                    let format = p
+                        .get("Transform")
+                        .and_then(|t| t.get("RequestEncodingOptions"))
+                        .and_then(|o| o.get("ArrayFormat"))
+                        .and_then(Value::as_str)
+                        .map_or(Ok(ArrayFormat::Indices), ArrayFormat::parse)?;
+                    let mut pairs = Vec::new();
+                    for (k, v) in fields.iter() {
+                        flatten_query(k.as_str(), v, format, &mut pairs);
+                    }
+                    if !has_content_type {
+                        builder = builder.header(
+                            hyper::header::CONTENT_TYPE,
+                            "application/x-www-form-urlencoded",
+                        );
+                    }
+                    encode_pairs(&pairs).into_bytes()
+                }
+                ("URL_ENCODED", _) => {
+                    return Err(bad_parameter(
+                        "Transform.RequestBodyEncoding URL_ENCODED needs an object RequestBody",
+                    ));
+                }
+                ("NONE", Value::String(s)) => s.as_str().as_bytes().to_vec(),
+                ("NONE", v) => {
+                    if !has_content_type {
+                        builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+                    }
+                    json::to_string(v).into_bytes()
+                }
+                (other, _) => {
+                    return Err(bad_parameter(format!(
+                        "Transform.RequestBodyEncoding '{other}' is not NONE or URL_ENCODED"
+                    )));
+                }
+            }
+        }
+    };
+    if body.len() > BODY_LIMIT {
+        return Err(TaskError::new(
+            "States.DataLimitExceeded",
+            format!(
+                "the HTTP request body is {} bytes, more than {BODY_LIMIT}",
+                body.len()
+            ),
+        ));
+    }
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| bad_parameter(format!("http:invoke: {e}")))
+}
+
+/// How arrays are written in URL-encoded bodies (AWS's RequestEncodingOptions.ArrayFormat).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum ArrayFormat {
+    /// `a[0]=x&a[1]=y`
+    Indices,
+    /// `a=x&a=y`
+    Repeat,
+    /// `a=x,y`
+    Commas,
+    /// `a[]=x&a[]=y`
+    Brackets,
+}
+
+impl ArrayFormat {
+    fn parse(s: &str) -> Result<ArrayFormat, TaskError> {
+        Ok(match s {
+            "INDICES" => ArrayFormat::Indices,
+            "REPEAT" => ArrayFormat::Repeat,
+            "COMMAS" => ArrayFormat::Commas,
+            "BRACKETS" => ArrayFormat::Brackets,
+            other => {
+                return Err(bad_parameter(format!(
+                    "RequestEncodingOptions.ArrayFormat '{other}' is not INDICES, REPEAT, COMMAS or BRACKETS"
+                )));
+            }
+        })
+    }
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.as_str().to_string(),
+        other => json::to_string(other),
+    }
+}
+
+/// Flattens one field into `key=value` pairs (objects as `key[field]`).
+fn flatten_query(key: &str, v: &Value, format: ArrayFormat, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Array(items) => match format {
+            ArrayFormat::Commas => out.push((
+                key.to_string(),
+                items
+                    .as_slice()
+                    .iter()
+                    .map(scalar_text)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )),
+            _ => {
+                for (i, item) in items.as_slice().iter().enumerate() {
+                    let k = match format {
+                        ArrayFormat::Indices => format!("{key}[{i}]"),
+                        ArrayFormat::Brackets => format!("{key}[]"),
+                        _ => key.to_string(),
+                    };
+                    flatten_query(&k, item, format, out);
+                }
+            }
+        },
+        Value::Object(fields) => {
+            for (k, v) in fields.iter() {
+                flatten_query(&format!("{key}[{}]", k.as_str()), v, format, out);
+            }
+        }
+        other => out.push((key.to_string(), scalar_text(other))),
+    }
+}
+
+fn encode_pairs(pairs: &[(String, String)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            s.push('&');
+        }
+        percent_encode(k, &mut s);
+        s.push('=');
+        percent_encode(v, &mut s);
+    }
+    s
+}
+
+/// application/x-www-form-urlencoded escaping (unreserved characters stay, the rest is %XX).
+fn percent_encode(text: &str, out: &mut String) {
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_allows_loopback_only() {
+        let p = Policy::default();
+        for ok in [
+            "http://127.0.0.1:9/x",
+            "http://localhost/x",
+            "http://[::1]:80/",
+        ] {
+            assert!(p.check(&ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://10.0.0.1/x",
+            "http://example.com/",
+            "http://127.0.0.1.nip.io/",
+            "http://2130706433/",
+            "ftp://127.0.0.1/x",
+        ] {
+            let e = p.check(&bad.parse().unwrap()).unwrap_err();
+            assert!(
+                e.contains("not allowed") || e.contains("not an http"),
+                "{bad}: {e}"
+            );
+        }
+        let e = p.check(&"https://127.0.0.1/".parse().unwrap()).unwrap_err();
+        assert!(e.contains("https"), "{e}");
+    }
+
+    #[test]
+    fn allowlists_match_hosts_and_ports() {
+        let p = Policy {
+            allowed_hosts: vec!["api.internal".into(), "10.0.0.5:8080".into()],
+            ..Policy::default()
+        };
+        assert!(p.check(&"http://API.internal/x".parse().unwrap()).is_ok());
+        assert!(p.check(&"http://10.0.0.5:8080/x".parse().unwrap()).is_ok());
+        assert!(p.check(&"http://10.0.0.5:8081/x".parse().unwrap()).is_err());
+        assert!(p.check(&"http://127.0.0.1/x".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn requests_carry_method_query_headers_and_body() {
+        let p = json::parse(
+            br#"{"ApiEndpoint":"http://127.0.0.1:1/orders?x=1","Method":"POST",
+                "QueryParameters":{"id":"a b","tags":["p","q"]},
+                "Headers":{"X-Trace":"t1"},"RequestBody":{"n":1}}"#,
+        )
+        .unwrap();
+        let r = http_request(&p).unwrap();
+        assert_eq!(r.method(), hyper::Method::POST);
+        assert_eq!(
+            r.uri().to_string(),
+            "http://127.0.0.1:1/orders?x=1&id=a%20b&tags=p&tags=q"
+        );
+        assert_eq!(r.headers()["x-trace"], "t1");
+        assert_eq!(r.headers()["content-type"], "application/json");
+    }
+
+    #[test]
+    fn url_encoded_bodies_follow_the_array_format() {
+        let body = |format: &str| {
+            let p = json::parse(
+                format!(
+                    r#"{{"ApiEndpoint":"http://127.0.0.1/","Method":"POST",
+                    "RequestBody":{{"a":["x","y"],"o":{{"k":"v w"}}}},
+                    "Transform":{{"RequestBodyEncoding":"URL_ENCODED",
+                      "RequestEncodingOptions":{{"ArrayFormat":"{format}"}}}}}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            let r = http_request(&p).unwrap();
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/x-www-form-urlencoded"
+            );
+            let b = r.into_body();
+            let bytes = futures_lite_collect(b);
+            String::from_utf8(bytes).unwrap()
+        };
+        assert_eq!(body("INDICES"), "a%5B0%5D=x&a%5B1%5D=y&o%5Bk%5D=v%20w");
+        assert_eq!(body("REPEAT"), "a=x&a=y&o%5Bk%5D=v%20w");
+        assert_eq!(body("COMMAS"), "a=x%2Cy&o%5Bk%5D=v%20w");
+        assert_eq!(body("BRACKETS"), "a%5B%5D=x&a%5B%5D=y&o%5Bk%5D=v%20w");
+    }
+
+    /// The bytes of a `Full` body (always ready).
+    fn futures_lite_collect(b: Full<Bytes>) -> Vec<u8> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async { b.collect().await.unwrap().to_bytes().to_vec() })
+    }
+
+    #[test]
+    fn bad_parameters_name_the_field() {
+        for (p, want) in [
+            (r#"{"Method":"GET"}"#, "ApiEndpoint"),
+            (r#"{"ApiEndpoint":"http://127.0.0.1/"}"#, "Method"),
+            (
+                r#"{"ApiEndpoint":"http://127.0.0.1/","Method":"BREW"}"#,
+                "BREW",
+            ),
+            (
+                r#"{"ApiEndpoint":"http://127.0.0.1/","Method":"GET","Headers":[1]}"#,
+                "Headers",
+            ),
+        ] {
+            let e = http_request(&json::parse(p.as_bytes()).unwrap()).unwrap_err();
+            assert!(e.cause.contains(want), "{p}: {}", e.cause);
+        }
+    }
+}
