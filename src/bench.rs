@@ -34,6 +34,10 @@ pub struct Options {
     pub shards: usize,
     /// Fields set from a list of values, cycling with the execution number.
     pub rotate: Vec<(String, Vec<Value>)>,
+    /// Executions started per second over all shards (open loop, paced by the schedule, not
+    /// by completions; how far starts fell behind it is reported); `None` starts them as fast
+    /// as the concurrency allows.
+    pub rate: Option<f64>,
 }
 
 /// What was measured.
@@ -46,6 +50,9 @@ pub struct Report {
     pub failed: u64,
     pub timed_out: u64,
     pub peak_in_flight: u64,
+    /// With `--rate`: how far behind its schedule the latest start was (the rate loop wakes on
+    /// tokio's millisecond timer, so up to about 1 ms is the loop itself).
+    pub max_start_lag_ns: Option<u64>,
     pub rss_base_bytes: u64,
     pub rss_peak_bytes: u64,
     pub shards: usize,
@@ -95,6 +102,9 @@ impl Report {
             ("peak_in_flight", Value::int(self.peak_in_flight as i64)),
             ("rss_peak_bytes", Value::int(self.rss_peak_bytes as i64)),
         ];
+        if let Some(lag) = self.max_start_lag_ns {
+            pairs.push(("max_start_lag_us", us(lag)));
+        }
         if let Some(b) = self.bytes_per_in_flight() {
             pairs.push(("bytes_per_in_flight_execution", Value::int(b as i64)));
         }
@@ -123,6 +133,12 @@ impl Report {
             s.push_str(&format!(
                 "in flight    peak {} executions, {} bytes of resident memory each\n",
                 self.peak_in_flight, b
+            ));
+        }
+        if let Some(lag) = self.max_start_lag_ns {
+            s.push_str(&format!(
+                "schedule     latest start {} µs behind its due time (latency counts from the actual start)\n",
+                us(lag)
             ));
         }
         s
@@ -205,6 +221,7 @@ struct ShardResult {
     timed_out: u64,
     peak_in_flight: u64,
     rss_peak: u64,
+    max_start_lag_ns: u64,
 }
 
 fn run_shard(
@@ -213,6 +230,7 @@ fn run_shard(
     inputs: Arc<Inputs>,
     range: std::ops::Range<u64>,
     concurrency: usize,
+    rate: Option<f64>,
 ) -> ShardResult {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -230,6 +248,7 @@ fn run_shard(
             timed_out: 0,
             peak_in_flight: 0,
             rss_peak: 0,
+            max_start_lag_ns: 0,
         };
         let mut done = Vec::new();
         let record = |f: Finished<Instant>, r: &mut ShardResult, out: &mut Vec<u8>| {
@@ -250,9 +269,19 @@ fn run_shard(
             r.hist.saturating_record(ns.max(1));
         };
         let mut next = range.start;
+        let started = Instant::now();
+        let due = |i: u64| {
+            rate.map(|r| started + std::time::Duration::from_secs_f64((i - range.start) as f64 / r))
+        };
         while next < range.end || driver.running() > 0 {
             while next < range.end && driver.running() < concurrency {
                 let t0 = Instant::now();
+                if let Some(at) = due(next) {
+                    if at > t0 {
+                        break;
+                    }
+                    r.max_start_lag_ns = r.max_start_lag_ns.max((t0 - at).as_nanos() as u64);
+                }
                 inputs.fill(next, &mut input);
                 let name = {
                     let mut b = itoa::Buffer::new();
@@ -281,7 +310,16 @@ fn run_shard(
                     }
                 }
             }
-            if driver.running() > 0 {
+            let next_due = due(next).filter(|_| next < range.end);
+            if let Some(at) = next_due.filter(|_| driver.running() < concurrency) {
+                tokio::select! {
+                    _ = driver.wait(&mut done), if driver.running() > 0 => {}
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                }
+                for f in done.drain(..) {
+                    record(f, &mut r, &mut output);
+                }
+            } else if driver.running() > 0 {
                 driver.wait(&mut done).await;
                 if driver.running() as u64 + done.len() as u64 >= r.peak_in_flight {
                     r.rss_peak = r.rss_peak.max(rss_bytes());
@@ -334,6 +372,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let per_shard_concurrency = opts.concurrency.div_ceil(shards).max(1);
     let rss_base = rss_bytes();
     let t0 = Instant::now();
+    let rate = opts.rate.map(|r| r / shards as f64);
     let handles: Vec<_> = (0..shards)
         .map(|k| {
             let n = opts.executions;
@@ -345,7 +384,9 @@ pub fn run(opts: &Options) -> Result<Report, String> {
             );
             std::thread::Builder::new()
                 .name(format!("shard-{k}"))
-                .spawn(move || run_shard(plan, registry, inputs, range, per_shard_concurrency))
+                .spawn(move || {
+                    run_shard(plan, registry, inputs, range, per_shard_concurrency, rate)
+                })
                 .map_err(|e| format!("cannot start a shard thread: {e}"))
         })
         .collect::<Result<_, _>>()?;
@@ -359,6 +400,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         failed: 0,
         timed_out: 0,
         peak_in_flight: 0,
+        max_start_lag_ns: opts.rate.map(|_| 0),
         rss_base_bytes: rss_base,
         rss_peak_bytes: 0,
         shards,
@@ -373,6 +415,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         report.failed += r.failed;
         report.timed_out += r.timed_out;
         report.peak_in_flight += r.peak_in_flight;
+        report.max_start_lag_ns = report.max_start_lag_ns.map(|m| m.max(r.max_start_lag_ns));
         report.rss_peak_bytes = report.rss_peak_bytes.max(r.rss_peak);
     }
     report.seconds = t0.elapsed().as_secs_f64();

@@ -120,6 +120,10 @@ enum Command {
         /// FIELD=FILE: set FIELD from the JSON array in FILE, cycling per execution.
         #[arg(long)]
         rotate: Vec<String>,
+        /// Start this many executions per second (open loop; the report says how far starts
+        /// fell behind the schedule). Default: as fast as --concurrency allows.
+        #[arg(long)]
+        rate: Option<f64>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -217,6 +221,7 @@ fn main() -> ExitCode {
             concurrency,
             shards,
             rotate,
+            rate,
             format,
         } => {
             let resources = match &config {
@@ -229,6 +234,7 @@ fn main() -> ExitCode {
                     input_file,
                     mock_file,
                     resources: resources?,
+                    rate: rate.filter(|r| *r > 0.0),
                     executions,
                     concurrency,
                     shards,

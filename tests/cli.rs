@@ -434,6 +434,32 @@ fn bench_reports_json_with_percentiles() {
         assert!(lat.get(p).unwrap().as_f64().unwrap() > 0.0, "{p}");
     }
     assert!(v.get("executions_per_second").unwrap().as_f64().unwrap() > 0.0);
+    assert_eq!(v.get("max_start_lag_us"), None);
+}
+
+#[test]
+fn bench_with_a_rate_paces_the_starts() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let input = Temp::new("event.json", r#"{"eventId":"evt-000000","name":"x"}"#);
+    let o = run(&[
+        "bench",
+        def.path(),
+        "--input-file",
+        input.path(),
+        "--executions",
+        "1000",
+        "--rate",
+        "2000",
+        "--format",
+        "json",
+    ]);
+    assert_succeeded(&o);
+    let v = stdout_json(&o);
+    // 1000 executions at 2000 a second cannot finish before half a second has passed, however
+    // fast each one is (without --rate they take a few milliseconds).
+    let seconds = v.get("seconds").unwrap().as_f64().unwrap();
+    assert!(seconds >= 0.45, "{seconds} s");
+    assert!(v.get("max_start_lag_us").unwrap().as_f64().unwrap() >= 0.0);
 }
 
 #[test]
