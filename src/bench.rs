@@ -360,7 +360,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let event = json::parse(&read(&opts.input_file)?)
         .map_err(|e| format!("{}: not valid JSON: {e}", opts.input_file.display()))?;
     let mut registry = Registry::new();
-    registry.bind_config(&opts.resources);
+    registry.bind_config(&opts.resources)?;
     if let Some(m) = &opts.mock_file {
         registry.mock(Arc::new(
             MockFile::parse(&read(m)?).map_err(|e| format!("{}: {e}", m.display()))?,

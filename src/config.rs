@@ -30,12 +30,18 @@ pub struct ResourceBinding {
     pub allowed_hosts: Vec<String>,
     /// Headers added to every request; `${NAME}` in a value is the environment variable NAME.
     pub headers: Vec<(String, String)>,
+    /// For `kafka`: the bootstrap servers (default: `[kafka] brokers`).
+    pub brokers: Option<String>,
+    /// For `kafka`: the topic mapped integrations produce to (and the only one
+    /// `kafka:produce` may name, when set).
+    pub topic: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResourceKind {
     Lambda,
     Http,
+    Kafka,
 }
 
 /// Reads only the `[[resources]]` of a configuration file (for `run` and `bench`, which need no
@@ -240,6 +246,11 @@ impl Reader {
         env: impl Fn(&str) -> Option<String>,
     ) -> Vec<ResourceBinding> {
         let mut out = Vec::new();
+        let default_brokers = root
+            .get("kafka")
+            .and_then(|k| k.get("brokers"))
+            .and_then(toml::Value::as_str)
+            .map(str::to_string);
         let items = match root.get("resources") {
             None => return out,
             Some(toml::Value::Array(items)) => items,
@@ -265,6 +276,8 @@ impl Reader {
                     "timeout_seconds",
                     "allowed_hosts",
                     "headers",
+                    "brokers",
+                    "topic",
                 ],
                 &at,
             );
@@ -272,12 +285,7 @@ impl Reader {
             let kind = match self.string(t, "kind", &at, true).as_deref() {
                 Some("lambda") => Some(ResourceKind::Lambda),
                 Some("http") => Some(ResourceKind::Http),
-                Some("kafka") => {
-                    self.problems.push(format!(
-                        "{at}kind: 'kafka' (Kafka produce from a Task) is not available yet; bind the resource as lambda or http"
-                    ));
-                    None
-                }
+                Some("kafka") => Some(ResourceKind::Kafka),
                 Some("native") => {
                     self.problems.push(format!(
                         "{at}kind: 'native' resources are Rust functions bound in code (Registry::native); a config file cannot name one"
@@ -285,8 +293,9 @@ impl Reader {
                     None
                 }
                 Some(other) => {
-                    self.problems
-                        .push(format!("{at}kind: '{other}' is not one of lambda, http"));
+                    self.problems.push(format!(
+                        "{at}kind: '{other}' is not one of lambda, http, kafka"
+                    ));
                     None
                 }
                 None => None,
@@ -353,6 +362,33 @@ impl Reader {
                     other.type_str()
                 )),
             }
+            let brokers = self
+                .string(t, "brokers", &at, false)
+                .or_else(|| default_brokers.clone());
+            let topic = self.string(t, "topic", &at, false);
+            if kind == Some(ResourceKind::Kafka) {
+                if brokers.is_none() {
+                    self.problems.push(format!(
+                        "{at}brokers: required for kind = \"kafka\" (or set [kafka] brokers)"
+                    ));
+                }
+                let mapped = resource
+                    .as_deref()
+                    .is_some_and(|r| !r.ends_with(":::kafka:produce"));
+                if mapped && topic.is_none() {
+                    self.problems.push(format!(
+                        "{at}topic: required to map {} onto Kafka",
+                        resource.as_deref().unwrap_or("")
+                    ));
+                }
+            } else {
+                for key in ["brokers", "topic"] {
+                    if t.contains_key(key) {
+                        self.problems
+                            .push(format!("{at}{key}: only for kind = \"kafka\""));
+                    }
+                }
+            }
             if let (Some(resource), Some(kind)) = (resource, kind) {
                 out.push(ResourceBinding {
                     resource,
@@ -361,6 +397,8 @@ impl Reader {
                     timeout_ms,
                     allowed_hosts,
                     headers,
+                    brokers,
+                    topic,
                 });
             }
         }
@@ -618,6 +656,10 @@ mod tests {
             endpoint = "http://127.0.0.1/"
             headers = { Authorization = "${MISSING_TOKEN}" }
             allowed_hosts = "everything"
+            topic = "t"
+            [[resources]]
+            resource = "arn:aws:states:::sqs:sendMessage"
+            kind = "kafka"
             "#,
             &[],
         )
@@ -626,10 +668,13 @@ mod tests {
         for want in [
             "resources[0].resource: required",
             "resources[0].endpoint: required",
-            "resources[1].kind: 'smtp' is not one of lambda, http",
+            "resources[1].kind: 'smtp' is not one of lambda, http, kafka",
             "resources[2].endpoint: http resources take the URL from the task's ApiEndpoint",
             "resources[2].headers.Authorization: environment variable MISSING_TOKEN is not set",
             "resources[2].allowed_hosts: must be an array of strings",
+            "resources[2].topic: only for kind = \"kafka\"",
+            "resources[3].brokers: required for kind = \"kafka\" (or set [kafka] brokers)",
+            "resources[3].topic: required to map arn:aws:states:::sqs:sendMessage onto Kafka",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }

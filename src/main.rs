@@ -285,7 +285,7 @@ fn registry(
     resources: &[stepstream::config::ResourceBinding],
 ) -> Result<Registry, String> {
     let mut registry = Registry::new();
-    registry.bind_config(resources);
+    registry.bind_config(resources)?;
     if let Some(f) = mock_file {
         let m = MockFile::parse(&read(f)?).map_err(|e| format!("{}: {e}", f.display()))?;
         registry.mock(Arc::new(m));

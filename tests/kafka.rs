@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use md5::Digest;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -13,7 +14,8 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use stepstream::asl::{self, MachineType};
-use stepstream::config::{Config, Http, Kafka, Pipeline, Runtime};
+use stepstream::config::{Config, Http, Kafka, Pipeline, ResourceBinding, ResourceKind, Runtime};
+use stepstream::exec::Outcome;
 use stepstream::json::{self, Value};
 use stepstream::metrics::Metrics;
 use stepstream::stream::kafka::{self, Prepared};
@@ -316,4 +318,129 @@ async fn backpressure_bounds_pending_records_and_loses_none() {
     seqs.sort_unstable();
     assert_eq!(seqs, (0..400).collect::<Vec<_>>());
     assert_eq!(committed(&brokers, "g3").values().sum::<i64>(), 400);
+}
+
+fn kafka_binding(resource: &str, brokers: &str, topic: Option<&str>) -> ResourceBinding {
+    ResourceBinding {
+        resource: resource.into(),
+        kind: ResourceKind::Kafka,
+        endpoint: None,
+        timeout_ms: 10_000,
+        allowed_hosts: Vec::new(),
+        headers: Vec::new(),
+        brokers: Some(brokers.into()),
+        topic: topic.map(str::to_string),
+    }
+}
+
+const PRODUCERS: &str = r#"{"StartAt":"Produce","States":{
+  "Produce":{"Type":"Task","Resource":"arn:aws:states:::kafka:produce",
+    "Parameters":{"Topic":"events","Key.$":"$.id","Value.$":"$","Headers":{"source":"test"}},
+    "ResultPath":"$.produced","Next":"Queue"},
+  "Queue":{"Type":"Task","Resource":"arn:aws:states:::sqs:sendMessage",
+    "Parameters":{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/123456789012/orders","MessageBody":{"orderId.$":"$.id"}},
+    "ResultPath":"$.queued","Next":"Bus"},
+  "Bus":{"Type":"Task","Resource":"arn:aws:states:::events:putEvents",
+    "Parameters":{"Entries":[{"Source":"shop","DetailType":"OrderPlaced","Detail":{"id.$":"$.id"}}]},
+    "ResultPath":"$.bus","End":true}}}"#;
+
+#[test]
+fn tasks_produce_to_kafka_and_aws_messaging_maps_onto_topics() {
+    let mock = MockCluster::new(1).unwrap();
+    for t in ["events", "orders-queue", "bus"] {
+        mock.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    let brokers = mock.bootstrap_servers();
+    let mut registry = Registry::new();
+    registry
+        .bind_config(&[
+            kafka_binding("arn:aws:states:::kafka:produce", &brokers, None),
+            kafka_binding(
+                "arn:aws:states:::sqs:sendMessage",
+                &brokers,
+                Some("orders-queue"),
+            ),
+            kafka_binding("arn:aws:states:::events:putEvents", &brokers, Some("bus")),
+        ])
+        .unwrap();
+    let plan = Arc::new(stepstream::plan::compile(
+        &asl::load(PRODUCERS.as_bytes(), MachineType::Express).unwrap(),
+        "p",
+    ));
+    let input = json::parse(br#"{"id":"o-1","total":12}"#).unwrap();
+    let done = stepstream::driver::run_one(plan, Arc::new(registry), "e", input.clone(), None);
+    let Outcome::Succeeded(out) = done.outcome else {
+        panic!("{:?}", done.outcome)
+    };
+    // kafka:produce answers with where the record went.
+    let produced = out.get("produced").unwrap();
+    assert_eq!(produced.get("Topic"), Some(&Value::string("events")));
+    let (p, o) = (
+        produced.get("Partition").unwrap().as_i64().unwrap(),
+        produced.get("Offset").unwrap().as_i64().unwrap(),
+    );
+    assert!((0..PARTITIONS as i64).contains(&p) && o == 0, "{p} {o}");
+    // sqs:sendMessage answers as SQS does, with the body's MD5.
+    let queued = out.get("queued").unwrap();
+    let md5: String = md5::Md5::digest(br#"{"orderId":"o-1"}"#)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(queued.get("MD5OfMessageBody"), Some(&Value::string(&md5)));
+    assert!(
+        queued
+            .get("MessageId")
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .starts_with("orders-queue/")
+    );
+    assert_eq!(
+        out.get("bus").unwrap().get("FailedEntryCount"),
+        Some(&Value::int(0))
+    );
+    // And the records are on the topics.
+    let events = read_all(&brokers, "events", 1);
+    assert_eq!(events, vec![("o-1".to_string(), input)]);
+    let queue = read_all(&brokers, "orders-queue", 1);
+    assert_eq!(queue[0].1, json::parse(br#"{"orderId":"o-1"}"#).unwrap());
+    let bus = read_all(&brokers, "bus", 1);
+    assert_eq!(bus[0].0, "shop");
+    assert_eq!(
+        bus[0].1.get("DetailType"),
+        Some(&Value::string("OrderPlaced"))
+    );
+}
+
+#[test]
+fn a_binding_topic_limits_where_kafka_produce_may_write() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("allowed", PARTITIONS, 1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let mut registry = Registry::new();
+    registry
+        .bind_config(&[kafka_binding(
+            "arn:aws:states:::kafka:produce",
+            &brokers,
+            Some("allowed"),
+        )])
+        .unwrap();
+    let def = r#"{"StartAt":"P","States":{"P":{"Type":"Task","Resource":"arn:aws:states:::kafka:produce",
+        "Parameters":{"Topic.$":"$.topic","Value":"x"},"End":true}}}"#;
+    let plan = Arc::new(stepstream::plan::compile(
+        &asl::load(def.as_bytes(), MachineType::Express).unwrap(),
+        "p",
+    ));
+    let done = stepstream::driver::run_one(
+        plan,
+        Arc::new(registry),
+        "e",
+        json::parse(br#"{"topic":"elsewhere"}"#).unwrap(),
+        None,
+    );
+    let Outcome::Failed { error, cause } = done.outcome else {
+        panic!("{:?}", done.outcome)
+    };
+    assert_eq!(error.as_deref(), Some("States.Runtime"));
+    assert!(cause.as_deref().unwrap_or("").contains("'allowed'"));
 }

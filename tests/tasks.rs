@@ -207,12 +207,14 @@ fn http_binding(allowed: &[&str], headers: &[(&str, &str)], timeout_ms: u64) -> 
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        brokers: None,
+        topic: None,
     }
 }
 
 fn registry(bindings: &[ResourceBinding]) -> Arc<Registry> {
     let mut r = Registry::new();
-    r.bind_config(bindings);
+    r.bind_config(bindings).unwrap();
     Arc::new(r)
 }
 
@@ -538,6 +540,8 @@ fn lambda_binding(resource: &str, addr: SocketAddr) -> ResourceBinding {
         timeout_ms: 10_000,
         allowed_hosts: vec![addr.to_string()],
         headers: Vec::new(),
+        brokers: None,
+        topic: None,
     }
 }
 

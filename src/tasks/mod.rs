@@ -7,6 +7,7 @@
 //! answers fails the execution with `States.Runtime` naming the resource and what to add.
 
 pub mod http;
+pub mod kafka;
 pub mod lambda;
 pub mod mock;
 
@@ -162,8 +163,13 @@ impl Registry {
     }
 
     /// Binds the `[[resources]]` of a configuration: HTTP Tasks and Lambda functions, each with
-    /// its allowlist, credentials headers and time limit.
-    pub fn bind_config(&mut self, bindings: &[crate::config::ResourceBinding]) {
+    /// its allowlist, credentials headers and time limit, and Kafka produce (with the AWS
+    /// messaging integrations mapped onto topics). Fails only when a Kafka producer cannot be
+    /// created.
+    pub fn bind_config(
+        &mut self,
+        bindings: &[crate::config::ResourceBinding],
+    ) -> Result<(), String> {
         use crate::config::ResourceKind;
         for b in bindings {
             let policy = http::Policy {
@@ -177,9 +183,18 @@ impl Registry {
                     endpoint: b.endpoint.clone().unwrap_or_default(),
                     policy,
                 }),
+                ResourceKind::Kafka => Arc::new(
+                    kafka::KafkaProduce::new(
+                        b.brokers.as_deref().unwrap_or_default(),
+                        b.topic.clone(),
+                        std::time::Duration::from_millis(b.timeout_ms),
+                    )
+                    .map_err(|e| format!("[[resources]] '{}': {e}", b.resource))?,
+                ),
             };
             self.bind(&b.resource, r);
         }
+        Ok(())
     }
 
     /// Adds a mock table, consulted (in the order added) before bindings.

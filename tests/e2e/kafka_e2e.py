@@ -7,6 +7,7 @@ reported: at-least-once allows them after a crash; missing records fail the test
 
   volume    100,000 records, with malformed, oversized and failing ones among them
   headers   the output and dead-letter headers name the execution, the source and the status
+  mixed     a workflow calling a Lambda (Invoke API), an HTTP service and Kafka produce
   kill9     the processor is killed with SIGKILL mid-stream, then restarted
   group     two processors in one group; one is killed with SIGKILL
   broker    the broker is stopped and restarted mid-stream
@@ -159,7 +160,8 @@ class Processor:
         return self.proc.returncode
 
 
-def write_config(workdir, broker, name, group, headers=False, max_in_flight=1024, instance=None):
+def write_config(workdir, broker, name, group, headers=False, max_in_flight=1024, instance=None,
+                 definition="workflow.asl.json", extra=""):
     path = os.path.join(workdir, f"{name}{'-' + instance if instance else ''}.toml")
     with open(path, "w") as f:
         f.write(f"""
@@ -182,11 +184,12 @@ drain_timeout_seconds = 5
 listen = ""
 [[pipelines]]
 name = "{name}"
-definition = "{os.path.join(HERE, 'workflow.asl.json')}"
+definition = "{os.path.join(HERE, definition)}"
 input_topic = "{name}-in"
 output_topic = "{name}-out"
 dead_letter_topic = "{name}-dlq"
 headers = {"true" if headers else "false"}
+{extra}
 """)
     return path
 
@@ -445,8 +448,101 @@ def scenario_headers(checks, broker, args, work):
     checks.check(not bad, f"headers: every dead letter's headers match its envelope ({bad[:3]})")
 
 
-SCENARIOS = {"volume": scenario_volume, "headers": scenario_headers, "kill9": scenario_kill9,
-             "group": scenario_group, "broker": scenario_broker}
+class Services:
+    """A Lambda Invoke API (function `validate`) and a price service on one local HTTP server:
+    what the `mixed` scenario's tasks call. Orders whose id ends in 3 are invalid."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        from urllib.parse import urlparse, parse_qs
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def reply(self, code, body, headers=()):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                payload = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"null")
+                if self.path != "/2015-03-31/functions/validate/invocations":
+                    return self.reply(404, {"message": "Function not found"})
+                if payload["id"] % 10 == 3:
+                    return self.reply(200, {"errorType": "Order.Invalid", "errorMessage": f"order {payload['id']} is invalid"},
+                                      [("x-amz-function-error", "Handled")])
+                self.reply(200, {"checkedBy": "validate", "id": payload["id"]})
+
+            def do_GET(self):
+                url = urlparse(self.path)
+                if url.path != "/price":
+                    return self.reply(404, {})
+                self.reply(200, {"price": int(parse_qs(url.query)["id"][0]) * 2})
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def scenario_mixed(checks, broker, args, work):
+    """A Lambda call, an HTTP call and a Kafka produce in one workflow, through `process`."""
+    n = 300
+    services = Services()
+    try:
+        broker.create_topics("mixed-in", "mixed-out", "mixed-dlq", "mixed-audit")
+        recs = [(str(i).encode(), json.dumps({"id": i, "priceUrl": f"http://127.0.0.1:{services.port}/price"}).encode())
+                for i in range(n)]
+        produce(broker, "mixed-in", recs)
+        resources = f"""
+[[resources]]
+resource = "arn:aws:lambda:us-east-1:123456789012:function:*"
+kind = "lambda"
+endpoint = "http://127.0.0.1:{services.port}"
+[[resources]]
+resource = "arn:aws:states:::http:invoke"
+kind = "http"
+[[resources]]
+resource = "arn:aws:states:::kafka:produce"
+kind = "kafka"
+"""
+        cfg = write_config(work, broker, "mixed", "g-mixed", definition="mixed.asl.json", extra=resources)
+        p = Processor(args.bin, cfg, work, "mixed")
+        invalid = {i for i in range(n) if i % 10 == 3}
+        outs = read_all(broker, "mixed-out", n - len(invalid), 120)
+        dead = read_all(broker, "mixed-dlq", len(invalid), 60)
+        audit = read_all(broker, "mixed-audit", n - len(invalid), 60)
+        code = p.stop()
+    finally:
+        services.close()
+    checks.check(code == 0, f"mixed: the processor stops with exit code 0 (got {code})")
+    outs = [json.loads(v) for v in outs]
+    want = {i: 2 * i for i in range(n) if i not in invalid}
+    got = {o["id"]: o["price"] for o in outs}
+    checks.check(len(outs) == len(want) and got == want and all(o["auditTopic"] == "mixed-audit" for o in outs),
+                 f"mixed: every valid order is priced over HTTP and audited ({len(outs)} outputs)")
+    envs = [json.loads(v) for v in dead]
+    checks.check(sorted(e["input"]["id"] for e in envs) == sorted(invalid)
+                 and all(e["error"] == "Order.Rejected" and "is invalid" in e["cause"] for e in envs),
+                 f"mixed: the Lambda's function error rejects the invalid orders ({len(envs)} dead letters)")
+    audited = sorted(json.loads(v)["id"] for v in audit)
+    checks.check(audited == sorted(want),
+                 f"mixed: one audit record per valid order on mixed-audit ({len(audited)})")
+
+
+SCENARIOS = {"volume": scenario_volume, "headers": scenario_headers, "mixed": scenario_mixed,
+             "kill9": scenario_kill9, "group": scenario_group, "broker": scenario_broker}
 
 
 def main():
