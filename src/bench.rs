@@ -149,12 +149,12 @@ impl Report {
 type Template = (Vec<u8>, Option<(usize, usize)>);
 
 /// Pre-serialized inputs, one per rotation step.
-struct Inputs {
+pub(crate) struct Inputs {
     templates: Vec<Template>,
 }
 
 impl Inputs {
-    fn new(event: &Value, rotate: &[(String, Vec<Value>)], executions: u64) -> Inputs {
+    pub(crate) fn new(event: &Value, rotate: &[(String, Vec<Value>)], executions: u64) -> Inputs {
         let width = executions.saturating_sub(1).to_string().len().max(6);
         let count = rotate
             .iter()
@@ -188,7 +188,7 @@ impl Inputs {
     }
 
     /// The input of execution `i`, written into `buf`.
-    fn fill(&self, i: u64, buf: &mut Vec<u8>) {
+    pub(crate) fn fill(&self, i: u64, buf: &mut Vec<u8>) {
         let (bytes, digits) = &self.templates[(i % self.templates.len() as u64) as usize];
         buf.clear();
         buf.extend_from_slice(bytes);

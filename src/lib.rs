@@ -41,6 +41,7 @@
 
 pub mod asl;
 pub mod bench;
+pub mod bench_kafka;
 pub mod config;
 pub mod driver;
 pub mod exec;

@@ -122,8 +122,22 @@ enum Command {
         rotate: Vec<String>,
         /// Start this many executions per second (open loop; the report says how far starts
         /// fell behind the schedule). Default: as fast as --concurrency allows.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "brokers")]
         rate: Option<f64>,
+        /// Kafka mode: produce the events to fresh topics on these brokers, then time a
+        /// passthrough (consume + produce, no workflow) and stepstream on them.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Kafka mode: partitions of the bench topics.
+        #[arg(long, default_value_t = 4, requires = "brokers")]
+        partitions: i32,
+        /// Kafka mode: results without stepstream's headers (and a passthrough without them).
+        #[arg(long, requires = "brokers")]
+        no_headers: bool,
+        /// Kafka mode: use the existing empty topics PREFIX-in, PREFIX-copy, PREFIX-out and
+        /// PREFIX-dlq instead of creating fresh ones.
+        #[arg(long, requires = "brokers")]
+        topic_prefix: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -222,12 +236,45 @@ fn main() -> ExitCode {
             shards,
             rotate,
             rate,
+            brokers,
+            partitions,
+            no_headers,
+            topic_prefix,
             format,
         } => {
             let resources = match &config {
                 Some(c) => stepstream::config::load_resources(c).map_err(|e| e.to_string()),
                 None => Ok(Vec::new()),
             };
+            if let Some(brokers) = brokers {
+                let r = resources.and_then(|resources| {
+                    stepstream::bench_kafka::run_kafka(&stepstream::bench_kafka::KafkaOptions {
+                        brokers,
+                        partitions: partitions.max(1),
+                        definition,
+                        input_file,
+                        mock_file,
+                        resources,
+                        executions,
+                        shards: shards.max(1),
+                        headers: !no_headers,
+                        topic_prefix,
+                    })
+                });
+                return match r {
+                    Ok(report) => {
+                        match format {
+                            Format::Json => println!("{}", json::to_string(&report.to_json())),
+                            Format::Text => print!("{}", report.to_text()),
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    Err(msg) => {
+                        eprintln!("stepstream bench: {msg}");
+                        ExitCode::from(2)
+                    }
+                };
+            }
             let r = parse_rotate(&rotate).and_then(|rotate| {
                 bench::run(&bench::Options {
                     definition,

@@ -444,3 +444,45 @@ fn a_binding_topic_limits_where_kafka_produce_may_write() {
     assert_eq!(error.as_deref(), Some("States.Runtime"));
     assert!(cause.as_deref().unwrap_or("").contains("'allowed'"));
 }
+
+#[test]
+fn the_kafka_bench_times_a_passthrough_and_the_workflow_on_the_same_records() {
+    // The mock cluster has no CreateTopics: the bench runs on topics made here.
+    let mock = MockCluster::new(1).unwrap();
+    for t in ["kb-in", "kb-copy", "kb-out", "kb-dlq"] {
+        mock.create_topic(t, 2, 1).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("stepstream-kbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let def = dir.join("seq.asl.json");
+    std::fs::write(&def, SEQ).unwrap();
+    let event = dir.join("event.json");
+    std::fs::write(&event, br#"{"eventId":"evt-000000","key":"k","seq":1}"#).unwrap();
+    let report = stepstream::bench_kafka::run_kafka(&stepstream::bench_kafka::KafkaOptions {
+        brokers: mock.bootstrap_servers(),
+        partitions: 2,
+        definition: def,
+        input_file: event,
+        mock_file: None,
+        resources: Vec::new(),
+        executions: 500,
+        shards: 2,
+        headers: true,
+        topic_prefix: Some("kb".into()),
+    })
+    .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(report.executions, 500);
+    assert_eq!(report.outputs + report.dead_letters, 500);
+    assert_eq!(report.outputs, 500);
+    assert!(report.passthrough_seconds > 0.0 && report.stepstream_seconds > 0.0);
+    assert!(report.latency_us[2] >= report.latency_us[0] && report.latency_us[0] > 0);
+    let j = report.to_json();
+    for k in [
+        "passthrough_per_second",
+        "stepstream_per_second",
+        "stepstream_vs_passthrough",
+    ] {
+        assert!(j.get(k).unwrap().as_f64().unwrap() > 0.0, "{k}");
+    }
+}

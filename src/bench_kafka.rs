@@ -1,0 +1,433 @@
+//! `stepstream bench --brokers`: the Kafka mode. On fresh topics of the given broker it
+//! produces N events of a workload (unique `eventId`s), then, from the same input topic and in
+//! the same run:
+//!
+//! 1. the passthrough baseline: a plain consumer and producer (acks=all, as stepstream's sink)
+//!    that copy every record to another topic with the three headers stepstream's outputs
+//!    carry, no workflow;
+//! 2. stepstream: the full pipeline (`stream::kafka::run`: shards, executions, outputs and dead
+//!    letters, offsets committed after acknowledgement).
+//!
+//! Each is timed from its start until the last of the N results was acknowledged by the
+//! broker; the report gives both throughputs, their ratio, and the latency from a record's
+//! arrival to its result being ready (the shards' histograms). The records are all in the
+//! topic before either starts, so this measures how fast a backlog drains.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::asl::{self, MachineType};
+use crate::bench::Inputs;
+use crate::config::{Config, Http, Kafka, Pipeline, ResourceBinding, Runtime};
+use crate::json::{self, Value};
+use crate::metrics::Metrics;
+use crate::stream::kafka::{self, Prepared};
+use crate::tasks::Registry;
+use crate::tasks::mock::MockFile;
+
+pub struct KafkaOptions {
+    pub brokers: String,
+    pub partitions: i32,
+    pub definition: PathBuf,
+    pub input_file: PathBuf,
+    pub mock_file: Option<PathBuf>,
+    pub resources: Vec<ResourceBinding>,
+    pub executions: u64,
+    pub shards: usize,
+    /// Whether results carry stepstream's headers (and the passthrough the same three).
+    pub headers: bool,
+    /// Use the existing (empty) topics PREFIX-in, -copy, -out and -dlq instead of creating
+    /// fresh ones (for brokers where the bench may not create topics).
+    pub topic_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KafkaReport {
+    pub executions: u64,
+    pub partitions: i32,
+    pub shards: usize,
+    pub produce_seconds: f64,
+    pub passthrough_seconds: f64,
+    pub stepstream_seconds: f64,
+    pub outputs: u64,
+    pub dead_letters: u64,
+    /// Arrival to result ready, microseconds: p50, p90, p99, p99.9, max.
+    pub latency_us: [u64; 5],
+}
+
+impl KafkaReport {
+    pub fn passthrough_per_second(&self) -> f64 {
+        self.executions as f64 / self.passthrough_seconds
+    }
+
+    pub fn stepstream_per_second(&self) -> f64 {
+        self.executions as f64 / self.stepstream_seconds
+    }
+
+    pub fn to_json(&self) -> Value {
+        let us = |v: u64| Value::int(v as i64);
+        Value::object_from([
+            ("executions", Value::int(self.executions as i64)),
+            ("partitions", Value::int(self.partitions as i64)),
+            ("shards", Value::int(self.shards as i64)),
+            ("produce_seconds", Value::float(self.produce_seconds)),
+            (
+                "passthrough_seconds",
+                Value::float(self.passthrough_seconds),
+            ),
+            (
+                "passthrough_per_second",
+                Value::float(self.passthrough_per_second().round()),
+            ),
+            ("stepstream_seconds", Value::float(self.stepstream_seconds)),
+            (
+                "stepstream_per_second",
+                Value::float(self.stepstream_per_second().round()),
+            ),
+            (
+                "stepstream_vs_passthrough",
+                Value::float(
+                    (self.stepstream_per_second() / self.passthrough_per_second() * 1000.0).round()
+                        / 1000.0,
+                ),
+            ),
+            ("outputs", Value::int(self.outputs as i64)),
+            ("dead_letters", Value::int(self.dead_letters as i64)),
+            (
+                "latency_us",
+                Value::object_from([
+                    ("p50", us(self.latency_us[0])),
+                    ("p90", us(self.latency_us[1])),
+                    ("p99", us(self.latency_us[2])),
+                    ("p999", us(self.latency_us[3])),
+                    ("max", us(self.latency_us[4])),
+                ]),
+            ),
+        ])
+    }
+
+    pub fn to_text(&self) -> String {
+        format!(
+            "kafka        {} records on {} partition(s), {} shard(s)\nproduce      {:.2} s\npassthrough  {:.2} s, {:.0} records/s (consume + produce, no workflow)\nstepstream   {:.2} s, {:.0} executions/s ({:.0}% of passthrough); {} outputs, {} dead letters\nlatency (µs) arrival to result: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n",
+            self.executions,
+            self.partitions,
+            self.shards,
+            self.produce_seconds,
+            self.passthrough_seconds,
+            self.passthrough_per_second(),
+            self.stepstream_seconds,
+            self.stepstream_per_second(),
+            self.stepstream_per_second() / self.passthrough_per_second() * 100.0,
+            self.outputs,
+            self.dead_letters,
+            self.latency_us[0],
+            self.latency_us[1],
+            self.latency_us[2],
+            self.latency_us[3],
+            self.latency_us[4],
+        )
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// How long a phase may take before the bench gives up on it.
+const PHASE_LIMIT: Duration = Duration::from_secs(600);
+
+pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
+    let validated = asl::load(&read(&opts.definition)?, MachineType::Express).map_err(|diags| {
+        let lines: Vec<String> = diags.iter().map(|d| format!("  {d}")).collect();
+        format!(
+            "{} is not a valid definition:\n{}",
+            opts.definition.display(),
+            lines.join("\n")
+        )
+    })?;
+    let plan = Arc::new(crate::plan::compile(&validated, "bench"));
+    let event = json::parse(&read(&opts.input_file)?)
+        .map_err(|e| format!("{}: not valid JSON: {e}", opts.input_file.display()))?;
+    let mut registry = Registry::new();
+    registry.bind_config(&opts.resources)?;
+    if let Some(m) = &opts.mock_file {
+        registry.mock(Arc::new(
+            MockFile::parse(&read(m)?).map_err(|e| format!("{}: {e}", m.display()))?,
+        ));
+    }
+    let inputs = Inputs::new(&event, &[], opts.executions);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        let tag = format!("{}-{}", std::process::id(), crate::driver::now_ms());
+        let prefix = opts
+            .topic_prefix
+            .clone()
+            .unwrap_or_else(|| format!("bench-{tag}"));
+        let topic = |what: &str| format!("{prefix}-{what}");
+        let (input, copy, output, dead) = (topic("in"), topic("copy"), topic("out"), topic("dlq"));
+        if opts.topic_prefix.is_none() {
+            create_topics(
+                &opts.brokers,
+                &[&input, &copy, &output, &dead],
+                opts.partitions,
+            )
+            .await?;
+        }
+
+        let t = Instant::now();
+        produce(&opts.brokers, &input, &inputs, opts.executions).await?;
+        let produce_seconds = t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        passthrough(
+            &opts.brokers,
+            &input,
+            &copy,
+            &tag,
+            opts.executions,
+            opts.headers,
+        )
+        .await?;
+        let passthrough_seconds = t.elapsed().as_secs_f64();
+
+        let config = Config {
+            kafka: Kafka {
+                brokers: opts.brokers.clone(),
+                group_id: format!("bench-{tag}"),
+                options: [("auto.offset.reset".to_string(), "earliest".to_string())]
+                    .into_iter()
+                    .collect(),
+                producer_options: Default::default(),
+            },
+            runtime: Runtime {
+                shards: opts.shards.max(1),
+                max_in_flight: 1024,
+                max_pending: 10_000,
+                drain_timeout_ms: 10_000,
+            },
+            http: Http { listen: None },
+            pipelines: vec![Pipeline {
+                name: "bench".into(),
+                definition: opts.definition.clone(),
+                input_topic: input.clone(),
+                output_topic: output.clone(),
+                dead_letter_topic: dead.clone(),
+                mock_file: opts.mock_file.clone(),
+                headers: opts.headers,
+            }],
+            resources: opts.resources.clone(),
+        };
+        let prepared = vec![Prepared {
+            pipeline: config.pipelines[0].clone(),
+            plan,
+            registry: Arc::new(registry),
+        }];
+        let metrics = Metrics::new();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let m = Arc::clone(&metrics);
+        let t = Instant::now();
+        let pipeline = tokio::spawn(async move { kafka::run(&config, prepared, m, stopped).await });
+        let delivered = |m: &Metrics| {
+            m.outputs.load(Ordering::Relaxed) + m.dead_letters.load(Ordering::Relaxed)
+        };
+        while delivered(&metrics) < opts.executions {
+            if t.elapsed() > PHASE_LIMIT || pipeline.is_finished() {
+                let _ = stop.send(true);
+                return Err(format!(
+                    "stepstream delivered {} of {} results (see the log above)",
+                    delivered(&metrics),
+                    opts.executions
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let stepstream_seconds = t.elapsed().as_secs_f64();
+        let _ = stop.send(true);
+        pipeline
+            .await
+            .map_err(|e| format!("the pipeline task failed: {e}"))??;
+
+        let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+            .map_err(|e| e.to_string())?;
+        for p in metrics
+            .pipelines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            for s in &p.shards {
+                if let Ok(h) = s.latency_us.lock() {
+                    hist.add(&*h).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(KafkaReport {
+            executions: opts.executions,
+            partitions: opts.partitions,
+            shards: opts.shards.max(1),
+            produce_seconds,
+            passthrough_seconds,
+            stepstream_seconds,
+            outputs: metrics.outputs.load(Ordering::Relaxed),
+            dead_letters: metrics.dead_letters.load(Ordering::Relaxed),
+            latency_us: [
+                hist.value_at_quantile(0.5),
+                hist.value_at_quantile(0.9),
+                hist.value_at_quantile(0.99),
+                hist.value_at_quantile(0.999),
+                hist.max(),
+            ],
+        })
+    })
+}
+
+async fn create_topics(brokers: &str, names: &[&str], partitions: i32) -> Result<(), String> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| format!("cannot create a Kafka admin client: {e}"))?;
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .map_err(|e| format!("cannot create the bench topics on {brokers}: {e}"))?;
+    for r in results {
+        if let Err((name, e)) = r {
+            return Err(format!("cannot create topic {name}: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// Puts `n` events on `topic`, keyed by their number.
+async fn produce(brokers: &str, topic: &str, inputs: &Inputs, n: u64) -> Result<(), String> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .create()
+        .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
+    let mut buf = Vec::with_capacity(2048);
+    let mut acks = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        inputs.fill(i, &mut buf);
+        let key = i.to_string();
+        acks.push(send(&producer, topic, Some(key.as_bytes()), &buf, None).await?);
+    }
+    for a in acks {
+        match a.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(format!("producing the bench events failed: {e}")),
+            Err(_) => return Err("producing the bench events was cancelled".into()),
+        }
+    }
+    Ok(())
+}
+
+/// Enqueues one record, waiting while the producer's queue is full.
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    headers: Option<&OwnedHeaders>,
+) -> Result<rdkafka::producer::DeliveryFuture, String> {
+    loop {
+        let mut record = FutureRecord::to(topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(h) = headers {
+            record = record.headers(h.clone());
+        }
+        match producer.send_result(record) {
+            Ok(d) => return Ok(d),
+            Err((e, _))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(format!("cannot produce to {topic}: {e}")),
+        }
+    }
+}
+
+/// The baseline: copies `n` records from `from` to `to` (acks=all), no workflow.
+async fn passthrough(
+    brokers: &str,
+    from: &str,
+    to: &str,
+    tag: &str,
+    n: u64,
+    with_headers: bool,
+) -> Result<(), String> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("bench-passthrough-{tag}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| format!("cannot create a Kafka consumer: {e}"))?;
+    consumer
+        .subscribe(&[from])
+        .map_err(|e| format!("cannot subscribe to {from}: {e}"))?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .create()
+        .map_err(|e| format!("cannot create a Kafka producer: {e}"))?;
+    let mut acks = Vec::with_capacity(n as usize);
+    let started = Instant::now();
+    while (acks.len() as u64) < n {
+        let m = tokio::time::timeout(
+            PHASE_LIMIT.saturating_sub(started.elapsed()),
+            consumer.recv(),
+        )
+        .await
+        .map_err(|_| format!("the passthrough read {} of {n} records", acks.len()))?
+        .map_err(|e| format!("the passthrough consumer failed: {e}"))?;
+        // The headers stepstream's outputs carry, so both sides ask the broker for the same.
+        let source = format!("{}/{}/{}", m.topic(), m.partition(), m.offset());
+        let name = format!("{}-{}-{}", m.topic(), m.partition(), m.offset());
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "stepstream-execution",
+                value: Some(name.as_bytes()),
+            })
+            .insert(Header {
+                key: "stepstream-source",
+                value: Some(source.as_bytes()),
+            })
+            .insert(Header {
+                key: "stepstream-status",
+                value: Some(b"SUCCEEDED".as_slice()),
+            });
+        let payload = m.payload().unwrap_or_default();
+        let headers = with_headers.then_some(&headers);
+        acks.push(send(&producer, to, m.key(), payload, headers).await?);
+    }
+    for a in acks {
+        match a.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(format!("the passthrough could not produce: {e}")),
+            Err(_) => return Err("the passthrough was cancelled".into()),
+        }
+    }
+    Ok(())
+}
