@@ -333,20 +333,25 @@ fn run_shard(
     })
 }
 
-/// Runs the benchmark.
-pub fn run(opts: &Options) -> Result<Report, String> {
+/// What every bench mode starts from: the compiled definition (named after its file), the
+/// event, and the resources (bindings, then the mock file).
+pub(crate) fn prepare(
+    definition: &PathBuf,
+    input_file: &PathBuf,
+    mock_file: Option<&PathBuf>,
+    resources: &[crate::config::ResourceBinding],
+) -> Result<(Arc<Plan>, Value, Registry), String> {
     let read =
         |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-    let validated = asl::load(&read(&opts.definition)?, MachineType::Express).map_err(|d| {
+    let validated = asl::load(&read(definition)?, MachineType::Express).map_err(|d| {
         let lines: Vec<String> = d.iter().map(|d| format!("  {d}")).collect();
         format!(
             "{} is not a valid definition:\n{}",
-            opts.definition.display(),
+            definition.display(),
             lines.join("\n")
         )
     })?;
-    let name = opts
-        .definition
+    let name = definition
         .file_name()
         .map(|f| {
             f.to_string_lossy()
@@ -357,15 +362,26 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         })
         .unwrap_or_else(|| "bench".into());
     let plan = Arc::new(plan::compile(&validated, &name));
-    let event = json::parse(&read(&opts.input_file)?)
-        .map_err(|e| format!("{}: not valid JSON: {e}", opts.input_file.display()))?;
+    let event = json::parse(&read(input_file)?)
+        .map_err(|e| format!("{}: not valid JSON: {e}", input_file.display()))?;
     let mut registry = Registry::new();
-    registry.bind_config(&opts.resources)?;
-    if let Some(m) = &opts.mock_file {
+    registry.bind_config(resources)?;
+    if let Some(m) = mock_file {
         registry.mock(Arc::new(
             MockFile::parse(&read(m)?).map_err(|e| format!("{}: {e}", m.display()))?,
         ));
     }
+    Ok((plan, event, registry))
+}
+
+/// Runs the benchmark.
+pub fn run(opts: &Options) -> Result<Report, String> {
+    let (plan, event, registry) = prepare(
+        &opts.definition,
+        &opts.input_file,
+        opts.mock_file.as_ref(),
+        &opts.resources,
+    )?;
     let registry = Arc::new(registry);
     let inputs = Arc::new(Inputs::new(&event, &opts.rotate, opts.executions));
     let shards = opts.shards.max(1);

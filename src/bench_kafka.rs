@@ -25,14 +25,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::asl::{self, MachineType};
 use crate::bench::Inputs;
 use crate::config::{Config, Http, Kafka, Pipeline, ResourceBinding, Runtime};
-use crate::json::{self, Value};
+use crate::json::Value;
 use crate::metrics::Metrics;
 use crate::stream::kafka::{self, Prepared};
-use crate::tasks::Registry;
-use crate::tasks::mock::MockFile;
 
 pub struct KafkaOptions {
     pub brokers: String,
@@ -138,32 +135,16 @@ impl KafkaReport {
     }
 }
 
-fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-}
-
 /// How long a phase may take before the bench gives up on it.
 const PHASE_LIMIT: Duration = Duration::from_secs(600);
 
 pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
-    let validated = asl::load(&read(&opts.definition)?, MachineType::Express).map_err(|diags| {
-        let lines: Vec<String> = diags.iter().map(|d| format!("  {d}")).collect();
-        format!(
-            "{} is not a valid definition:\n{}",
-            opts.definition.display(),
-            lines.join("\n")
-        )
-    })?;
-    let plan = Arc::new(crate::plan::compile(&validated, "bench"));
-    let event = json::parse(&read(&opts.input_file)?)
-        .map_err(|e| format!("{}: not valid JSON: {e}", opts.input_file.display()))?;
-    let mut registry = Registry::new();
-    registry.bind_config(&opts.resources)?;
-    if let Some(m) = &opts.mock_file {
-        registry.mock(Arc::new(
-            MockFile::parse(&read(m)?).map_err(|e| format!("{}: {e}", m.display()))?,
-        ));
-    }
+    let (plan, event, registry) = crate::bench::prepare(
+        &opts.definition,
+        &opts.input_file,
+        opts.mock_file.as_ref(),
+        &opts.resources,
+    )?;
     let inputs = Inputs::new(&event, &[], opts.executions);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -261,19 +261,7 @@ fn main() -> ExitCode {
                         topic_prefix,
                     })
                 });
-                return match r {
-                    Ok(report) => {
-                        match format {
-                            Format::Json => println!("{}", json::to_string(&report.to_json())),
-                            Format::Text => print!("{}", report.to_text()),
-                        }
-                        ExitCode::SUCCESS
-                    }
-                    Err(msg) => {
-                        eprintln!("stepstream bench: {msg}");
-                        ExitCode::from(2)
-                    }
-                };
+                return bench_result(format, r.map(|k| (k.to_json(), k.to_text())));
             }
             let r = parse_rotate(&rotate).and_then(|rotate| {
                 bench::run(&bench::Options {
@@ -288,19 +276,24 @@ fn main() -> ExitCode {
                     rotate,
                 })
             });
-            match r {
-                Ok(report) => {
-                    match format {
-                        Format::Json => println!("{}", json::to_string(&report.to_json())),
-                        Format::Text => print!("{}", report.to_text()),
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(msg) => {
-                    eprintln!("stepstream bench: {msg}");
-                    ExitCode::from(2)
-                }
+            bench_result(format, r.map(|b| (b.to_json(), b.to_text())))
+        }
+    }
+}
+
+/// Prints a bench report (as JSON or text) or its error; the exit code.
+fn bench_result(format: Format, r: Result<(Value, String), String>) -> ExitCode {
+    match r {
+        Ok((json_report, text)) => {
+            match format {
+                Format::Json => println!("{}", json::to_string(&json_report)),
+                Format::Text => print!("{text}"),
             }
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("stepstream bench: {msg}");
+            ExitCode::from(2)
         }
     }
 }
