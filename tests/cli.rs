@@ -386,6 +386,36 @@ endpoint = "http://127.0.0.1:{port}"
     assert_succeeded(&o);
     let dead = String::from_utf8_lossy(&o.stderr);
     assert!(dead.contains("Lambda.SdkClientException"), "{dead}");
+    // Credentials from the environment never reach outputs, dead letters or logs.
+    let http_config = Temp::new(
+        "http.toml",
+        "[[resources]]\nresource = \"arn:aws:states:::http:invoke\"\nkind = \"http\"\nheaders = { Authorization = \"Bearer ${STEPSTREAM_TEST_TOKEN}\" }\n",
+    );
+    let http_def = Temp::new(
+        "call.asl.json",
+        &format!(
+            r#"{{"StartAt":"C","States":{{"C":{{"Type":"Task","Resource":"arn:aws:states:::http:invoke",
+            "Parameters":{{"ApiEndpoint":"http://127.0.0.1:{port}/x","Method":"GET"}},"End":true}}}}}}"#
+        ),
+    );
+    let mut child = bin()
+        .args(["process", http_def.path(), "--config", http_config.path()])
+        .env("STEPSTREAM_TEST_TOKEN", "tok-3141592653")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{}\n{}\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_succeeded(&o);
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(all.contains("States.Http.Socket"), "{all}");
+    assert!(!all.contains("tok-3141592653"), "{all}");
     // A problem in the bindings is a usage error naming the key.
     let bad = Temp::new(
         "bad.toml",

@@ -473,6 +473,13 @@ fn the_allowlist_decides_where_requests_go_and_credentials_come_from_the_config(
     );
     let (_, cause) = failed(&run(&def, &with_token, "{}"));
     assert!(!cause.contains("from-config"), "{cause}");
+    // An ordinary result carries none either.
+    let def = http_task(
+        &format!(r#"{{"ApiEndpoint":"http://{}/ok","Method":"GET"}}"#, s.addr),
+        "",
+    );
+    let out = json::to_string(&output(run(&def, &with_token, "{}")));
+    assert!(!out.contains("from-config"), "{out}");
 }
 
 #[test]
