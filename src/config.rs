@@ -83,8 +83,8 @@ pub struct Runtime {
     pub shards: usize,
     /// Executions in flight per shard.
     pub max_in_flight: usize,
-    /// Records consumed but not yet delivered, over all partitions, before the consumer
-    /// pauses.
+    /// Records consumed but not yet delivered, over all partitions, before the partition
+    /// readers stop taking more.
     pub max_pending: usize,
     /// How long revoked partitions and shutdown may take to finish their work.
     pub drain_timeout_ms: u64,
