@@ -79,16 +79,7 @@ impl Report {
                 "executions_per_second",
                 Value::float(self.executions_per_second().round()),
             ),
-            (
-                "latency_us",
-                Value::object_from([
-                    ("p50", us(self.latency_ns[0])),
-                    ("p90", us(self.latency_ns[1])),
-                    ("p99", us(self.latency_ns[2])),
-                    ("p999", us(self.latency_ns[3])),
-                    ("max", us(self.latency_ns[4])),
-                ]),
-            ),
+            ("latency_us", percentiles_json(self.latency_ns.map(us))),
             (
                 "outcomes",
                 Value::object_from([
@@ -143,6 +134,11 @@ impl Report {
         }
         s
     }
+}
+
+/// `{p50, p90, p99, p999, max}` from the five values a report keeps, in that order.
+pub(crate) fn percentiles_json(v: [Value; 5]) -> Value {
+    Value::object_from(["p50", "p90", "p99", "p999", "max"].into_iter().zip(v))
 }
 
 /// A pre-serialized input and where its `eventId` digits are (offset, width).

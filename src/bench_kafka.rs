@@ -101,13 +101,7 @@ impl KafkaReport {
             ("dead_letters", Value::int(self.dead_letters as i64)),
             (
                 "latency_us",
-                Value::object_from([
-                    ("p50", us(self.latency_us[0])),
-                    ("p90", us(self.latency_us[1])),
-                    ("p99", us(self.latency_us[2])),
-                    ("p999", us(self.latency_us[3])),
-                    ("max", us(self.latency_us[4])),
-                ]),
+                crate::bench::percentiles_json(self.latency_us.map(us)),
             ),
         ])
     }

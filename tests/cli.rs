@@ -46,6 +46,18 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).stdin(Stdio::null()).output().unwrap()
 }
 
+/// Runs `cmd` with `input` on its standard input, capturing standard output and error.
+fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Asserts exit code 0, showing stderr when it is not.
 fn assert_succeeded(o: &Output) {
     assert_eq!(
@@ -193,19 +205,7 @@ fn run_reads_input_from_a_file_or_standard_input() {
         output_of(&stdout_json(&o)).get("greeting"),
         Some(&Value::string("hello file"))
     );
-    let mut child = bin()
-        .args(["run", def.path()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"name":"stdin"}"#)
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = run_with_stdin(bin().args(["run", def.path()]), br#"{"name":"stdin"}"#);
     assert_eq!(
         output_of(&stdout_json(&o)).get("greeting"),
         Some(&Value::string("hello stdin"))
@@ -369,20 +369,10 @@ endpoint = "http://127.0.0.1:{port}"
         Some(&Value::string("Lambda.SdkClientException"))
     );
     // process with a definition and --config: standard input through the bindings.
-    let mut child = bin()
-        .args(["process", def.path(), "--config", config.path()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{\"amount\":1}\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = run_with_stdin(
+        bin().args(["process", def.path(), "--config", config.path()]),
+        b"{\"amount\":1}\n",
+    );
     assert_succeeded(&o);
     let dead = String::from_utf8_lossy(&o.stderr);
     assert!(dead.contains("Lambda.SdkClientException"), "{dead}");
@@ -398,16 +388,12 @@ endpoint = "http://127.0.0.1:{port}"
             "Parameters":{{"ApiEndpoint":"http://127.0.0.1:{port}/x","Method":"GET"}},"End":true}}}}}}"#
         ),
     );
-    let mut child = bin()
-        .args(["process", http_def.path(), "--config", http_config.path()])
-        .env("STEPSTREAM_TEST_TOKEN", "tok-3141592653")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"{}\n{}\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = run_with_stdin(
+        bin()
+            .args(["process", http_def.path(), "--config", http_config.path()])
+            .env("STEPSTREAM_TEST_TOKEN", "tok-3141592653"),
+        b"{}\n{}\n",
+    );
     assert_succeeded(&o);
     let all = format!(
         "{}{}",

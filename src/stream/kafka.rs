@@ -70,7 +70,20 @@ struct Shared {
 }
 
 impl Shared {
-    /// Records the pending count after a change; wakes the readers when there is room again.
+    fn offsets(&self) -> std::sync::MutexGuard<'_, Offsets> {
+        self.offsets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the offsets; the pending count and gauges follow, and the readers are woken
+    /// when there is room again.
+    fn update_offsets<R>(&self, f: impl FnOnce(&mut Offsets) -> R) -> R {
+        let mut o = self.offsets();
+        let before = o.pending();
+        let r = f(&mut o);
+        self.set_pending(before, o.pending());
+        r
+    }
+
     fn set_pending(&self, before: usize, after: usize) {
         let m = &self.metrics;
         m.pending.store(after as u64, Ordering::Relaxed);
@@ -181,11 +194,7 @@ impl ConsumerContext for Ctx {
             let deadline = Instant::now() + self.shared.drain;
             loop {
                 let pending: usize = {
-                    let o = self
-                        .shared
-                        .offsets
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner());
+                    let o = self.shared.offsets();
                     parts.iter().map(|(t, p)| o.pending_in(t, *p)).sum()
                 };
                 if pending == 0 || Instant::now() >= deadline {
@@ -210,21 +219,15 @@ impl ConsumerContext for Ctx {
                 ("abandoned_in_flight", Value::int(pending as i64)),
             ],
         );
-        let mut o = self
-            .shared
-            .offsets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let before = o.pending();
         let mut commit = TopicPartitionList::new();
-        for (t, p) in &parts {
-            if let Some(c) = o.committable(t, *p) {
-                let _ = commit.add_partition_offset(t, *p, Offset::Offset(c));
+        self.shared.update_offsets(|o| {
+            for (t, p) in &parts {
+                if let Some(c) = o.committable(t, *p) {
+                    let _ = commit.add_partition_offset(t, *p, Offset::Offset(c));
+                }
+                o.forget(t, *p);
             }
-            o.forget(t, *p);
-        }
-        self.shared.set_pending(before, o.pending());
-        drop(o);
+        });
         if commit.count() > 0
             && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
         {
@@ -499,16 +502,7 @@ pub async fn run(
         .map_err(|_| "internal error: a partition reader outlived the shutdown".to_string())?;
     log::info(
         "draining",
-        &[(
-            "pending",
-            Value::int(
-                shared
-                    .offsets
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .pending() as i64,
-            ),
-        )],
+        &[("pending", Value::int(shared.offsets().pending() as i64))],
     );
     let deadline = Instant::now() + shared.drain;
     let closing = tokio::task::spawn_blocking(move || {
@@ -520,14 +514,7 @@ pub async fn run(
         }
     });
     let _ = tokio::time::timeout(shared.drain, closing).await;
-    while shared
-        .offsets
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .pending()
-        > 0
-        && Instant::now() < deadline
-    {
+    while shared.offsets().pending() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _ = producer.flush(Duration::from_secs(5));
@@ -535,11 +522,7 @@ pub async fn run(
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         log::warn("commit_failed", &[("error", Value::from(e.to_string()))]);
     }
-    let left = shared
-        .offsets
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .pending();
+    let left = shared.offsets().pending();
     // Close the consumer now (the sinks only hold it weakly), so it leaves the group and its
     // partitions go to the other members at once.
     let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
@@ -697,19 +680,12 @@ fn admit(
         received: Instant::now(),
         source: source.clone(),
     };
-    let mut o = shared.offsets.lock().unwrap_or_else(|e| e.into_inner());
-    let before = o.pending();
-    o.begin(&source.topic, source.partition, source.offset);
-    shared.set_pending(before, o.pending());
+    shared.update_offsets(|o| o.begin(&source.topic, source.partition, source.offset));
     Some((i, record))
 }
 
 fn store_commit_points(consumer: &StreamConsumer<Ctx>, shared: &Shared) {
-    let points = shared
-        .offsets
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .commit_points();
+    let points = shared.offsets().commit_points();
     let mut tpl = TopicPartitionList::new();
     for (t, p, c) in points {
         let _ = tpl.add_partition_offset(&t, p, Offset::Offset(c));
@@ -816,17 +792,9 @@ impl Sink {
         } else {
             m.outputs.fetch_add(1, Ordering::Relaxed);
         }
-        let commit = {
-            let mut o = self
-                .shared
-                .offsets
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let before = o.pending();
-            let c = o.finish(&p.source.topic, p.source.partition, p.source.offset);
-            self.shared.set_pending(before, o.pending());
-            c
-        };
+        let commit = self
+            .shared
+            .update_offsets(|o| o.finish(&p.source.topic, p.source.partition, p.source.offset));
         if let Some(c) = commit {
             let mut tpl = TopicPartitionList::new();
             if tpl

@@ -141,14 +141,12 @@ impl Resource for LambdaInvoke {
                     .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             };
             let request_id = header("x-amzn-requestid").unwrap_or_default();
-            let mut flat = Vec::new();
-            for (k, v) in &r.headers {
-                flat.push((
-                    k.as_str().to_string(),
+            let flat = Value::object_from(r.headers.iter().map(|(k, v)| {
+                (
+                    k.as_str(),
                     Value::string(&String::from_utf8_lossy(v.as_bytes())),
-                ));
-            }
-            let flat = Value::object_from(flat.iter().map(|(k, v)| (k.as_str(), v.clone())));
+                )
+            }));
             Ok(Value::object_from([
                 (
                     "ExecutedVersion",

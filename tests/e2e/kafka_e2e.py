@@ -343,10 +343,15 @@ CRASH_N = 12_000
 CRASH_IN_FLIGHT = 300
 
 
+def crash_topics(broker, name):
+    """Topics for a crash scenario, its input holding CRASH_N slow records; returns CRASH_N."""
+    broker.create_topics(f"{name}-in", f"{name}-out", f"{name}-dlq")
+    produce(broker, f"{name}-in", records(CRASH_N, slow=True))
+    return CRASH_N
+
+
 def scenario_kill9(checks, broker, args, work):
-    n = CRASH_N
-    broker.create_topics("kill9-in", "kill9-out", "kill9-dlq")
-    produce(broker, "kill9-in", records(n, slow=True))
+    n = crash_topics(broker, "kill9")
     cfg = write_config(work, broker, "kill9", "g-kill9", max_in_flight=CRASH_IN_FLIGHT)
     p = Processor(args.bin, cfg, work, "kill9-a")
     progress(broker, "kill9-out", n // 4)
@@ -358,9 +363,7 @@ def scenario_kill9(checks, broker, args, work):
 
 
 def scenario_group(checks, broker, args, work):
-    n = CRASH_N
-    broker.create_topics("group-in", "group-out", "group-dlq")
-    produce(broker, "group-in", records(n, slow=True))
+    n = crash_topics(broker, "group")
     # Two processors share the group; `b` is killed mid-stream and `a` keeps going; `b` comes
     # back, as an orchestrator would restart it, with the same `group.instance.id` (static
     # membership), and takes its partitions over. tansu 0.6 never evicts a member that died
@@ -388,9 +391,7 @@ def scenario_group(checks, broker, args, work):
 
 
 def scenario_broker(checks, broker, args, work):
-    n = CRASH_N
-    broker.create_topics("broker-in", "broker-out", "broker-dlq")
-    produce(broker, "broker-in", records(n, slow=True))
+    n = crash_topics(broker, "broker")
     p = Processor(args.bin, write_config(work, broker, "broker", "g-broker", max_in_flight=CRASH_IN_FLIGHT), work, "broker")
     progress(broker, "broker-out", n // 4)
     broker.stop()
