@@ -22,10 +22,10 @@ offset in the middle of a producer's batch never receives the rest of it (checke
 confluent-kafka consumer: 1000 records in one batch, assign at offset 500, nothing arrives).
 
 Output headers are off in the volume, kill9, group and broker scenarios (`headers = false`):
-with tansu 0.6's sqlite engine every fetch slows down as headered records accumulate (a plain
-consume-and-produce loop with three headers per record: 20,000 records in 3.3 s, 40,000 in
-17.7 s; without headers 100,000 in 3.5 s), which would make the broker, not stepstream, the
-subject of those tests. The `headers` scenario checks the headers on a real broker.
+with tansu 0.6's sqlite engine every fetch slows down as headered records accumulate
+(`tests/e2e/tansu_headers.py`, a plain consume-and-produce loop: three headers per record,
+20,000 records in 3.4 s, 40,000 in 17.6 s; no headers, 100,000 in 3.2 s), which would make the
+broker, not stepstream, the subject of those tests. The `headers` scenario checks the headers on a real broker.
 """
 import argparse
 import json
