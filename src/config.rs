@@ -23,7 +23,7 @@ pub struct ResourceBinding {
     /// An ARN, or a pattern where `*` matches any run of characters.
     pub resource: String,
     pub kind: ResourceKind,
-    /// For `lambda`: the Lambda Invoke API endpoint, `http://host:port`.
+    /// For `lambda`: the Lambda Invoke API endpoint, `http://host:port` or `https://...`.
     pub endpoint: Option<String>,
     pub timeout_ms: u64,
     /// Hosts requests may reach (`name`, `name:port`, `*`); empty = loopback only.
@@ -35,6 +35,10 @@ pub struct ResourceBinding {
     /// For `kafka`: the topic mapped integrations produce to (and the only one
     /// `kafka:produce` may name, when set).
     pub topic: Option<String>,
+    /// For `lambda` and `http`: what https connections trust beyond the system's CA
+    /// certificates (`ca_file`) and present (`client_cert_file`, `client_key_file`); `None` =
+    /// the system's CA certificates only.
+    pub tls: Option<crate::tasks::http::Tls>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,6 +282,9 @@ impl Reader {
                     "headers",
                     "brokers",
                     "topic",
+                    "ca_file",
+                    "client_cert_file",
+                    "client_key_file",
                 ],
                 &at,
             );
@@ -302,9 +309,9 @@ impl Reader {
             };
             let endpoint = self.string(t, "endpoint", &at, kind == Some(ResourceKind::Lambda));
             if let Some(e) = &endpoint {
-                if !e.starts_with("http://") {
+                if !e.starts_with("http://") && !e.starts_with("https://") {
                     self.problems.push(format!(
-                        "{at}endpoint: '{e}' must be an http:// URL (https is not supported by this build)"
+                        "{at}endpoint: '{e}' must be an http:// or https:// URL"
                     ));
                 } else if kind == Some(ResourceKind::Http) {
                     self.problems.push(format!(
@@ -334,11 +341,15 @@ impl Reader {
             // A lambda endpoint is allowed by being configured.
             if let Some(host) = endpoint
                 .as_deref()
-                .and_then(|e| e.strip_prefix("http://"))
+                .and_then(|e| {
+                    e.strip_prefix("http://")
+                        .or_else(|| e.strip_prefix("https://"))
+                })
                 .map(|rest| rest.split('/').next().unwrap_or(rest))
             {
                 allowed_hosts.push(host.to_string());
             }
+            let tls = self.tls(t, &at, kind);
             let mut headers = Vec::new();
             match t.get("headers") {
                 None => {}
@@ -399,10 +410,56 @@ impl Reader {
                     headers,
                     brokers,
                     topic,
+                    tls,
                 });
             }
         }
         out
+    }
+
+    /// The TLS files of a `lambda` or `http` entry, read and checked now so that a bad file is
+    /// reported at start-up under its key.
+    fn tls(
+        &mut self,
+        t: &toml::Table,
+        at: &str,
+        kind: Option<ResourceKind>,
+    ) -> Option<crate::tasks::http::Tls> {
+        let ca_file = self.string(t, "ca_file", at, false);
+        let cert = self.string(t, "client_cert_file", at, false);
+        let key = self.string(t, "client_key_file", at, false);
+        if ca_file.is_none() && cert.is_none() && key.is_none() {
+            return None;
+        }
+        if kind == Some(ResourceKind::Kafka) {
+            self.problems.push(format!(
+                "{at}ca_file, client_cert_file, client_key_file: only for kind = \"lambda\" or \"http\" (TLS to Kafka goes in [kafka.options], e.g. \"security.protocol\" and \"ssl.ca.location\")"
+            ));
+            return None;
+        }
+        let client = match (&cert, &key) {
+            (Some(c), Some(k)) => Some((Path::new(c), Path::new(k))),
+            (None, None) => None,
+            (Some(_), None) => {
+                self.problems.push(format!(
+                    "{at}client_key_file: required with client_cert_file (the certificate's private key, PEM)"
+                ));
+                return None;
+            }
+            (None, Some(_)) => {
+                self.problems.push(format!(
+                    "{at}client_cert_file: required with client_key_file (the client certificate chain, PEM)"
+                ));
+                return None;
+            }
+        };
+        match crate::tasks::http::Tls::from_files(ca_file.as_deref().map(Path::new), client) {
+            Ok(tls) => Some(tls),
+            Err((key, e)) => {
+                self.problems.push(format!("{at}{key}: {e}"));
+                None
+            }
+        }
     }
 
     fn unknown(&mut self, t: &toml::Table, known: &[&str], at: &str) {
@@ -678,6 +735,56 @@ mod tests {
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn tls_keys_are_checked_at_load_and_named() {
+        let problems = resources(
+            r#"
+            [[resources]]
+            resource = "a"
+            kind = "http"
+            ca_file = "/nonexistent/ca.pem"
+            [[resources]]
+            resource = "b"
+            kind = "lambda"
+            endpoint = "https://fn.internal"
+            client_cert_file = "client.pem"
+            [[resources]]
+            resource = "arn:aws:states:::kafka:produce"
+            kind = "kafka"
+            brokers = "127.0.0.1:9092"
+            ca_file = "ca.pem"
+            [[resources]]
+            resource = "c"
+            kind = "lambda"
+            endpoint = "ftp://fn.internal"
+            "#,
+            &[],
+        )
+        .unwrap_err();
+        let text = problems.join("\n");
+        for want in [
+            "resources[0].ca_file: cannot read '/nonexistent/ca.pem'",
+            "resources[1].client_key_file: required with client_cert_file",
+            "resources[2].ca_file, client_cert_file, client_key_file: only for kind = \"lambda\" or \"http\"",
+            "resources[3].endpoint: 'ftp://fn.internal' must be an http:// or https:// URL",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        // An https lambda endpoint is allowed by being configured, as an http one is.
+        let b = resources(
+            r#"
+            [[resources]]
+            resource = "b"
+            kind = "lambda"
+            endpoint = "https://fn.internal:8443/"
+            "#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(b[0].allowed_hosts, vec!["fn.internal:8443".to_string()]);
+        assert!(b[0].tls.is_none());
     }
 
     #[test]

@@ -32,6 +32,11 @@ type Handler =
     fn(&str, &str, &hyper::HeaderMap, &[u8]) -> (u16, Vec<(&'static str, String)>, Vec<u8>, u64);
 
 fn serve(handle: Handler) -> Server {
+    serve_with(handle, None)
+}
+
+/// `serve`, speaking TLS with `tls` when set.
+fn serve_with(handle: Handler, tls: Option<Arc<rustls::ServerConfig>>) -> Server {
     let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     std_listener.set_nonblocking(true).unwrap();
     let addr = std_listener.local_addr().unwrap();
@@ -46,40 +51,24 @@ fn serve(handle: Handler) -> Server {
             .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 c.fetch_add(1, Ordering::SeqCst);
                 let r = Arc::clone(&r);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let r = Arc::clone(&r);
-                        async move {
-                            r.fetch_add(1, Ordering::SeqCst);
-                            let method = req.method().to_string();
-                            let target = req
-                                .uri()
-                                .path_and_query()
-                                .map(|p| p.to_string())
-                                .unwrap_or_default();
-                            let headers = req.headers().clone();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let (status, hs, out, delay_ms) =
-                                handle(&method, &target, &headers, &body);
-                            if delay_ms > 0 {
-                                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    match acceptor {
+                        None => connection(stream, r, handle).await,
+                        // A failed handshake is the client's to report.
+                        Some(a) => {
+                            if let Ok(stream) = a.accept(stream).await {
+                                connection(stream, r, handle).await;
                             }
-                            let mut resp = Response::builder().status(status);
-                            for (k, v) in hs {
-                                resp = resp.header(k, v);
-                            }
-                            Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(out))).unwrap())
                         }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    }
                 });
             }
         });
@@ -89,6 +78,39 @@ fn serve(handle: Handler) -> Server {
         connections,
         requests,
     }
+}
+
+/// Serves the requests of one connection with `handle`.
+async fn connection<S>(stream: S, requests: Arc<AtomicUsize>, handle: Handler)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let r = Arc::clone(&requests);
+        async move {
+            r.fetch_add(1, Ordering::SeqCst);
+            let method = req.method().to_string();
+            let target = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            let headers = req.headers().clone();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let (status, hs, out, delay_ms) = handle(&method, &target, &headers, &body);
+            if delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            }
+            let mut resp = Response::builder().status(status);
+            for (k, v) in hs {
+                resp = resp.header(k, v);
+            }
+            Ok::<_, Infallible>(resp.body(Full::new(Bytes::from(out))).unwrap())
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 const JSON: &str = "application/json";
@@ -209,6 +231,7 @@ fn http_binding(allowed: &[&str], headers: &[(&str, &str)], timeout_ms: u64) -> 
             .collect(),
         brokers: None,
         topic: None,
+        tls: None,
     }
 }
 
@@ -549,6 +572,7 @@ fn lambda_binding(resource: &str, addr: SocketAddr) -> ResourceBinding {
         headers: Vec::new(),
         brokers: None,
         topic: None,
+        tls: None,
     }
 }
 
@@ -635,5 +659,219 @@ fn lambda_function_errors_become_asl_errors_as_on_aws() {
     assert_eq!(
         failed(&run(&def("double", "", "Not.This"), &down, "{}")).0,
         "Lambda.SdkClientException"
+    );
+}
+
+/// A private CA, a server certificate for `localhost` and a client certificate it signed, as
+/// PEM files in a fresh directory, and the server's TLS settings (asking for a client
+/// certificate when `client_auth`).
+struct Pki {
+    dir: std::path::PathBuf,
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("stepstream-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "stepstream test CA");
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap())
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let pki = Pki { dir, ca };
+        let (cert, key) = pki.issue(
+            "stepstream-client",
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        std::fs::write(pki.path("client.pem"), cert.pem()).unwrap();
+        std::fs::write(pki.path("client.key"), key.serialize_pem()).unwrap();
+        pki
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).display().to_string()
+    }
+
+    fn issue(
+        &self,
+        name: &str,
+        usage: rcgen::ExtendedKeyUsagePurpose,
+    ) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![usage];
+        let key = rcgen::KeyPair::generate().unwrap();
+        (params.signed_by(&key, &self.ca).unwrap(), key)
+    }
+
+    fn server(&self, client_auth: bool) -> Arc<rustls::ServerConfig> {
+        let (cert, key) = self.issue("localhost", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if client_auth {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.ca.der().clone()).unwrap();
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+        Arc::new(
+            builder
+                .with_single_cert(vec![cert.der().clone()], key)
+                .unwrap(),
+        )
+    }
+
+    /// The bindings of a `[[resources]]` config file, through the config reader.
+    fn resources(&self, toml: &str) -> Vec<ResourceBinding> {
+        let file = self.dir.join("resources.toml");
+        std::fs::write(&file, toml).unwrap();
+        stepstream::config::load_resources(&file).unwrap()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A workflow that GETs `url` once per item of `$.items`, one after the other.
+fn https_gets(url: &str) -> String {
+    format!(
+        r#"{{"StartAt":"Each","States":{{"Each":{{"Type":"Map","ItemsPath":"$.items","MaxConcurrency":1,
+        "ItemProcessor":{{"StartAt":"Call","States":{{"Call":{{"Type":"Task","Resource":"arn:aws:states:::http:invoke",
+        "Parameters":{{"ApiEndpoint":"{url}","Method":"GET"}},"ResultSelector":{{"s.$":"$.ResponseBody.status"}},"End":true}}}}}},
+        "End":true}}}}}}"#
+    )
+}
+
+#[test]
+fn https_endpoints_are_verified_with_the_system_store_and_ca_file_and_stay_pooled() {
+    let pki = Pki::new("https");
+    let s = serve_with(api, Some(pki.server(false)));
+    let url = format!("https://localhost:{}/ok", s.addr.port());
+    let input = r#"{"items":[1,2,3,4,5]}"#;
+    let trusted = registry(&pki.resources(&format!(
+        r#"[[resources]]
+        resource = "arn:aws:states:::http:invoke"
+        kind = "http"
+        ca_file = "{}"
+        "#,
+        pki.path("ca.pem")
+    )));
+    let out = output(run(&https_gets(&url), &trusted, input));
+    let fine = Value::object_from([("s", Value::string("fine"))]);
+    assert_eq!(out, Value::array(vec![fine; 5]));
+    // Five requests over one TLS connection.
+    assert_eq!(s.requests.load(Ordering::SeqCst), 5);
+    assert_eq!(s.connections.load(Ordering::SeqCst), 1);
+
+    // The certificate names localhost, not 127.0.0.1.
+    let by_ip = format!("https://127.0.0.1:{}/ok", s.addr.port());
+    let (error, cause) = failed(&run(&https_gets(&by_ip), &trusted, r#"{"items":[1]}"#));
+    assert_eq!(error, "States.Http.Socket");
+    assert!(cause.contains("certificate"), "{cause}");
+
+    // Without ca_file the private CA is unknown: a socket failure naming the certificate, or
+    // on a machine without a system store, advice to install one or set ca_file.
+    let untrusted = registry(&[http_binding(&[], &[], 10_000)]);
+    let (error, cause) = failed(&run(&https_gets(&url), &untrusted, r#"{"items":[1]}"#));
+    match error.as_str() {
+        "States.Http.Socket" => {
+            assert!(
+                cause.contains("UnknownIssuer") && cause.contains("set ca_file"),
+                "{cause}"
+            )
+        }
+        "States.Runtime" => assert!(cause.contains("ca_file"), "{cause}"),
+        other => panic!("{other}: {cause}"),
+    }
+    assert_eq!(
+        s.requests.load(Ordering::SeqCst),
+        5,
+        "nothing sent untrusted"
+    );
+}
+
+#[test]
+fn endpoints_that_ask_for_a_client_certificate_get_the_configured_one() {
+    let pki = Pki::new("mtls");
+    let s = serve_with(api, Some(pki.server(true)));
+    let url = format!("https://localhost:{}/ok", s.addr.port());
+    let one = r#"{"items":[1]}"#;
+    let with_cert = registry(&pki.resources(&format!(
+        r#"[[resources]]
+        resource = "arn:aws:states:::http:invoke"
+        kind = "http"
+        ca_file = "{}"
+        client_cert_file = "{}"
+        client_key_file = "{}"
+        "#,
+        pki.path("ca.pem"),
+        pki.path("client.pem"),
+        pki.path("client.key")
+    )));
+    let out = output(run(&https_gets(&url), &with_cert, one));
+    let fine = Value::object_from([("s", Value::string("fine"))]);
+    assert_eq!(out, Value::array(vec![fine]));
+    assert_eq!(s.requests.load(Ordering::SeqCst), 1);
+
+    let without = registry(&pki.resources(&format!(
+        r#"[[resources]]
+        resource = "arn:aws:states:::http:invoke"
+        kind = "http"
+        ca_file = "{}"
+        "#,
+        pki.path("ca.pem")
+    )));
+    let (error, cause) = failed(&run(&https_gets(&url), &without, one));
+    assert_eq!(error, "States.Http.Socket");
+    assert!(cause.contains("client_cert_file"), "{cause}");
+    assert_eq!(
+        s.requests.load(Ordering::SeqCst),
+        1,
+        "refused without a certificate"
+    );
+}
+
+#[test]
+fn lambda_endpoints_may_be_https() {
+    let pki = Pki::new("lambda-tls");
+    let s = serve_with(lambda_api, Some(pki.server(false)));
+    let reg = registry(&pki.resources(&format!(
+        r#"[[resources]]
+        resource = "arn:aws:lambda:*"
+        kind = "lambda"
+        endpoint = "https://localhost:{}"
+        ca_file = "{}"
+        "#,
+        s.addr.port(),
+        pki.path("ca.pem")
+    )));
+    let def = r#"{"StartAt":"F","States":{"F":{"Type":"Task",
+        "Resource":"arn:aws:lambda:us-east-1:123456789012:function:double","End":true}}}"#;
+    assert_eq!(
+        output(run(def, &reg, r#"{"n":4}"#)),
+        json::parse(br#"{"doubled":8}"#).unwrap()
     );
 }

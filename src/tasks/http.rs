@@ -1,21 +1,30 @@
 //! HTTP out of tasks: the pooled client every HTTP-speaking resource shares, the host allowlist
-//! that keeps a definition from calling where it should not, and the HTTP Task
-//! (`arn:aws:states:::http:invoke`) with AWS's request fields, result shape and error names.
+//! that keeps a definition from calling where it should not, the TLS trust of https endpoints,
+//! and the HTTP Task (`arn:aws:states:::http:invoke`) with AWS's request fields, result shape
+//! and error names.
 //!
-//! Each shard thread has its own client (and so its own pool of keep-alive connections), built
-//! on first use on that thread's runtime. What a request may reach is decided by the binding's
-//! `Policy`, never by the definition: the host must be on the allowlist (loopback only unless
-//! configured), credentials come from the binding's configured headers, and the 256 KiB limit
-//! applies to what is sent and what is read back (a larger response is not read past the limit).
+//! Each shard thread has its own clients (and so its own pools of keep-alive connections), one
+//! per TLS setting, built on first use on that thread's runtime. What a request may reach is
+//! decided by the binding's `Policy`, never by the definition: the host must be on the allowlist
+//! (loopback only unless configured), credentials come from the binding's configured headers
+//! and client certificate, https trusts the system's CA certificates plus the binding's
+//! `ca_file`, and the 256 KiB limit applies to what is sent and what is read back (a larger
+//! response is not read past the limit).
 
 use std::cell::RefCell;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{Reply, Resource, TaskCall};
 use crate::exec::TaskError;
@@ -24,27 +33,147 @@ use crate::json::{self, Value};
 /// The most a task may send or receive, as for every payload of an execution.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 thread_local! {
-    static CLIENT: RefCell<Option<HttpClient>> = const { RefCell::new(None) };
+    /// This thread's clients, by `Tls::id`.
+    static CLIENTS: RefCell<Vec<(usize, HttpClient)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// This thread's pooled client.
-fn client() -> HttpClient {
-    CLIENT.with(|c| {
-        c.borrow_mut()
-            .get_or_insert_with(|| {
-                let mut connector = HttpConnector::new();
-                connector.set_nodelay(true);
-                connector.set_connect_timeout(Some(Duration::from_secs(10)));
-                Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(60))
-                    .pool_max_idle_per_host(1024)
-                    .build(connector)
-            })
-            .clone()
+/// This thread's pooled client for `tls` (http and https alike).
+fn client(tls: &Tls) -> HttpClient {
+    CLIENTS.with(|clients| {
+        let mut clients = clients.borrow_mut();
+        if let Some((_, c)) = clients.iter().find(|(id, _)| *id == tls.id) {
+            return c.clone();
+        }
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls.config).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let c = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        clients.push((tls.id, c.clone()));
+        c
     })
+}
+
+/// What https connections trust and present: the system's CA certificates (as found by
+/// `rustls-native-certs`, which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`), plus those of a
+/// binding's `ca_file`, and optionally a client certificate for endpoints that ask for one.
+#[derive(Clone)]
+pub struct Tls {
+    /// Which per-thread client serves this setting.
+    id: usize,
+    config: Arc<rustls::ClientConfig>,
+    /// How many CA certificates are trusted; none means every https request would fail with
+    /// a handshake error, so it is refused with advice instead.
+    roots: usize,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tls {{ roots: {} }}", self.roots)
+    }
+}
+
+impl Tls {
+    /// The system's CA certificates only; loaded once per process, on the first request.
+    pub fn system() -> &'static Tls {
+        static SYSTEM: OnceLock<Tls> = OnceLock::new();
+        SYSTEM.get_or_init(|| {
+            Tls::build(Vec::new(), None)
+                .expect("a TLS setting without files or client certificate cannot fail")
+        })
+    }
+
+    /// The system's CA certificates plus those in `ca_file` (PEM), presenting the certificate
+    /// chain and key of `client` (PEM files) when set. An error names the config key of the
+    /// file at fault (`ca_file`, `client_cert_file`, `client_key_file`) and what is wrong.
+    pub fn from_files(
+        ca_file: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<Tls, (&'static str, String)> {
+        let mut extra = Vec::new();
+        if let Some(path) = ca_file {
+            extra = pem_certificates(path).map_err(|e| ("ca_file", e))?;
+        }
+        let client = match client {
+            None => None,
+            Some((cert_path, key_path)) => {
+                let chain = pem_certificates(cert_path).map_err(|e| ("client_cert_file", e))?;
+                let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
+                    (
+                        "client_key_file",
+                        format!(
+                            "'{}' holds no usable private key (PEM: PKCS#8, PKCS#1 or SEC1): {e}",
+                            key_path.display()
+                        ),
+                    )
+                })?;
+                Some((chain, key))
+            }
+        };
+        Tls::build(extra, client)
+    }
+
+    fn build(
+        extra: Vec<CertificateDer<'static>>,
+        client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    ) -> Result<Tls, (&'static str, String)> {
+        static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+        let mut roots = rustls::RootCertStore::empty();
+        // Unreadable entries of the system store are skipped, as a browser would.
+        let system = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(system.certs);
+        for cert in extra {
+            roots
+                .add(cert)
+                .map_err(|e| ("ca_file", format!("a certificate is not a usable CA: {e}")))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ("ca_file", format!("TLS setup failed: {e}")))?;
+        let n = roots.len();
+        let builder = builder.with_root_certificates(roots);
+        let config = match client {
+            None => builder.with_no_client_auth(),
+            Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+                (
+                    "client_key_file",
+                    format!("the key does not go with client_cert_file: {e}"),
+                )
+            })?,
+        };
+        Ok(Tls {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            config: Arc::new(config),
+            roots: n,
+        })
+    }
+}
+
+/// The certificates of a PEM file; an error when it cannot be read or holds none.
+fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("'{}' is not a PEM certificate file: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "'{}' holds no certificate (expected PEM blocks 'BEGIN CERTIFICATE')",
+            path.display()
+        ));
+    }
+    Ok(certs)
 }
 
 /// What a binding lets its requests do.
@@ -58,6 +187,8 @@ pub struct Policy {
     pub headers: Vec<(String, String)>,
     /// Per-request time limit (on top of the state's TimeoutSeconds).
     pub timeout: Duration,
+    /// What https connections trust and present; `None` = the system's CA certificates.
+    pub tls: Option<Tls>,
 }
 
 impl Default for Policy {
@@ -66,25 +197,34 @@ impl Default for Policy {
             allowed_hosts: Vec::new(),
             headers: Vec::new(),
             timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
 
 impl Policy {
+    /// The TLS setting requests use.
+    pub fn tls(&self) -> &Tls {
+        self.tls.as_ref().unwrap_or_else(|| Tls::system())
+    }
+
     /// Whether `uri` may be called; the error says which host and which key allows it.
     pub fn check(&self, uri: &hyper::Uri) -> Result<(), String> {
-        match uri.scheme_str() {
-            Some("http") => {}
+        let default_port = match uri.scheme_str() {
+            Some("http") => 80,
             Some("https") => {
-                return Err(format!(
-                    "'{uri}': https endpoints are not supported by this build (plain http only)"
-                ));
+                if self.tls().roots == 0 {
+                    return Err(format!(
+                        "'{uri}': no CA certificate is trusted (the system store is empty or missing): install the ca-certificates package, or set ca_file in this [[resources]] entry"
+                    ));
+                }
+                443
             }
-            _ => return Err(format!("'{uri}' is not an http:// URL")),
-        }
+            _ => return Err(format!("'{uri}' is not an http:// or https:// URL")),
+        };
         let host = uri.host().unwrap_or("").trim_start_matches('[');
         let host = host.trim_end_matches(']');
-        let port = uri.port_u16().unwrap_or(80);
+        let port = uri.port_u16().unwrap_or(default_port);
         let allowed = if self.allowed_hosts.is_empty() {
             matches!(host, "localhost" | "127.0.0.1" | "::1")
         } else {
@@ -142,10 +282,10 @@ pub async fn send(
         request.headers_mut().insert(k, v);
     }
     let exchange = async {
-        let response = client()
+        let response = client(policy.tls())
             .request(request)
             .await
-            .map_err(|e| Failure::Socket(describe(&e)))?;
+            .map_err(|e| Failure::Socket(advise(describe(&e))))?;
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, BODY_LIMIT)
             .collect()
@@ -181,6 +321,20 @@ fn describe(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
+}
+
+/// A TLS failure the binding can fix, with the key that fixes it.
+fn advise(mut why: String) -> String {
+    if why.contains("UnknownIssuer") {
+        why.push_str(
+            " (the server's certificate is not signed by a trusted CA: to trust a private CA, set ca_file in this [[resources]] entry)",
+        );
+    } else if why.contains("CertificateRequired") {
+        why.push_str(
+            " (the server asks for a client certificate: set client_cert_file and client_key_file in this [[resources]] entry)",
+        );
+    }
+    why
 }
 
 /// Response headers as AWS shows them: lower-case names, each with its list of values.
@@ -508,8 +662,53 @@ mod tests {
                 "{bad}: {e}"
             );
         }
-        let e = p.check(&"https://127.0.0.1/".parse().unwrap()).unwrap_err();
-        assert!(e.contains("https"), "{e}");
+    }
+
+    #[test]
+    fn https_is_checked_like_http_with_port_443_by_default() {
+        let p = Policy {
+            allowed_hosts: vec!["api.internal:443".into()],
+            tls: Some(Tls::from_files(None, None).unwrap()),
+            ..Policy::default()
+        };
+        // Whether the system store has certificates depends on the machine; with none, https
+        // is refused with advice rather than allowed.
+        match p.check(&"https://api.internal/x".parse().unwrap()) {
+            Ok(()) => assert!(p.tls().roots > 0),
+            Err(e) => {
+                assert_eq!(p.tls().roots, 0);
+                assert!(e.contains("ca_file"), "{e}");
+            }
+        }
+        let e = p
+            .check(&"http://api.internal/x".parse().unwrap())
+            .unwrap_err();
+        assert!(e.contains("port 80"), "{e}");
+    }
+
+    #[test]
+    fn tls_files_that_cannot_be_used_are_named() {
+        let dir = std::env::temp_dir().join(format!("stepstream-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_pem = dir.join("not.pem");
+        std::fs::write(&not_pem, "just words\n").unwrap();
+        let missing = dir.join("missing.pem");
+        let (key, e) = Tls::from_files(Some(&missing), None).unwrap_err();
+        assert_eq!(key, "ca_file");
+        assert!(
+            e.contains("cannot read") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let (key, e) = Tls::from_files(Some(&not_pem), None).unwrap_err();
+        assert_eq!(key, "ca_file");
+        assert!(
+            e.contains("holds no certificate") && e.contains("not.pem"),
+            "{e}"
+        );
+        let (key, e) = Tls::from_files(None, Some((&not_pem, &not_pem))).unwrap_err();
+        assert_eq!(key, "client_cert_file");
+        assert!(e.contains("not.pem"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::json::{self, Value};
 
 /// Invokes functions on one Lambda Invoke API endpoint.
 pub struct LambdaInvoke {
-    /// `http://host:port`, without a trailing slash.
+    /// `http://host:port` or `https://host:port`, without a trailing slash.
     pub endpoint: String,
     pub policy: Policy,
 }

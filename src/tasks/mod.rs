@@ -176,6 +176,7 @@ impl Registry {
                 allowed_hosts: b.allowed_hosts.clone(),
                 headers: b.headers.clone(),
                 timeout: std::time::Duration::from_millis(b.timeout_ms),
+                tls: b.tls.clone(),
             };
             let r: Arc<dyn Resource> = match b.kind {
                 ResourceKind::Http => Arc::new(http::HttpInvoke { policy }),
