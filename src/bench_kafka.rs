@@ -202,6 +202,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
                 dead_letter_topic: dead.clone(),
                 mock_file: opts.mock_file.clone(),
                 headers: opts.headers,
+                ordered_keys: false,
             }],
             resources: opts.resources.clone(),
         };

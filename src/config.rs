@@ -110,6 +110,10 @@ pub struct Pipeline {
     pub mock_file: Option<PathBuf>,
     /// Whether output and dead-letter records carry the `stepstream-*` headers.
     pub headers: bool,
+    /// `ordering = "key"`: a record's execution starts only after the previous record with
+    /// its key has finished (`"none"`, the default: records of a key start in order but may
+    /// finish in any order).
+    pub ordered_keys: bool,
 }
 
 /// Replaces each `${NAME}` with the environment variable NAME; the error is the missing name.
@@ -573,6 +577,7 @@ impl Config {
                             "dead_letter_topic",
                             "mock_file",
                             "headers",
+                            "ordering",
                         ],
                         &at,
                     );
@@ -585,6 +590,16 @@ impl Config {
                         r.string(t, "mock_file", &at, false),
                     );
                     let headers = r.boolean(t, "headers", &at, true);
+                    let ordered_keys = match r.string(t, "ordering", &at, false).as_deref() {
+                        None | Some("none") => false,
+                        Some("key") => true,
+                        Some(other) => {
+                            r.problems.push(format!(
+                                "{at}ordering: '{other}' is not one of \"key\" (one execution per key at a time, in input order) or \"none\""
+                            ));
+                            false
+                        }
+                    };
                     if let (Some(name), Some(def), Some(input), Some(output), Some(dead), mock) = p
                     {
                         pipelines.push(Pipeline {
@@ -595,6 +610,7 @@ impl Config {
                             dead_letter_topic: dead,
                             mock_file: mock.map(PathBuf::from),
                             headers,
+                            ordered_keys,
                         });
                     }
                 }
@@ -828,6 +844,7 @@ mod tests {
             definition = "z.json"
             input_topic = "in2"
             output_topic = "out2"
+            ordering = "strict"
             "#,
         )
         .unwrap_err();
@@ -841,6 +858,7 @@ mod tests {
             "pipelines[0].output_topic: 'in' is also an input topic",
             "pipelines[1].input_topic: 'in' is already the input of pipelines[0]",
             "pipelines[1].name: 'a' is used twice",
+            "pipelines[2].ordering: 'strict' is not one of \"key\"",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
@@ -863,6 +881,10 @@ mod tests {
         );
         let off = format!("{base}\n[http]\nlisten = \"\"\n");
         assert_eq!(Config::parse(&off).unwrap().http.listen, None);
+        // Unordered unless asked.
+        assert!(!Config::parse(base).unwrap().pipelines[0].ordered_keys);
+        let ordered = format!("{base}ordering = \"key\"\n");
+        assert!(Config::parse(&ordered).unwrap().pipelines[0].ordered_keys);
     }
 
     #[test]

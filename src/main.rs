@@ -143,6 +143,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Ordering {
+    None,
+    Key,
+}
+
 /// The flags of `process`.
 #[derive(clap::Args)]
 struct ProcessArgs {
@@ -173,6 +179,10 @@ struct ProcessArgs {
     /// Executions in flight per shard.
     #[arg(long, default_value_t = 1024)]
     max_in_flight: usize,
+    /// `key`: one execution per record key at a time, in input order (Kafka records' keys;
+    /// standard input has none). `none`: records of a key start in order, finish in any.
+    #[arg(long, value_enum, default_value = "none")]
+    ordering: Ordering,
     /// Where dead letters go (JSON lines); default standard error.
     #[arg(long)]
     dead_letters: Option<PathBuf>,
@@ -486,6 +496,7 @@ fn single_pipeline_config(
             dead_letter_topic: args.dead_letter_topic.unwrap_or_default(),
             mock_file: args.mock_file,
             headers: true,
+            ordered_keys: args.ordering == Ordering::Key,
         }],
         resources: Vec::new(),
     }

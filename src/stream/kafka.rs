@@ -386,6 +386,7 @@ pub async fn run(
         shards: config.runtime.shards,
         max_in_flight: config.runtime.max_in_flight,
         queue: config.runtime.max_in_flight,
+        ordered_keys: false,
     };
     let mut pools = Vec::new();
     let mut sinks = Vec::new();
@@ -396,7 +397,10 @@ pub async fn run(
         let pool = ShardPool::start(
             Arc::clone(&p.plan),
             Arc::clone(&p.registry),
-            &shard_config,
+            &ShardConfig {
+                ordered_keys: p.pipeline.ordered_keys,
+                ..shard_config.clone()
+            },
             tx,
         )
         .map_err(|e| {

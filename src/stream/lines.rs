@@ -173,6 +173,7 @@ mod tests {
             shards: 3,
             max_in_flight: 50,
             queue: 8,
+            ordered_keys: false,
         };
         let (outs, dead, s) = run_lines(def, &input, cfg);
         assert!(dead.is_empty());

@@ -1,9 +1,13 @@
 //! Shards: N threads, each owning a driver and its executions (nothing shared on the hot
 //! path). A record goes to the shard of its key (or of its partition), so records with one key
-//! run in order on one thread. Each shard takes at most `max_in_flight` records at once and
-//! stops taking more until some finish; its input queue is bounded too, so a fast source
-//! blocks instead of filling memory.
+//! start in order on one thread. With `ordered_keys`, a record also waits until the execution
+//! of the previous record with its key has finished, so executions that wait (Wait states,
+//! I/O tasks) still finish, produce and call out in input order per key. Each shard holds at
+//! most `max_in_flight` records at once (running or waiting for their key) and stops taking
+//! more until some finish; its input queue is bounded too, so a fast source blocks instead of
+//! filling memory.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -25,6 +29,9 @@ pub struct ShardConfig {
     pub max_in_flight: usize,
     /// Records queued per shard before the source blocks.
     pub queue: usize,
+    /// At most one execution per key at a time; later records of the key wait for it
+    /// (records without a key are not ordered).
+    pub ordered_keys: bool,
 }
 
 impl Default for ShardConfig {
@@ -33,6 +40,7 @@ impl Default for ShardConfig {
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_in_flight: 1024,
             queue: 1024,
+            ordered_keys: false,
         }
     }
 }
@@ -108,10 +116,11 @@ impl ShardPool {
                 Arc::clone(&s),
             );
             let max = config.max_in_flight.max(1);
+            let ordered = config.ordered_keys;
             let h = std::thread::Builder::new()
                 .name(format!("shard-{k}"))
                 .stack_size(crate::json::STACK_FOR_DEPTH)
-                .spawn(move || shard_main(plan, registry, rx, out, max, st))?;
+                .spawn(move || shard_main(plan, registry, rx, out, max, ordered, st))?;
             senders.push(tx);
             handles.push(h);
             stats.push(s);
@@ -250,12 +259,112 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
         .map(|f| processed(f, stats))
 }
 
+/// Per-key order on one shard: the keys (by hash) with an execution running, each with the
+/// records of that key waiting behind it. Two keys with the same 64-bit hash share a lane,
+/// which only orders them more than asked.
+#[derive(Default)]
+struct KeyLanes {
+    lanes: HashMap<u64, VecDeque<Record>>,
+    /// Records waiting in all lanes.
+    waiting: usize,
+}
+
+fn lane_of(rec: &Record) -> Option<u64> {
+    rec.key.as_deref().map(crate::random::Rng::seed_from)
+}
+
+/// One shard's loop: its driver, and its key lanes when ordered.
+struct ShardLoop {
+    driver: Driver<Tag>,
+    out: crossbeam_channel::Sender<Processed>,
+    stats: Arc<ShardStats>,
+    lanes: Option<KeyLanes>,
+}
+
+impl ShardLoop {
+    /// Records held: running, plus waiting for their key.
+    fn held(&self) -> usize {
+        self.driver.running() + self.lanes.as_ref().map_or(0, |l| l.waiting)
+    }
+
+    /// Takes a record in: starts it, or, when an execution of its key is running, queues it.
+    fn admit(&mut self, rec: Record) {
+        let Some(lanes) = &mut self.lanes else {
+            if let Some(p) = start(&mut self.driver, rec, &self.stats) {
+                let _ = self.out.send(p);
+            }
+            return;
+        };
+        let Some(lane) = lane_of(&rec) else {
+            if let Some(p) = start(&mut self.driver, rec, &self.stats) {
+                let _ = self.out.send(p);
+            }
+            return;
+        };
+        match lanes.lanes.get_mut(&lane) {
+            Some(queue) => {
+                queue.push_back(rec);
+                lanes.waiting += 1;
+            }
+            None => {
+                lanes.lanes.insert(lane, VecDeque::new());
+                self.run_lane(lane, rec);
+            }
+        }
+    }
+
+    /// Starts `rec`, the head of its lane, and the records behind it as long as each finishes
+    /// at once (rejected records, workflows that never wait).
+    fn run_lane(&mut self, lane: u64, mut rec: Record) {
+        loop {
+            match start(&mut self.driver, rec, &self.stats) {
+                None => return,
+                Some(p) => {
+                    let _ = self.out.send(p);
+                    match self.next_in_lane(lane) {
+                        Some(next) => rec = next,
+                        None => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The record waiting behind a finished one in `lane`; the lane closes when none is.
+    fn next_in_lane(&mut self, lane: u64) -> Option<Record> {
+        let lanes = self.lanes.as_mut()?;
+        let queue = lanes.lanes.get_mut(&lane)?;
+        match queue.pop_front() {
+            Some(next) => {
+                lanes.waiting -= 1;
+                Some(next)
+            }
+            None => {
+                lanes.lanes.remove(&lane);
+                None
+            }
+        }
+    }
+
+    /// Hands on a finished execution and, when ordered, starts the next record of its key.
+    fn finished(&mut self, f: Finished<Tag>) {
+        let lane = self.lanes.as_ref().and_then(|_| lane_of(&f.tag));
+        let _ = self.out.send(processed(f, &self.stats));
+        if let Some(lane) = lane
+            && let Some(next) = self.next_in_lane(lane)
+        {
+            self.run_lane(lane, next);
+        }
+    }
+}
+
 fn shard_main(
     plan: Arc<Plan>,
     registry: Arc<Registry>,
     mut rx: mpsc::Receiver<Record>,
     out: crossbeam_channel::Sender<Processed>,
     max_in_flight: usize,
+    ordered_keys: bool,
     stats: Arc<ShardStats>,
 ) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -263,38 +372,128 @@ fn shard_main(
         .build()
         .expect("a tokio runtime for the shard");
     rt.block_on(async move {
-        let mut driver: Driver<Tag> = Driver::new(plan, registry);
+        let mut shard = ShardLoop {
+            driver: Driver::new(plan, registry),
+            out,
+            stats,
+            lanes: ordered_keys.then(KeyLanes::default),
+        };
         let mut done: Vec<Finished<Tag>> = Vec::new();
         let mut open = true;
-        while open || driver.running() > 0 {
-            let room = driver.running() < max_in_flight;
+        while open || shard.held() > 0 {
+            let room = shard.held() < max_in_flight;
+            let running = shard.driver.running() > 0;
             tokio::select! {
                 biased;
                 rec = rx.recv(), if open && room => match rec {
                     Some(rec) => {
-                        if let Some(p) = start(&mut driver, rec, &stats) {
-                            let _ = out.send(p);
-                        }
+                        shard.admit(rec);
                         // Take what is already queued without going back to the scheduler.
-                        while driver.running() < max_in_flight {
+                        while shard.held() < max_in_flight {
                             match rx.try_recv() {
-                                Ok(rec) => {
-                                    if let Some(p) = start(&mut driver, rec, &stats) {
-                                        let _ = out.send(p);
-                                    }
-                                }
+                                Ok(rec) => shard.admit(rec),
                                 Err(_) => break,
                             }
                         }
                     }
                     None => open = false,
                 },
-                _ = driver.wait(&mut done), if driver.running() > 0 => {
+                _ = shard.driver.wait(&mut done), if running => {
                     for f in done.drain(..) {
-                        let _ = out.send(processed(f, &stats));
+                        shard.finished(f);
                     }
                 }
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::asl::{MachineType, load};
+    use crate::json::{Str, Value};
+    use crate::stream::Source;
+
+    /// Runs `(key, n, sleep_ms)` records through one shard whose task sleeps `sleep_ms`;
+    /// returns the `n` of each result in the order the shard handed them on, and the order
+    /// the task was called in.
+    fn finish_order(records: &[(&str, i64, u64)], ordered_keys: bool) -> (Vec<i64>, Vec<i64>) {
+        let def = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:sleep","OutputPath":"$.n","End":true}}}"#;
+        let plan = Arc::new(crate::plan::compile(
+            &load(def.as_bytes(), MachineType::Express).unwrap(),
+            "ordered",
+        ));
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut registry = Registry::new();
+        let seen = Arc::clone(&calls);
+        registry.native_async("arn:aws:lambda:*", move |call| {
+            let n = call.input.get("n").and_then(Value::as_i64).unwrap_or(-1);
+            seen.lock().unwrap().push(n);
+            let ms = call.input.get("ms").and_then(Value::as_i64).unwrap_or(0) as u64;
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(call.input)
+            }
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let config = ShardConfig {
+            shards: 1,
+            max_in_flight: 64,
+            queue: 64,
+            ordered_keys,
+        };
+        let pool = ShardPool::start(plan, Arc::new(registry), &config, tx).unwrap();
+        for (offset, (key, n, ms)) in records.iter().enumerate() {
+            let rec = Record {
+                source: Source {
+                    topic: Str::new("in"),
+                    partition: 0,
+                    offset: offset as i64,
+                },
+                key: Some(key.as_bytes().to_vec()),
+                payload: format!(r#"{{"n":{n},"ms":{ms}}}"#).into_bytes(),
+                received: std::time::Instant::now(),
+            };
+            pool.submit(rec).unwrap();
+        }
+        pool.close();
+        let finished = rx
+            .iter()
+            .map(|p| match p.disposition {
+                Disposition::Output(b) => String::from_utf8(b).unwrap().parse().unwrap(),
+                Disposition::DeadLetter(b) => panic!("{}", String::from_utf8_lossy(&b)),
+            })
+            .collect();
+        let called = calls.lock().unwrap().clone();
+        (finished, called)
+    }
+
+    #[test]
+    fn ordered_keys_run_one_execution_per_key_at_a_time() {
+        // a1 is slow; a2 and a3 follow it; b1 and b2 have their own lane.
+        let records = [
+            ("a", 1, 300),
+            ("a", 2, 0),
+            ("b", 10, 50),
+            ("a", 3, 0),
+            ("b", 11, 0),
+        ];
+        let (finished, called) = finish_order(&records, true);
+        let pos = |n: i64| finished.iter().position(|&x| x == n).unwrap();
+        assert_eq!(finished.len(), 5);
+        assert!(pos(1) < pos(2) && pos(2) < pos(3), "{finished:?}");
+        assert!(pos(10) < pos(11), "{finished:?}");
+        // Other keys do not wait for the slow one.
+        assert!(pos(11) < pos(1), "{finished:?}");
+        // a2 is called only after a1 finished.
+        let c = |n: i64| called.iter().position(|&x| x == n).unwrap();
+        assert!(c(10) < c(2) && c(11) < c(2), "{called:?}");
+
+        // Unordered, the slow record finishes last and its key's later records are called
+        // while it runs.
+        let (finished, called) = finish_order(&records, false);
+        assert_eq!(finished.last(), Some(&1), "{finished:?}");
+        assert_eq!(called, vec![1, 2, 10, 3, 11]);
+    }
 }
