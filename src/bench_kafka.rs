@@ -192,6 +192,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
                 max_in_flight: 1024,
                 max_pending: 10_000,
                 drain_timeout_ms: 10_000,
+                max_map_iterations: crate::stream::shard::DEFAULT_MAP_ITERATIONS,
             },
             http: Http { listen: None },
             pipelines: vec![Pipeline {

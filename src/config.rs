@@ -92,6 +92,8 @@ pub struct Runtime {
     pub max_pending: usize,
     /// How long revoked partitions and shutdown may take to finish their work.
     pub drain_timeout_ms: u64,
+    /// Map iterations a shard's executions run at once, beyond the first of each Map state.
+    pub max_map_iterations: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -533,6 +535,7 @@ impl Config {
                 "max_in_flight",
                 "max_pending",
                 "drain_timeout_seconds",
+                "max_map_iterations",
             ],
             "runtime.",
         );
@@ -542,6 +545,12 @@ impl Config {
             max_in_flight: r.positive(&rt, "max_in_flight", "runtime.", 1024) as usize,
             max_pending: r.positive(&rt, "max_pending", "runtime.", 10_000) as usize,
             drain_timeout_ms: r.positive(&rt, "drain_timeout_seconds", "runtime.", 10) * 1000,
+            max_map_iterations: r.positive(
+                &rt,
+                "max_map_iterations",
+                "runtime.",
+                crate::stream::shard::DEFAULT_MAP_ITERATIONS as u64,
+            ) as usize,
         };
 
         let http_t = r.table(&root, "http", "").cloned().unwrap_or_default();
@@ -816,6 +825,7 @@ mod tests {
             Some("earliest")
         );
         assert_eq!(c.pipelines[0].input_topic, "iot-events");
+        assert_eq!(c.runtime.max_map_iterations, 4096);
     }
 
     #[test]

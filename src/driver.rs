@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::exec::{Execution, Identity, Outcome, Poll, Start, TaskError, TaskRequest, TaskToken};
+use crate::exec::{
+    Execution, Identity, MapBudget, Outcome, Poll, Start, TaskError, TaskRequest, TaskToken,
+};
 use crate::json::{Str, Value};
 use crate::plan::Plan;
 use crate::tasks::{Registry, Reply, TaskCall};
@@ -53,6 +55,7 @@ pub struct Driver<T> {
     rx: mpsc::UnboundedReceiver<Completion>,
     requests: Vec<TaskRequest>,
     running: usize,
+    map_budget: Option<Arc<MapBudget>>,
 }
 
 /// The current time in ms since the epoch.
@@ -75,7 +78,14 @@ impl<T> Driver<T> {
             rx,
             requests: Vec::new(),
             running: 0,
+            map_budget: None,
         }
+    }
+
+    /// Bounds the Map iterations of all executions this driver starts from now on (beyond
+    /// the first of each Map state).
+    pub fn set_map_budget(&mut self, budget: Option<Arc<MapBudget>>) {
+        self.map_budget = budget;
     }
 
     pub fn plan(&self) -> &Arc<Plan> {
@@ -104,6 +114,7 @@ impl<T> Driver<T> {
         let mut start = Start::new(&name, input, now);
         start.input_len = input_len;
         start.identity = self.identity.clone();
+        start.map_budget = self.map_budget.clone();
         let exec = Execution::new(Arc::clone(&self.plan), start);
         let slot = match self.free.pop() {
             Some(s) => s,

@@ -183,6 +183,9 @@ struct ProcessArgs {
     /// standard input has none). `none`: records of a key start in order, finish in any.
     #[arg(long, value_enum, default_value = "none")]
     ordering: Ordering,
+    /// Map iterations a shard's executions run at once, beyond the first of each Map state.
+    #[arg(long, default_value_t = stepstream::stream::shard::DEFAULT_MAP_ITERATIONS)]
+    max_map_iterations: usize,
     /// Where dead letters go (JSON lines); default standard error.
     #[arg(long)]
     dead_letters: Option<PathBuf>,
@@ -409,6 +412,7 @@ fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
     let registry = registry(args.mock_file.as_deref(), &resources)?;
     let mut config = stepstream::stream::shard::ShardConfig {
         max_in_flight: args.max_in_flight.max(1),
+        max_map_iterations: args.max_map_iterations.max(1),
         ..Default::default()
     };
     if let Some(k) = args.shards {
@@ -484,6 +488,7 @@ fn single_pipeline_config(
             max_in_flight: args.max_in_flight,
             max_pending: 10_000,
             drain_timeout_ms: 10_000,
+            max_map_iterations: args.max_map_iterations.max(1),
         },
         http: Http {
             listen: Some("127.0.0.1:9464".to_string()),

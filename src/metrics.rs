@@ -116,6 +116,22 @@ impl Metrics {
                 .map(|p| (label(p), sum(&|s| s.in_flight.load(Ordering::Relaxed), p)))
                 .collect(),
         );
+        series(
+            "stepstream_map_iterations_running",
+            "Map iterations running on tokens of the shards' shared budgets (runtime.max_map_iterations per shard; the first iteration of each Map state needs none).",
+            "gauge",
+            pipelines
+                .iter()
+                .map(|p| {
+                    let used = |s: &ShardStats| {
+                        s.map_budget
+                            .as_ref()
+                            .map_or(0, |b| (b.size() - b.available()) as u64)
+                    };
+                    (label(p), sum(&used, p))
+                })
+                .collect(),
+        );
         // Latency: the shards' histograms merged now.
         let mut latency_rows = Vec::new();
         for p in pipelines.iter() {

@@ -43,6 +43,7 @@ fn config(brokers: &str, group: &str, drain_ms: u64) -> Config {
             max_in_flight: 64,
             max_pending: 200,
             drain_timeout_ms: drain_ms,
+            max_map_iterations: stepstream::stream::shard::DEFAULT_MAP_ITERATIONS,
         },
         http: Http { listen: None },
         pipelines: vec![Pipeline {

@@ -7,7 +7,11 @@
 //! here sleeps, spawns or locks, and tests control the clock.
 //!
 //! Inside, an execution is a set of *fibers*: the top-level one, one per running Parallel
-//! branch and one per running Map iteration (at most `MaxConcurrency` at once). A fiber
+//! branch and one per running Map iteration (at most `MaxConcurrency` at once, and never more
+//! than AWS runs: 40 for an inline Map, 10,000 for a distributed one). Executions that share a
+//! `MapBudget` (a shard's) also share a bound on their Map iterations: beyond the first running
+//! iteration of each Map state, which always may run so that nested Maps cannot starve each
+//! other, an iteration starts only with a token from the budget. A fiber
 //! walks states until it blocks; a Map or Parallel state parks its fiber on a *join* until
 //! its children are done. Fibers and joins live in vectors reused through free lists, and a
 //! fiber that moves on bumps its generation so late task results and stale timers are
@@ -20,6 +24,7 @@ pub mod data;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use context::{ExecInfo, Identity};
 pub use data::{Failure, Handling, PAYLOAD_LIMIT};
@@ -117,6 +122,48 @@ impl TaskError {
     }
 }
 
+/// Concurrent Map iterations AWS runs for an inline Map, whatever `MaxConcurrency` says.
+pub const INLINE_MAP_CONCURRENCY: u32 = 40;
+/// Concurrent child executions of a distributed Map on AWS.
+pub const DISTRIBUTED_MAP_CONCURRENCY: u32 = 10_000;
+
+/// Map iterations that executions sharing it may run at once, beyond the first of each Map
+/// state (tokens, taken when an iteration starts and given back when it ends).
+#[derive(Debug)]
+pub struct MapBudget {
+    free: AtomicUsize,
+    size: usize,
+}
+
+impl MapBudget {
+    pub fn new(size: usize) -> MapBudget {
+        MapBudget {
+            free: AtomicUsize::new(size),
+            size,
+        }
+    }
+
+    /// Tokens not taken.
+    pub fn available(&self) -> usize {
+        self.free.load(Ordering::Relaxed)
+    }
+
+    /// Tokens in all.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    fn try_take(&self) -> bool {
+        self.free
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn give_back(&self, n: u32) {
+        self.free.fetch_add(n as usize, Ordering::AcqRel);
+    }
+}
+
 /// How an execution starts.
 pub struct Start {
     /// The execution's name (`$$.Execution.Name`); derive it from the event's source.
@@ -130,6 +177,9 @@ pub struct Start {
     /// Seed for `States.UUID`, `States.MathRandom` and jitter.
     pub seed: u64,
     pub identity: Identity,
+    /// The Map iterations this execution shares with others (`None`: only each Map state's
+    /// own limit).
+    pub map_budget: Option<Arc<MapBudget>>,
 }
 
 impl Start {
@@ -141,6 +191,7 @@ impl Start {
             input_len: None,
             now,
             identity: Identity::default(),
+            map_budget: None,
         }
     }
 }
@@ -213,6 +264,9 @@ struct Join {
     running: u32,
     next: u32,
     limit: u32,
+    /// Map iterations running on a token of the shared budget (`running - 1` at most: the
+    /// first needs none).
+    tokens: u32,
     children: Vec<u32>,
 }
 
@@ -235,6 +289,19 @@ pub struct Execution {
     outcome: Option<Outcome>,
     /// States this poll may still enter.
     budget: u32,
+    map_budget: Option<Arc<MapBudget>>,
+    /// Tokens of `map_budget` this execution holds (given back when it is dropped).
+    map_tokens: u32,
+}
+
+impl Drop for Execution {
+    fn drop(&mut self) {
+        if let Some(b) = &self.map_budget
+            && self.map_tokens > 0
+        {
+            b.give_back(self.map_tokens);
+        }
+    }
 }
 
 enum Flow {
@@ -274,6 +341,8 @@ impl Execution {
             deadline,
             outcome: None,
             budget: 0,
+            map_budget: start.map_budget,
+            map_tokens: 0,
             plan,
         };
         let mut input = Sized {
@@ -726,6 +795,7 @@ impl Execution {
                             running: n,
                             next: n,
                             limit: 0,
+                            tokens: 0,
                             children: Vec::with_capacity(n as usize),
                         });
                         self.fibers[fid as usize].phase = Phase::Join(jid);
@@ -913,6 +983,7 @@ impl Execution {
         };
         if is_map {
             self.events += 1; // MapIterationSucceeded
+            self.settle_tokens(parent);
         }
         self.pump_join(plan, parent);
     }
@@ -932,9 +1003,10 @@ impl Execution {
         }
         self.free_fiber(fid);
         self.events += 1; // MapIterationFailed / branch failure
+        self.join_mut(parent).running -= 1;
+        self.settle_tokens(parent);
         let tolerated = {
             let j = self.join_mut(parent);
-            j.running -= 1;
             j.children.retain(|c| *c != fid);
             match &mut j.kind {
                 JoinKind::Map {
@@ -1015,11 +1087,31 @@ impl Execution {
             .expect("a live join for a live child")
     }
 
+    /// Gives back a token when more are held than iterations run beyond the first.
+    fn settle_tokens(&mut self, jid: u32) {
+        let j = self.join_mut(jid);
+        if j.tokens > j.running.saturating_sub(1) {
+            j.tokens -= 1;
+            self.give_back_tokens(1);
+        }
+    }
+
+    fn give_back_tokens(&mut self, n: u32) {
+        if n > 0
+            && let Some(b) = &self.map_budget
+        {
+            b.give_back(n);
+            self.map_tokens -= n;
+        }
+    }
+
     fn take_join(&mut self, jid: u32) -> Join {
         self.free_joins.push(jid);
-        self.joins[jid as usize]
+        let join = self.joins[jid as usize]
             .take()
-            .expect("a live join for a live child")
+            .expect("a live join for a live child");
+        self.give_back_tokens(join.tokens);
+        join
     }
 
     /// Starts Map items while there is room, and resumes the parent when all are done.
@@ -1040,9 +1132,28 @@ impl Execution {
             if j.next >= j.total || (j.limit > 0 && j.running >= j.limit) {
                 return;
             }
+            // Beyond its first running iteration, a Map needs a token of the shared budget;
+            // without one it goes on with the iterations it runs (each end retries).
+            let running = j.running;
+            let token = match &self.map_budget {
+                Some(b) if running > 0 => {
+                    if !b.try_take() {
+                        return;
+                    }
+                    true
+                }
+                _ => false,
+            };
+            let j = self.join_mut(jid);
+            if token {
+                j.tokens += 1;
+            }
             let index = j.next;
             j.next += 1;
             j.running += 1;
+            if token {
+                self.map_tokens += 1;
+            }
             if let Err(e) = self.start_item(plan, jid, index) {
                 // The ItemSelector failed: the Map state fails.
                 let join = self.take_join(jid);
@@ -1218,12 +1329,28 @@ impl Execution {
             remaining: total,
             running: 0,
             next: 0,
-            limit: limit.min(u32::MAX as u64) as u32,
+            limit: effective_limit(limit, m.distributed),
+            tokens: 0,
             children: Vec::new(),
         });
         self.fibers[fid as usize].phase = Phase::Join(jid);
         self.pump_join(plan, jid);
         Flow::Stop
+    }
+}
+
+/// The iterations a Map state runs at once: `MaxConcurrency` (0 = no limit of its own), never
+/// more than AWS runs in the Map's mode.
+fn effective_limit(max_concurrency: u64, distributed: bool) -> u32 {
+    let cap = if distributed {
+        DISTRIBUTED_MAP_CONCURRENCY
+    } else {
+        INLINE_MAP_CONCURRENCY
+    };
+    if max_concurrency == 0 {
+        cap
+    } else {
+        max_concurrency.min(cap as u64) as u32
     }
 }
 

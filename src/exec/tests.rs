@@ -298,6 +298,139 @@ fn map_concurrency_is_really_bounded() {
     assert_eq!(most, 3);
 }
 
+/// Runs executions of `def` (one per input) together, answering the oldest outstanding task
+/// request each round with its input times 10; returns the outcomes and the most task
+/// requests outstanding at once.
+fn most_outstanding(
+    def: &str,
+    inputs: &[&str],
+    budget: Option<&Arc<MapBudget>>,
+) -> (Vec<Outcome>, usize) {
+    let p = plan(def);
+    let mut execs: Vec<Execution> = inputs
+        .iter()
+        .map(|i| {
+            let mut start = Start::new("e", v(i), 0);
+            start.map_budget = budget.cloned();
+            Execution::new(Arc::clone(&p), start)
+        })
+        .collect();
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; execs.len()];
+    let mut pending: Vec<(usize, TaskRequest)> = Vec::new();
+    let mut most = 0;
+    for _ in 0..100_000 {
+        for (k, exec) in execs.iter_mut().enumerate() {
+            if outcomes[k].is_some() {
+                continue;
+            }
+            let mut reqs = Vec::new();
+            if let Poll::Done(o) = exec.poll(0, &mut reqs) {
+                outcomes[k] = Some(o);
+            }
+            pending.extend(reqs.into_iter().map(|r| (k, r)));
+        }
+        most = most.max(pending.len());
+        if pending.is_empty() {
+            break;
+        }
+        let (k, r) = pending.remove(0);
+        let n = r.input.as_i64().unwrap();
+        execs[k].complete(r.token, Ok(Value::int(n * 10)));
+    }
+    (outcomes.into_iter().map(Option::unwrap).collect(), most)
+}
+
+fn tens(n: usize) -> (String, String) {
+    let items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let out: Vec<String> = (0..n).map(|i| (i * 10).to_string()).collect();
+    (
+        format!("[{}]", items.join(",")),
+        format!("[{}]", out.join(",")),
+    )
+}
+
+#[test]
+fn map_concurrency_never_exceeds_what_aws_runs() {
+    let (input, want) = tens(100);
+    let map = |fields: &str| {
+        format!(
+            r#"{{"StartAt":"M","States":{{"M":{{"Type":"Map"{fields},"ItemProcessor":{{{mode}"StartAt":"T","States":{{"T":{{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:r","End":true}}}}}},"End":true}}}}}}"#,
+            mode = if fields.contains("dist") {
+                r#""ProcessorConfig":{"Mode":"DISTRIBUTED","ExecutionType":"EXPRESS"},"#
+            } else {
+                ""
+            },
+            fields = fields.replace(",\"dist\"", "")
+        )
+    };
+    // Inline: 40 at once, whether MaxConcurrency is 0 (no limit of its own) or larger.
+    for fields in ["", r#","MaxConcurrency":0"#, r#","MaxConcurrency":500"#] {
+        let (outs, most) = most_outstanding(&map(fields), &[&input], None);
+        assert_eq!(outs, vec![Outcome::Succeeded(v(&want))], "{fields}");
+        assert_eq!(most, 40, "{fields}");
+    }
+    // Distributed: all 100.
+    let (outs, most) = most_outstanding(&map(r#","dist""#), &[&input], None);
+    assert_eq!(outs, vec![Outcome::Succeeded(v(&want))]);
+    assert_eq!(most, 100);
+}
+
+#[test]
+fn executions_sharing_a_budget_run_that_many_iterations_beyond_one_per_map() {
+    let def = r#"{"StartAt":"M","States":{"M":{"Type":"Map","MaxConcurrency":30,"ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:r","End":true}}},"End":true}}}"#;
+    let (input, want) = tens(50);
+    let budget = Arc::new(MapBudget::new(10));
+    let (outs, most) = most_outstanding(def, &[&input, &input, &input], Some(&budget));
+    assert_eq!(outs, vec![Outcome::Succeeded(v(&want)); 3]);
+    // 10 tokens, plus the first iteration of each of the three Maps.
+    assert_eq!(most, 13);
+    assert_eq!(budget.available(), 10, "every token is given back");
+    // Without the shared budget each Map runs its own 30.
+    let (_, most) = most_outstanding(def, &[&input, &input, &input], None);
+    assert_eq!(most, 90);
+}
+
+#[test]
+fn nested_maps_finish_on_an_empty_budget_and_dropped_executions_give_tokens_back() {
+    // Each outer iteration runs an inner Map: with no token to spare, each Map still runs
+    // one iteration, so nothing waits forever.
+    let def = r#"{"StartAt":"Outer","States":{"Outer":{"Type":"Map","ItemProcessor":{"StartAt":"Inner","States":{
+        "Inner":{"Type":"Map","ItemsPath":"$.xs","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:r","End":true}}},"End":true}}},"End":true}}}"#;
+    let input = r#"[{"xs":[1,2,3]},{"xs":[4,5]},{"xs":[6]}]"#;
+    let empty = Arc::new(MapBudget::new(0));
+    let (outs, most) = most_outstanding(def, &[input], Some(&empty));
+    assert_eq!(
+        outs,
+        vec![Outcome::Succeeded(v("[[10,20,30],[40,50],[60]]"))]
+    );
+    assert_eq!(most, 1);
+    let some = Arc::new(MapBudget::new(3));
+    let (outs, _) = most_outstanding(def, &[input], Some(&some));
+    assert_eq!(
+        outs,
+        vec![Outcome::Succeeded(v("[[10,20,30],[40,50],[60]]"))]
+    );
+    assert_eq!(some.available(), 3);
+
+    // An execution dropped mid-Map (its time limit, a stop) gives its tokens back.
+    let (input, _) = tens(20);
+    let budget = Arc::new(MapBudget::new(8));
+    let mut start = Start::new("e", v(&input), 0);
+    start.map_budget = Some(Arc::clone(&budget));
+    let mut exec = Execution::new(
+        plan(
+            r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:r","End":true}}},"End":true}}}"#,
+        ),
+        start,
+    );
+    let mut reqs = Vec::new();
+    assert!(matches!(exec.poll(0, &mut reqs), Poll::Pending { .. }));
+    assert_eq!(reqs.len(), 9);
+    assert_eq!(budget.available(), 0);
+    drop(exec);
+    assert_eq!(budget.available(), 8);
+}
+
 #[test]
 fn map_item_selector_sees_the_item_and_index() {
     assert_eq!(

@@ -387,6 +387,7 @@ pub async fn run(
         max_in_flight: config.runtime.max_in_flight,
         queue: config.runtime.max_in_flight,
         ordered_keys: false,
+        max_map_iterations: config.runtime.max_map_iterations,
     };
     let mut pools = Vec::new();
     let mut sinks = Vec::new();

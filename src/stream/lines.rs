@@ -174,6 +174,7 @@ mod tests {
             max_in_flight: 50,
             queue: 8,
             ordered_keys: false,
+            max_map_iterations: 16,
         };
         let (outs, dead, s) = run_lines(def, &input, cfg);
         assert!(dead.is_empty());

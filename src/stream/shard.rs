@@ -5,7 +5,8 @@
 //! I/O tasks) still finish, produce and call out in input order per key. Each shard holds at
 //! most `max_in_flight` records at once (running or waiting for their key) and stops taking
 //! more until some finish; its input queue is bounded too, so a fast source blocks instead of
-//! filling memory.
+//! filling memory. Its executions share a `MapBudget` of `max_map_iterations`, so Map states
+//! together run a bounded number of iterations per shard.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{Disposition, Processed, Record, dead_letter, outcome_dead_letter};
 use crate::driver::{Driver, Finished};
-use crate::exec::{Outcome, PAYLOAD_LIMIT};
+use crate::exec::{MapBudget, Outcome, PAYLOAD_LIMIT};
 use crate::json;
 use crate::plan::Plan;
 use crate::tasks::Registry;
@@ -32,7 +33,13 @@ pub struct ShardConfig {
     /// At most one execution per key at a time; later records of the key wait for it
     /// (records without a key are not ordered).
     pub ordered_keys: bool,
+    /// Map iterations the shard's executions run at once, beyond the first of each Map
+    /// state (`0`: no shared bound, only each Map's own).
+    pub max_map_iterations: usize,
 }
+
+/// The default shared bound on a shard's Map iterations.
+pub const DEFAULT_MAP_ITERATIONS: usize = 4096;
 
 impl Default for ShardConfig {
     fn default() -> ShardConfig {
@@ -41,6 +48,7 @@ impl Default for ShardConfig {
             max_in_flight: 1024,
             queue: 1024,
             ordered_keys: false,
+            max_map_iterations: DEFAULT_MAP_ITERATIONS,
         }
     }
 }
@@ -59,6 +67,8 @@ pub struct ShardStats {
     pub rejected: AtomicU64,
     pub transitions: AtomicU64,
     pub in_flight: AtomicU64,
+    /// The Map iterations the shard's executions share, if bounded.
+    pub map_budget: Option<Arc<MapBudget>>,
 }
 
 impl Default for ShardStats {
@@ -75,6 +85,7 @@ impl Default for ShardStats {
             rejected: AtomicU64::new(0),
             transitions: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            map_budget: None,
         }
     }
 }
@@ -108,7 +119,11 @@ impl ShardPool {
         let mut stats = Vec::new();
         for k in 0..config.shards.max(1) {
             let (tx, rx) = mpsc::channel(config.queue.max(1));
-            let s = Arc::new(ShardStats::default());
+            let s = Arc::new(ShardStats {
+                map_budget: (config.max_map_iterations > 0)
+                    .then(|| Arc::new(MapBudget::new(config.max_map_iterations))),
+                ..ShardStats::default()
+            });
             let (plan, registry, out, st) = (
                 Arc::clone(&plan),
                 Arc::clone(&registry),
@@ -372,8 +387,10 @@ fn shard_main(
         .build()
         .expect("a tokio runtime for the shard");
     rt.block_on(async move {
+        let mut driver = Driver::new(plan, registry);
+        driver.set_map_budget(stats.map_budget.clone());
         let mut shard = ShardLoop {
-            driver: Driver::new(plan, registry),
+            driver,
             out,
             stats,
             lanes: ordered_keys.then(KeyLanes::default),
@@ -442,6 +459,7 @@ mod tests {
             max_in_flight: 64,
             queue: 64,
             ordered_keys,
+            max_map_iterations: 0,
         };
         let pool = ShardPool::start(plan, Arc::new(registry), &config, tx).unwrap();
         for (offset, (key, n, ms)) in records.iter().enumerate() {
@@ -467,6 +485,73 @@ mod tests {
             .collect();
         let called = calls.lock().unwrap().clone();
         (finished, called)
+    }
+
+    /// The most Map iterations (task calls) running at once when four records, each a Map of
+    /// 20 slow items, run on one shard with `max_map_iterations`.
+    fn peak_iterations(max_map_iterations: usize) -> usize {
+        let def = r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:slow","End":true}}},"End":true}}}"#;
+        let plan = Arc::new(crate::plan::compile(
+            &load(def.as_bytes(), MachineType::Express).unwrap(),
+            "maps",
+        ));
+        let now = Arc::new(AtomicU64::new(0));
+        let peak = Arc::new(AtomicU64::new(0));
+        let mut registry = Registry::new();
+        let (n, p) = (Arc::clone(&now), Arc::clone(&peak));
+        registry.native_async("arn:aws:lambda:*", move |call| {
+            let running = n.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(running, Ordering::SeqCst);
+            let n = Arc::clone(&n);
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                n.fetch_sub(1, Ordering::SeqCst);
+                Ok(call.input)
+            }
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let config = ShardConfig {
+            shards: 1,
+            max_in_flight: 4,
+            queue: 4,
+            ordered_keys: false,
+            max_map_iterations,
+        };
+        let pool = ShardPool::start(plan, Arc::new(registry), &config, tx).unwrap();
+        let items: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+        for offset in 0..4 {
+            pool.submit(Record {
+                source: Source {
+                    topic: Str::new("in"),
+                    partition: 0,
+                    offset,
+                },
+                key: None,
+                payload: format!("[{}]", items.join(",")).into_bytes(),
+                received: std::time::Instant::now(),
+            })
+            .unwrap();
+        }
+        let budget = pool.stats()[0].map_budget.clone();
+        pool.close();
+        let outputs = rx
+            .iter()
+            .filter(|p| matches!(p.disposition, Disposition::Output(_)))
+            .count();
+        assert_eq!(outputs, 4);
+        if let Some(b) = budget {
+            assert_eq!(b.available(), max_map_iterations, "tokens given back");
+        }
+        peak.load(Ordering::SeqCst) as usize
+    }
+
+    #[test]
+    fn a_shards_map_iterations_share_one_budget() {
+        // Without a shared bound all 80 run at once (each Map's 20 are under AWS's 40).
+        assert_eq!(peak_iterations(0), 80);
+        // With 6 tokens: 6, plus the first iteration of each of the four Maps.
+        let peak = peak_iterations(6);
+        assert!((6..=10).contains(&peak), "{peak}");
     }
 
     #[test]
