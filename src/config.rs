@@ -35,6 +35,9 @@ pub struct ResourceBinding {
     /// For `kafka`: the topic mapped integrations produce to (and the only one
     /// `kafka:produce` may name, when set).
     pub topic: Option<String>,
+    /// For `http`: the `Authentication.ConnectionArn`s (an ARN or a pattern with `*`) this
+    /// entry serves; `None`: every task of its resource.
+    pub connection: Option<String>,
     /// For `lambda` and `http`: what https connections trust beyond the system's CA
     /// certificates (`ca_file`) and present (`client_cert_file`, `client_key_file`); `None` =
     /// the system's CA certificates only.
@@ -291,6 +294,7 @@ impl Reader {
                     "ca_file",
                     "client_cert_file",
                     "client_key_file",
+                    "connection",
                 ],
                 &at,
             );
@@ -356,6 +360,12 @@ impl Reader {
                 allowed_hosts.push(host.to_string());
             }
             let tls = self.tls(t, &at, kind);
+            let connection = self.string(t, "connection", &at, false);
+            if connection.is_some() && kind != Some(ResourceKind::Http) {
+                self.problems.push(format!(
+                    "{at}connection: only for kind = \"http\" (the Authentication.ConnectionArn of HTTP Tasks)"
+                ));
+            }
             let mut headers = Vec::new();
             match t.get("headers") {
                 None => {}
@@ -416,6 +426,7 @@ impl Reader {
                     headers,
                     brokers,
                     topic,
+                    connection,
                     tls,
                 });
             }
@@ -742,6 +753,7 @@ mod tests {
             [[resources]]
             resource = "arn:aws:states:::sqs:sendMessage"
             kind = "kafka"
+            connection = "arn:aws:events:us-east-1:1:connection/x/*"
             "#,
             &[],
         )
@@ -757,6 +769,7 @@ mod tests {
             "resources[2].topic: only for kind = \"kafka\"",
             "resources[3].brokers: required for kind = \"kafka\" (or set [kafka] brokers)",
             "resources[3].topic: required to map arn:aws:states:::sqs:sendMessage onto Kafka",
+            "resources[3].connection: only for kind = \"http\"",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }

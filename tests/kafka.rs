@@ -377,6 +377,7 @@ fn kafka_binding(resource: &str, brokers: &str, topic: Option<&str>) -> Resource
         headers: Vec::new(),
         brokers: Some(brokers.into()),
         topic: topic.map(str::to_string),
+        connection: None,
         tls: None,
     }
 }

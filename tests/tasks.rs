@@ -231,6 +231,7 @@ fn http_binding(allowed: &[&str], headers: &[(&str, &str)], timeout_ms: u64) -> 
             .collect(),
         brokers: None,
         topic: None,
+        connection: None,
         tls: None,
     }
 }
@@ -506,6 +507,70 @@ fn the_allowlist_decides_where_requests_go_and_credentials_come_from_the_config(
 }
 
 #[test]
+fn each_connection_arn_gets_the_credentials_of_its_binding() {
+    let s = serve(api);
+    let conn = |name: &str| format!("arn:aws:events:us-east-1:123456789012:connection/{name}/*");
+    let routed = |name: &str, key: &str| ResourceBinding {
+        connection: Some(conn(name)),
+        ..http_binding(&[], &[("X-Api-Key", key)], 10_000)
+    };
+    let def = http_task(
+        &format!(
+            r#"{{"ApiEndpoint":"http://{}/echo","Method":"GET","Authentication":{{"ConnectionArn.$":"$.connection"}}}}"#,
+            s.addr
+        ),
+        "",
+    );
+    let key_sent = |reg: &Arc<Registry>, connection: &str| {
+        let input = format!(
+            r#"{{"connection":"arn:aws:events:us-east-1:123456789012:connection/{connection}"}}"#
+        );
+        run(&def, reg, &input)
+    };
+    let header = |o: Outcome| {
+        output(o)
+            .get("ResponseBody")
+            .and_then(|b| b.get("headers"))
+            .and_then(|h| h.get("x-api-key"))
+            .cloned()
+    };
+    let reg = registry(&[
+        routed("orders", "orders-key"),
+        routed("billing", "billing-key"),
+    ]);
+    assert_eq!(
+        header(key_sent(&reg, "orders/6f1c")),
+        Some(Value::string("orders-key"))
+    );
+    assert_eq!(
+        header(key_sent(&reg, "billing/0a2b")),
+        Some(Value::string("billing-key"))
+    );
+    // A connection no entry serves is refused before any request, naming the key to add.
+    let before = s.requests.load(Ordering::SeqCst);
+    let (error, cause) = failed(&key_sent(&reg, "payroll/77"));
+    assert_eq!(error, "States.Runtime");
+    assert!(
+        cause.contains("connection/payroll/77") && cause.contains("connection = "),
+        "{cause}"
+    );
+    assert_eq!(s.requests.load(Ordering::SeqCst), before);
+    // An entry without `connection` serves the rest.
+    let reg = registry(&[
+        routed("orders", "orders-key"),
+        http_binding(&[], &[("X-Api-Key", "shared-key")], 10_000),
+    ]);
+    assert_eq!(
+        header(key_sent(&reg, "payroll/77")),
+        Some(Value::string("shared-key"))
+    );
+    assert_eq!(
+        header(key_sent(&reg, "orders/1")),
+        Some(Value::string("orders-key"))
+    );
+}
+
+#[test]
 fn connections_are_pooled_and_reused() {
     let s = serve(api);
     let reg = registry(&[http_binding(&[], &[], 10_000)]);
@@ -572,6 +637,7 @@ fn lambda_binding(resource: &str, addr: SocketAddr) -> ResourceBinding {
         headers: Vec::new(),
         brokers: None,
         topic: None,
+        connection: None,
         tls: None,
     }
 }

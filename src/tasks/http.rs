@@ -350,18 +350,56 @@ pub fn headers_json(headers: &hyper::HeaderMap) -> Value {
     Value::object_from(out.into_iter().map(|(n, vs)| (n, Value::array(vs))))
 }
 
-/// The HTTP Task: `arn:aws:states:::http:invoke`.
+/// The HTTP Task: `arn:aws:states:::http:invoke`. Each task is sent with the policy of the
+/// first route that serves its `Authentication.ConnectionArn`, so each EventBridge connection
+/// a definition names can have its own credentials, hosts and TLS settings.
 pub struct HttpInvoke {
+    pub routes: Vec<Route>,
+}
+
+/// What serves the tasks of some connections.
+pub struct Route {
+    /// The `Authentication.ConnectionArn`s served (an ARN or a pattern with `*`); `None`:
+    /// every task, whatever its connection.
+    pub connection: Option<String>,
     pub policy: Policy,
+}
+
+impl HttpInvoke {
+    /// The policy for a task naming `connection`, or why there is none.
+    fn policy_for(&self, connection: Option<&str>) -> Result<&Policy, TaskError> {
+        let served = |r: &&Route| match (&r.connection, connection) {
+            (None, _) => true,
+            (Some(pattern), Some(c)) => super::wildcard(pattern, c),
+            (Some(_), None) => false,
+        };
+        match self.routes.iter().find(served) {
+            Some(r) => Ok(&r.policy),
+            None => Err(bad_parameter(match connection {
+                Some(c) => format!(
+                    "Authentication.ConnectionArn '{c}' has no binding: add connection = \"{c}\" (or a pattern with *) to a [[resources]] entry for arn:aws:states:::http:invoke"
+                ),
+                None => "this task names no Authentication.ConnectionArn, and every [[resources]] entry for arn:aws:states:::http:invoke serves only the connections its connection key names".to_string(),
+            })),
+        }
+    }
 }
 
 impl Resource for HttpInvoke {
     fn invoke(&self, call: TaskCall) -> Reply {
+        let connection = call
+            .input
+            .get("Authentication")
+            .and_then(|a| a.get("ConnectionArn"))
+            .and_then(Value::as_str);
+        let policy = match self.policy_for(connection) {
+            Ok(p) => p.clone(),
+            Err(e) => return Reply::Ready(Err(e)),
+        };
         let request = match http_request(&call.input) {
             Ok(r) => r,
             Err(e) => return Reply::Ready(Err(e)),
         };
-        let policy = self.policy.clone();
         Reply::Later(Box::pin(async move {
             let response = send(&policy, request).await.map_err(|f| match f {
                 Failure::Refused(why) => TaskError::new("States.Runtime", why),

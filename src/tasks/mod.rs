@@ -171,6 +171,10 @@ impl Registry {
         bindings: &[crate::config::ResourceBinding],
     ) -> Result<(), String> {
         use crate::config::ResourceKind;
+        // HTTP entries for one resource become the routes of one HttpInvoke, bound where the
+        // first of them is.
+        let mut bound: Vec<(&str, Option<Arc<dyn Resource>>)> = Vec::new();
+        let mut http_routes: Vec<(usize, Vec<http::Route>)> = Vec::new();
         for b in bindings {
             let policy = http::Policy {
                 allowed_hosts: b.allowed_hosts.clone(),
@@ -179,7 +183,23 @@ impl Registry {
                 tls: b.tls.clone(),
             };
             let r: Arc<dyn Resource> = match b.kind {
-                ResourceKind::Http => Arc::new(http::HttpInvoke { policy }),
+                ResourceKind::Http => {
+                    let route = http::Route {
+                        connection: b.connection.clone(),
+                        policy,
+                    };
+                    match http_routes
+                        .iter_mut()
+                        .find(|(at, _)| bound[*at].0 == b.resource)
+                    {
+                        Some((_, routes)) => routes.push(route),
+                        None => {
+                            http_routes.push((bound.len(), vec![route]));
+                            bound.push((&b.resource, None));
+                        }
+                    }
+                    continue;
+                }
                 ResourceKind::Lambda => Arc::new(lambda::LambdaInvoke {
                     endpoint: b.endpoint.clone().unwrap_or_default(),
                     policy,
@@ -193,7 +213,15 @@ impl Registry {
                     .map_err(|e| format!("[[resources]] '{}': {e}", b.resource))?,
                 ),
             };
-            self.bind(&b.resource, r);
+            bound.push((&b.resource, Some(r)));
+        }
+        for (at, routes) in http_routes {
+            bound[at].1 = Some(Arc::new(http::HttpInvoke { routes }));
+        }
+        for (resource, r) in bound {
+            if let Some(r) = r {
+                self.bind(resource, r);
+            }
         }
         Ok(())
     }
