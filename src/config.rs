@@ -841,6 +841,45 @@ mod tests {
         assert_eq!(c.runtime.max_map_iterations, 4096);
     }
 
+    /// docker-compose.yml cannot run here (no Docker engine), so its parts are checked to
+    /// agree: the config stepstream runs loads, its workflow compiles, its topics are the ones
+    /// the compose file creates, and the events the producer replays exist.
+    #[test]
+    fn the_docker_example_agrees_with_the_compose_file() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let c = Config::load(&root.join("configs/docker.toml")).unwrap();
+        let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+        let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+        assert!(dockerfile.contains(r#""--config", "configs/docker.toml""#));
+        assert_eq!(c.kafka.brokers, "kafka:9092");
+        assert!(compose.contains("PLAINTEXT://kafka:9092"));
+        let created = compose
+            .lines()
+            .find(|l| l.contains("for t in"))
+            .expect("the topics service's loop");
+        for p in &c.pipelines {
+            let def = std::fs::read(root.join(&p.definition)).unwrap();
+            crate::asl::load(&def, crate::asl::MachineType::Express).unwrap();
+            for topic in [&p.input_topic, &p.output_topic, &p.dead_letter_topic] {
+                assert!(
+                    created
+                        .split_whitespace()
+                        .any(|w| w.trim_end_matches(';') == topic),
+                    "{topic} is not created by docker-compose.yml"
+                );
+            }
+            assert!(compose.contains(&format!("--topic {}", p.input_topic)));
+        }
+        let events = std::fs::read_to_string(root.join("configs/events/iot-events.jsonl")).unwrap();
+        assert!(compose.contains("/events/iot-events.jsonl"));
+        // Mostly good events, and a few malformed ones on purpose, for the dead-letter topic.
+        let good = events
+            .lines()
+            .filter(|l| crate::json::parse(l.as_bytes()).is_ok())
+            .count();
+        assert!(good > 900 && good < events.lines().count(), "{good}");
+    }
+
     #[test]
     fn every_problem_is_reported_with_its_key() {
         let problems = Config::parse(
