@@ -7,6 +7,7 @@ reported: at-least-once allows them after a crash; missing records fail the test
 
   volume    100,000 records, with malformed, oversized and failing ones among them
   headers   the output and dead-letter headers name the execution, the source and the status
+  ordered   `ordering = "key"`: records that wait still come out in input order per key
   mixed     a workflow calling a Lambda (Invoke API), an HTTP service and Kafka produce
   kill9     the processor is killed with SIGKILL mid-stream, then restarted
   group     two processors in one group; one is killed with SIGKILL
@@ -449,6 +450,37 @@ def scenario_headers(checks, broker, args, work):
     checks.check(not bad, f"headers: every dead letter's headers match its envelope ({bad[:3]})")
 
 
+def scenario_ordered(checks, broker, args, work):
+    n, keys = 600, 12
+    broker.create_topics("ordered-in", "ordered-out", "ordered-dlq")
+    recs = []
+    for i in range(n):
+        r = {"id": i, "fail": False}
+        if i % 20 == 0:
+            r["slow"] = True  # waits a second; the later records of its key must wait for it
+        recs.append((f"device-{i % keys}".encode(), json.dumps(r).encode()))
+    produce(broker, "ordered-in", recs)
+    cfg = write_config(work, broker, "ordered", "g-ordered", extra='ordering = "key"')
+    p = Processor(args.bin, cfg, work, "ordered")
+    c = Consumer({"bootstrap.servers": broker.url, "group.id": f"reader-ordered-{time.time()}",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition("ordered-out", q, 0) for q in range(PARTITIONS)])
+    by_key, got, deadline = {}, 0, time.time() + 120
+    while got < n and time.time() < deadline:
+        for m in c.consume(1000, timeout=0.5):
+            if m.error() is None:
+                by_key.setdefault(m.key(), []).append(json.loads(m.value())["id"])
+                got += 1
+    c.close()
+    code = p.stop()
+    checks.check(code == 0, f"ordered: the processor stops with exit code 0 (got {code})")
+    checks.check(got == n, f"ordered: {n} outputs (got {got})")
+    out_of_order = {k.decode(): ids for k, ids in by_key.items() if ids != sorted(ids)}
+    checks.check(len(by_key) == keys and not out_of_order,
+                 f"ordered: each key's outputs are in input order, slow records included "
+                 f"({len(by_key)} keys; out of order: {list(out_of_order)[:3]})")
+
+
 class Services:
     """A Lambda Invoke API (function `validate`) and a price service on one local HTTP server:
     what the `mixed` scenario's tasks call. Orders whose id ends in 3 are invalid."""
@@ -542,7 +574,8 @@ kind = "kafka"
                  f"mixed: one audit record per valid order on mixed-audit ({len(audited)})")
 
 
-SCENARIOS = {"volume": scenario_volume, "headers": scenario_headers, "mixed": scenario_mixed,
+SCENARIOS = {"volume": scenario_volume, "headers": scenario_headers,
+             "ordered": scenario_ordered, "mixed": scenario_mixed,
              "kill9": scenario_kill9, "group": scenario_group, "broker": scenario_broker}
 
 
