@@ -807,6 +807,14 @@ impl Pki {
         )
     }
 
+    /// The HTTP Task bound through the config reader, trusting this CA, with `extra` keys.
+    fn http_registry(&self, extra: &str) -> Arc<Registry> {
+        registry(&self.resources(&format!(
+            "[[resources]]\nresource = \"arn:aws:states:::http:invoke\"\nkind = \"http\"\nca_file = \"{}\"\n{extra}",
+            self.path("ca.pem")
+        )))
+    }
+
     /// The bindings of a `[[resources]]` config file, through the config reader.
     fn resources(&self, toml: &str) -> Vec<ResourceBinding> {
         let file = self.dir.join("resources.toml");
@@ -837,14 +845,7 @@ fn https_endpoints_are_verified_with_the_system_store_and_ca_file_and_stay_poole
     let s = serve_with(api, Some(pki.server(false)));
     let url = format!("https://localhost:{}/ok", s.addr.port());
     let input = r#"{"items":[1,2,3,4,5]}"#;
-    let trusted = registry(&pki.resources(&format!(
-        r#"[[resources]]
-        resource = "arn:aws:states:::http:invoke"
-        kind = "http"
-        ca_file = "{}"
-        "#,
-        pki.path("ca.pem")
-    )));
+    let trusted = pki.http_registry("");
     let out = output(run(&https_gets(&url), &trusted, input));
     let fine = Value::object_from([("s", Value::string("fine"))]);
     assert_eq!(out, Value::array(vec![fine; 5]));
@@ -885,31 +886,17 @@ fn endpoints_that_ask_for_a_client_certificate_get_the_configured_one() {
     let s = serve_with(api, Some(pki.server(true)));
     let url = format!("https://localhost:{}/ok", s.addr.port());
     let one = r#"{"items":[1]}"#;
-    let with_cert = registry(&pki.resources(&format!(
-        r#"[[resources]]
-        resource = "arn:aws:states:::http:invoke"
-        kind = "http"
-        ca_file = "{}"
-        client_cert_file = "{}"
-        client_key_file = "{}"
-        "#,
-        pki.path("ca.pem"),
+    let with_cert = pki.http_registry(&format!(
+        "client_cert_file = \"{}\"\nclient_key_file = \"{}\"\n",
         pki.path("client.pem"),
         pki.path("client.key")
-    )));
+    ));
     let out = output(run(&https_gets(&url), &with_cert, one));
     let fine = Value::object_from([("s", Value::string("fine"))]);
     assert_eq!(out, Value::array(vec![fine]));
     assert_eq!(s.requests.load(Ordering::SeqCst), 1);
 
-    let without = registry(&pki.resources(&format!(
-        r#"[[resources]]
-        resource = "arn:aws:states:::http:invoke"
-        kind = "http"
-        ca_file = "{}"
-        "#,
-        pki.path("ca.pem")
-    )));
+    let without = pki.http_registry("");
     let (error, cause) = failed(&run(&https_gets(&url), &without, one));
     assert_eq!(error, "States.Http.Socket");
     assert!(cause.contains("client_cert_file"), "{cause}");

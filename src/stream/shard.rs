@@ -432,15 +432,50 @@ mod tests {
     use crate::json::{Str, Value};
     use crate::stream::Source;
 
+    /// One shard running `def` (tasks go to `registry`), its results sent to the receiver.
+    fn one_shard(
+        def: &str,
+        registry: Registry,
+        max_in_flight: usize,
+        ordered_keys: bool,
+        max_map_iterations: usize,
+    ) -> (ShardPool, crossbeam_channel::Receiver<Processed>) {
+        let plan = Arc::new(crate::plan::compile(
+            &load(def.as_bytes(), MachineType::Express).unwrap(),
+            "shard-test",
+        ));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let config = ShardConfig {
+            shards: 1,
+            max_in_flight,
+            queue: max_in_flight,
+            ordered_keys,
+            max_map_iterations,
+        };
+        (
+            ShardPool::start(plan, Arc::new(registry), &config, tx).unwrap(),
+            rx,
+        )
+    }
+
+    fn record(offset: i64, key: Option<&str>, payload: String) -> Record {
+        Record {
+            source: Source {
+                topic: Str::new("in"),
+                partition: 0,
+                offset,
+            },
+            key: key.map(|k| k.as_bytes().to_vec()),
+            payload: payload.into_bytes(),
+            received: std::time::Instant::now(),
+        }
+    }
+
     /// Runs `(key, n, sleep_ms)` records through one shard whose task sleeps `sleep_ms`;
     /// returns the `n` of each result in the order the shard handed them on, and the order
     /// the task was called in.
     fn finish_order(records: &[(&str, i64, u64)], ordered_keys: bool) -> (Vec<i64>, Vec<i64>) {
         let def = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:sleep","OutputPath":"$.n","End":true}}}"#;
-        let plan = Arc::new(crate::plan::compile(
-            &load(def.as_bytes(), MachineType::Express).unwrap(),
-            "ordered",
-        ));
         let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut registry = Registry::new();
         let seen = Arc::clone(&calls);
@@ -453,27 +488,11 @@ mod tests {
                 Ok(call.input)
             }
         });
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let config = ShardConfig {
-            shards: 1,
-            max_in_flight: 64,
-            queue: 64,
-            ordered_keys,
-            max_map_iterations: 0,
-        };
-        let pool = ShardPool::start(plan, Arc::new(registry), &config, tx).unwrap();
+        let (pool, rx) = one_shard(def, registry, 64, ordered_keys, 0);
         for (offset, (key, n, ms)) in records.iter().enumerate() {
-            let rec = Record {
-                source: Source {
-                    topic: Str::new("in"),
-                    partition: 0,
-                    offset: offset as i64,
-                },
-                key: Some(key.as_bytes().to_vec()),
-                payload: format!(r#"{{"n":{n},"ms":{ms}}}"#).into_bytes(),
-                received: std::time::Instant::now(),
-            };
-            pool.submit(rec).unwrap();
+            let payload = format!(r#"{{"n":{n},"ms":{ms}}}"#);
+            pool.submit(record(offset as i64, Some(key), payload))
+                .unwrap();
         }
         pool.close();
         let finished = rx
@@ -491,10 +510,6 @@ mod tests {
     /// 20 slow items, run on one shard with `max_map_iterations`.
     fn peak_iterations(max_map_iterations: usize) -> usize {
         let def = r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:slow","End":true}}},"End":true}}}"#;
-        let plan = Arc::new(crate::plan::compile(
-            &load(def.as_bytes(), MachineType::Express).unwrap(),
-            "maps",
-        ));
         let now = Arc::new(AtomicU64::new(0));
         let peak = Arc::new(AtomicU64::new(0));
         let mut registry = Registry::new();
@@ -509,28 +524,11 @@ mod tests {
                 Ok(call.input)
             }
         });
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let config = ShardConfig {
-            shards: 1,
-            max_in_flight: 4,
-            queue: 4,
-            ordered_keys: false,
-            max_map_iterations,
-        };
-        let pool = ShardPool::start(plan, Arc::new(registry), &config, tx).unwrap();
+        let (pool, rx) = one_shard(def, registry, 4, false, max_map_iterations);
         let items: Vec<String> = (0..20).map(|i| i.to_string()).collect();
         for offset in 0..4 {
-            pool.submit(Record {
-                source: Source {
-                    topic: Str::new("in"),
-                    partition: 0,
-                    offset,
-                },
-                key: None,
-                payload: format!("[{}]", items.join(",")).into_bytes(),
-                received: std::time::Instant::now(),
-            })
-            .unwrap();
+            pool.submit(record(offset, None, format!("[{}]", items.join(","))))
+                .unwrap();
         }
         let budget = pool.stats()[0].map_budget.clone();
         pool.close();
