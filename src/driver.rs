@@ -56,6 +56,8 @@ pub struct Driver<T> {
     requests: Vec<TaskRequest>,
     running: usize,
     map_budget: Option<Arc<MapBudget>>,
+    /// Executions (slot, generation) whose Maps wait for tokens of `map_budget`.
+    starved: Vec<(u32, u32)>,
 }
 
 /// The current time in ms since the epoch.
@@ -79,6 +81,7 @@ impl<T> Driver<T> {
             requests: Vec::new(),
             running: 0,
             map_budget: None,
+            starved: Vec::new(),
         }
     }
 
@@ -142,6 +145,9 @@ impl<T> Driver<T> {
             let running = self.slots[slot as usize].as_mut()?;
             let poll = running.exec.poll(now, &mut self.requests);
             let generation = running.generation;
+            if running.exec.newly_starved() {
+                self.starved.push((slot, generation));
+            }
             let mut answered = false;
             for req in self.requests.drain(..) {
                 let call = TaskCall::new(running.exec.name(), &req);
@@ -222,6 +228,36 @@ impl<T> Driver<T> {
             if self.live(slot, generation)
                 && let Some(f) = self.advance(slot, now)
             {
+                out.push(f);
+            }
+        }
+        self.feed_starved(out);
+    }
+
+    /// Lets executions whose Maps waited for tokens start more items once tokens are free
+    /// (given back by any execution of this driver), oldest first.
+    fn feed_starved(&mut self, out: &mut Vec<Finished<T>>) {
+        let Some(budget) = &self.map_budget else {
+            return;
+        };
+        if self.starved.is_empty() || budget.available() == 0 {
+            return;
+        }
+        let budget = Arc::clone(budget);
+        let waiting = std::mem::take(&mut self.starved);
+        let now = now_ms();
+        for (k, &(slot, generation)) in waiting.iter().enumerate() {
+            if budget.available() == 0 {
+                self.starved.extend_from_slice(&waiting[k..]);
+                break;
+            }
+            if !self.live(slot, generation) {
+                continue;
+            }
+            if let Some(r) = self.slots[slot as usize].as_mut() {
+                r.exec.feed();
+            }
+            if let Some(f) = self.advance(slot, now) {
                 out.push(f);
             }
         }

@@ -11,7 +11,9 @@
 //! than AWS runs: 40 for an inline Map, 10,000 for a distributed one). Executions that share a
 //! `MapBudget` (a shard's) also share a bound on their Map iterations: beyond the first running
 //! iteration of each Map state, which always may run so that nested Maps cannot starve each
-//! other, an iteration starts only with a token from the budget. A fiber
+//! other, an iteration starts only with a token from the budget; a Map left waiting for
+//! tokens is reported to the driver (`newly_starved`), which `feed`s it as soon as any of its
+//! executions gives tokens back. A fiber
 //! walks states until it blocks; a Map or Parallel state parks its fiber on a *join* until
 //! its children are done. Fibers and joins live in vectors reused through free lists, and a
 //! fiber that moves on bumps its generation so late task results and stale timers are
@@ -267,6 +269,8 @@ struct Join {
     /// Map iterations running on a token of the shared budget (`running - 1` at most: the
     /// first needs none).
     tokens: u32,
+    /// Items wait for a token of the shared budget (the join is in `Execution::starved`).
+    starved: bool,
     children: Vec<u32>,
 }
 
@@ -292,6 +296,9 @@ pub struct Execution {
     map_budget: Option<Arc<MapBudget>>,
     /// Tokens of `map_budget` this execution holds (given back when it is dropped).
     map_tokens: u32,
+    /// Joins whose items wait for tokens, and whether the driver has been told.
+    starved: Vec<u32>,
+    starved_told: bool,
 }
 
 impl Drop for Execution {
@@ -343,6 +350,8 @@ impl Execution {
             budget: 0,
             map_budget: start.map_budget,
             map_tokens: 0,
+            starved: Vec::new(),
+            starved_told: false,
             plan,
         };
         let mut input = Sized {
@@ -377,6 +386,29 @@ impl Execution {
     /// The outcome, once the execution has ended.
     pub fn outcome(&self) -> Option<&Outcome> {
         self.outcome.as_ref()
+    }
+
+    /// Whether a Map of this execution has items waiting for tokens of the shared budget that
+    /// the driver has not been told of yet (it is told once; `feed` resets that).
+    pub fn newly_starved(&mut self) -> bool {
+        let news = !self.starved.is_empty() && !self.starved_told;
+        self.starved_told |= news;
+        news
+    }
+
+    /// Starts the Map items that waited for tokens, as far as the budget now allows (others'
+    /// iterations gave tokens back); `poll` then runs them.
+    pub fn feed(&mut self) {
+        self.starved_told = false;
+        let plan = Arc::clone(&self.plan);
+        for jid in std::mem::take(&mut self.starved) {
+            if let Some(j) = self.joins[jid as usize].as_mut()
+                && j.starved
+            {
+                j.starved = false;
+                self.pump_join(&plan, jid);
+            }
+        }
     }
 
     /// Runs everything that can run at time `now`; new task requests are appended to
@@ -796,6 +828,7 @@ impl Execution {
                             next: n,
                             limit: 0,
                             tokens: 0,
+                            starved: false,
                             children: Vec::with_capacity(n as usize),
                         });
                         self.fibers[fid as usize].phase = Phase::Join(jid);
@@ -1138,6 +1171,13 @@ impl Execution {
             let token = match &self.map_budget {
                 Some(b) if running > 0 => {
                     if !b.try_take() {
+                        let j = self.joins[jid as usize]
+                            .as_mut()
+                            .expect("a live join for a live child");
+                        if !j.starved {
+                            j.starved = true;
+                            self.starved.push(jid);
+                        }
                         return;
                     }
                     true
@@ -1331,6 +1371,7 @@ impl Execution {
             next: 0,
             limit: effective_limit(limit, m.distributed),
             tokens: 0,
+            starved: false,
             children: Vec::new(),
         });
         self.fibers[fid as usize].phase = Phase::Join(jid);

@@ -391,6 +391,46 @@ fn executions_sharing_a_budget_run_that_many_iterations_beyond_one_per_map() {
 }
 
 #[test]
+fn a_starved_map_takes_tokens_others_give_back_without_waiting_for_its_own_items() {
+    let def = r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:r","End":true}}},"End":true}}}"#;
+    let budget = Arc::new(MapBudget::new(2));
+    let start = || {
+        let mut s = Start::new("e", v("[1,2,3]"), 0);
+        s.map_budget = Some(Arc::clone(&budget));
+        Execution::new(plan(def), s)
+    };
+    let (mut a, mut b) = (start(), start());
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    a.poll(0, &mut ra);
+    b.poll(0, &mut rb);
+    // A: its first item and two on tokens; B: only its first.
+    assert_eq!((ra.len(), rb.len()), (3, 1));
+    assert!(!a.newly_starved());
+    assert!(b.newly_starved());
+    assert!(!b.newly_starved(), "told once");
+    for r in ra.drain(..) {
+        let n = r.input.as_i64().unwrap();
+        a.complete(r.token, Ok(Value::int(n)));
+    }
+    assert!(matches!(a.poll(0, &mut ra), Poll::Done(_)));
+    assert_eq!(budget.available(), 2);
+    // Fed, B starts its other two items while its first is still running.
+    b.feed();
+    b.poll(0, &mut rb);
+    assert_eq!(rb.len(), 3);
+    assert_eq!(budget.available(), 0);
+    for r in rb.drain(..) {
+        let n = r.input.as_i64().unwrap();
+        b.complete(r.token, Ok(Value::int(n * 10)));
+    }
+    assert_eq!(
+        b.poll(0, &mut rb),
+        Poll::Done(Outcome::Succeeded(v("[10,20,30]")))
+    );
+    assert_eq!(budget.available(), 2);
+}
+
+#[test]
 fn nested_maps_finish_on_an_empty_budget_and_dropped_executions_give_tokens_back() {
     // Each outer iteration runs an inner Map: with no token to spare, each Map still runs
     // one iteration, so nothing waits forever.

@@ -553,6 +553,46 @@ mod tests {
     }
 
     #[test]
+    fn a_map_waiting_for_tokens_gets_them_when_another_execution_gives_them_back() {
+        // Two tokens. The first record's Map takes both; the second's runs only its first
+        // item (slow). When the first finishes, the second's other items start at once, not
+        // after its slow item.
+        let def = r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:slow","End":true}}},"End":true}}}"#;
+        let started = std::time::Instant::now();
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut registry = Registry::new();
+        let seen = Arc::clone(&calls);
+        registry.native_async("arn:aws:lambda:*", move |call| {
+            let id = call
+                .input
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            seen.lock().unwrap().push((id, started.elapsed()));
+            let ms = call.input.get("ms").and_then(Value::as_i64).unwrap_or(0) as u64;
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(call.input)
+            }
+        });
+        let (pool, rx) = one_shard(def, registry, 8, false, 2);
+        let a = r#"[{"id":"a0","ms":20},{"id":"a1","ms":20},{"id":"a2","ms":20}]"#;
+        let b = r#"[{"id":"b0","ms":600},{"id":"b1","ms":0},{"id":"b2","ms":0}]"#;
+        pool.submit(record(0, None, a.to_string())).unwrap();
+        pool.submit(record(1, None, b.to_string())).unwrap();
+        pool.close();
+        assert_eq!(rx.iter().count(), 2);
+        let calls = calls.lock().unwrap();
+        let at = |id: &str| calls.iter().find(|(i, _)| i == id).unwrap().1;
+        assert!(at("b1") > at("a0"));
+        assert!(
+            at("b1") < at("b0") + std::time::Duration::from_millis(300),
+            "{calls:?}"
+        );
+    }
+
+    #[test]
     fn ordered_keys_run_one_execution_per_key_at_a_time() {
         // a1 is slow; a2 and a3 follow it; b1 and b2 have their own lane.
         let records = [
