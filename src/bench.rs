@@ -370,6 +370,94 @@ pub(crate) fn prepare(
     Ok((plan, event, registry))
 }
 
+/// Runs the benchmark through the streaming pipeline's shards and channels (no broker, no
+/// line I/O): one feeder thread hands the N events to a `ShardPool` of `--shards` shards
+/// (`--concurrency` in flight over all of them, bounded queues), the calling thread collects
+/// every result. Latency is the shards' own (receipt to result, µs resolution).
+pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
+    use crate::stream::shard::{ShardConfig, ShardPool};
+    use crate::stream::{Record, Source};
+    let (plan, event, registry) = prepare(
+        &opts.definition,
+        &opts.input_file,
+        opts.mock_file.as_ref(),
+        &opts.resources,
+    )?;
+    let inputs = Inputs::new(&event, &opts.rotate, opts.executions);
+    let shards = opts.shards.max(1);
+    let per_shard = opts.concurrency.div_ceil(shards).max(1);
+    let config = ShardConfig {
+        shards,
+        max_in_flight: per_shard,
+        queue: per_shard,
+        ..ShardConfig::default()
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let rss_base = rss_bytes();
+    let pool = ShardPool::start(plan, Arc::new(registry), &config, tx)
+        .map_err(|e| format!("cannot start the shards: {e}"))?;
+    let n = opts.executions;
+    let topic = Str::new("bench");
+    let t0 = Instant::now();
+    let stats = pool.stats().to_vec();
+    let mut report = Report {
+        executions: n,
+        seconds: 0.0,
+        latency_ns: [0; 5],
+        succeeded: 0,
+        failed: 0,
+        timed_out: 0,
+        peak_in_flight: 0,
+        max_start_lag_ns: None,
+        rss_base_bytes: rss_base,
+        rss_peak_bytes: 0,
+        shards,
+        concurrency: per_shard * shards,
+    };
+    std::thread::scope(|scope| -> Result<(), String> {
+        let feeder = scope.spawn(|| {
+            for i in 0..n {
+                let mut payload = Vec::new();
+                inputs.fill(i, &mut payload);
+                let record = Record {
+                    source: Source {
+                        topic: topic.clone(),
+                        partition: 0,
+                        offset: i as i64,
+                    },
+                    key: None,
+                    payload,
+                    received: Instant::now(),
+                };
+                if pool.submit(record).is_err() {
+                    break;
+                }
+            }
+            pool.close();
+        });
+        for p in rx.iter() {
+            match p.status {
+                "SUCCEEDED" => report.succeeded += 1,
+                "TIMED_OUT" => report.timed_out += 1,
+                _ => report.failed += 1,
+            }
+        }
+        feeder
+            .join()
+            .map_err(|_| "the feeder thread panicked".to_string())
+    })?;
+    report.seconds = t0.elapsed().as_secs_f64();
+    report.rss_peak_bytes = rss_bytes();
+    let mut hist: Histogram<u64> =
+        Histogram::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| e.to_string())?;
+    for s in &stats {
+        let h = s.latency_us.lock().unwrap_or_else(|e| e.into_inner());
+        hist.add(&*h).map_err(|e| e.to_string())?;
+    }
+    report.latency_ns = [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| hist.value_at_quantile(q) * 1000);
+    Ok(report)
+}
+
 /// Runs the benchmark.
 pub fn run(opts: &Options) -> Result<Report, String> {
     let (plan, event, registry) = prepare(

@@ -124,6 +124,10 @@ enum Command {
         /// fell behind the schedule). Default: as fast as --concurrency allows.
         #[arg(long, conflicts_with = "brokers")]
         rate: Option<f64>,
+        /// Run the executions through the streaming pipeline's shards and channels (as
+        /// `process` does, without line I/O or a broker) instead of one driver per thread.
+        #[arg(long, conflicts_with_all = ["brokers", "rate"])]
+        pipeline: bool,
         /// Kafka mode: produce the events to fresh topics on these brokers, then time a
         /// passthrough (consume + produce, no workflow) and stepstream on them.
         #[arg(long)]
@@ -249,6 +253,7 @@ fn main() -> ExitCode {
             shards,
             rotate,
             rate,
+            pipeline,
             brokers,
             partitions,
             no_headers,
@@ -277,7 +282,7 @@ fn main() -> ExitCode {
                 return bench_result(format, r.map(|k| (k.to_json(), k.to_text())));
             }
             let r = parse_rotate(&rotate).and_then(|rotate| {
-                bench::run(&bench::Options {
+                let opts = bench::Options {
                     definition,
                     input_file,
                     mock_file,
@@ -287,7 +292,12 @@ fn main() -> ExitCode {
                     concurrency,
                     shards,
                     rotate,
-                })
+                };
+                if pipeline {
+                    bench::run_pipeline(&opts)
+                } else {
+                    bench::run(&opts)
+                }
             });
             bench_result(format, r.map(|b| (b.to_json(), b.to_text())))
         }

@@ -424,33 +424,44 @@ endpoint = "http://127.0.0.1:{port}"
 fn bench_reports_json_with_percentiles() {
     let def = Temp::new("hello.asl.json", HELLO);
     let input = Temp::new("event.json", r#"{"eventId":"evt-000000","name":"x"}"#);
-    let o = run(&[
-        "bench",
-        def.path(),
-        "--input-file",
-        input.path(),
-        "--executions",
-        "2000",
-        "--shards",
-        "2",
-        "--concurrency",
-        "4",
-        "--format",
-        "json",
-    ]);
-    assert_succeeded(&o);
-    let v = stdout_json(&o);
-    assert_eq!(v.get("executions"), Some(&Value::int(2000)));
-    assert_eq!(
-        v.get("outcomes").unwrap().get("SUCCEEDED"),
-        Some(&Value::int(2000))
-    );
-    let lat = v.get("latency_us").unwrap();
-    for p in ["p50", "p90", "p99", "p999", "max"] {
-        assert!(lat.get(p).unwrap().as_f64().unwrap() > 0.0, "{p}");
+    // One driver per thread, then through the streaming pipeline's shards and channels.
+    for pipeline in [false, true] {
+        let mut args = vec![
+            "bench",
+            def.path(),
+            "--input-file",
+            input.path(),
+            "--executions",
+            "2000",
+            "--shards",
+            "2",
+            "--concurrency",
+            "4",
+            "--format",
+            "json",
+        ];
+        if pipeline {
+            args.push("--pipeline");
+        }
+        let o = run(&args);
+        assert_succeeded(&o);
+        let v = stdout_json(&o);
+        assert_eq!(v.get("executions"), Some(&Value::int(2000)), "{pipeline}");
+        assert_eq!(
+            v.get("outcomes").unwrap().get("SUCCEEDED"),
+            Some(&Value::int(2000)),
+            "{pipeline}"
+        );
+        let lat = v.get("latency_us").unwrap();
+        for p in ["p50", "p90", "p99", "p999", "max"] {
+            assert!(
+                lat.get(p).unwrap().as_f64().unwrap() > 0.0,
+                "{p} {pipeline}"
+            );
+        }
+        assert!(v.get("executions_per_second").unwrap().as_f64().unwrap() > 0.0);
+        assert_eq!(v.get("max_start_lag_us"), None);
     }
-    assert!(v.get("executions_per_second").unwrap().as_f64().unwrap() > 0.0);
-    assert_eq!(v.get("max_start_lag_us"), None);
 }
 
 #[test]

@@ -46,7 +46,20 @@ pub fn run(
             let mut summary = Summary::default();
             let mut next: i64 = 0;
             let mut pending: BTreeMap<i64, Processed> = BTreeMap::new();
-            for p in rx.iter() {
+            // Results come one at a time: rather than sleep and be woken for each one, the
+            // writer naps while results are on their way (lines read and not yet written), and
+            // blocks only when it has caught up with the reader.
+            let next_result = || loop {
+                match rx.try_recv() {
+                    Ok(p) => return Some(p),
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+                    Err(crossbeam_channel::TryRecvError::Empty) if !tokens_rx.is_empty() => {
+                        std::thread::sleep(std::time::Duration::from_micros(100));
+                    }
+                    Err(crossbeam_channel::TryRecvError::Empty) => return rx.recv().ok(),
+                }
+            };
+            while let Some(p) = next_result() {
                 pending.insert(p.source.offset, p);
                 while let Some(p) = pending.remove(&next) {
                     match p.disposition {
@@ -65,7 +78,9 @@ pub fn run(
                     next += 1;
                     let _ = tokens_rx.recv();
                 }
-                if pending.is_empty() {
+                // Flush once caught up with the shards, so nothing finished is held back from
+                // a reader downstream; not per record: under load results come in bursts.
+                if pending.is_empty() && rx.is_empty() {
                     output.flush()?;
                     dead_letters.flush()?;
                 }

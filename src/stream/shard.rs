@@ -162,10 +162,22 @@ impl ShardPool {
     }
 
     /// Hands a record to its shard, waiting while that shard's queue is full. Fails only when
-    /// the shard has stopped.
+    /// the shard has stopped. A full queue is waited on until the shard has taken half of it,
+    /// not slot by slot: waking this thread for every record the shard takes would cost a
+    /// context switch per record exactly when the shard is the bottleneck.
     pub fn submit(&self, record: Record) -> Result<(), Record> {
-        let k = self.route(&record);
-        self.senders[k].blocking_send(record).map_err(|e| e.0)
+        use tokio::sync::mpsc::error::TrySendError;
+        let tx = &self.senders[self.route(&record)];
+        match tx.try_send(record) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Closed(r)) => Err(r),
+            Err(TrySendError::Full(r)) => {
+                while tx.capacity() < tx.max_capacity().div_ceil(2) && !tx.is_closed() {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                tx.blocking_send(r).map_err(|e| e.0)
+            }
+        }
     }
 
     /// Hands a record to its shard from async code, waiting while its queue is full.
