@@ -370,13 +370,9 @@ pub(crate) fn prepare(
     Ok((plan, event, registry))
 }
 
-/// Runs the benchmark through the streaming pipeline's shards and channels (no broker, no
-/// line I/O): one feeder thread hands the N events to a `ShardPool` of `--shards` shards
-/// (`--concurrency` in flight over all of them, bounded queues), the calling thread collects
-/// every result. Latency is the shards' own (receipt to result, µs resolution).
-pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
-    use crate::stream::shard::{ShardConfig, ShardPool};
-    use crate::stream::{Record, Source};
+/// What both in-process modes start from: the plan, the inputs, the bindings, the shard
+/// count, executions in flight per shard, and a report with nothing counted yet.
+fn setup(opts: &Options) -> Result<(Arc<Plan>, Inputs, Registry, Report), String> {
     let (plan, event, registry) = prepare(
         &opts.definition,
         &opts.input_file,
@@ -386,22 +382,8 @@ pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
     let inputs = Inputs::new(&event, &opts.rotate, opts.executions);
     let shards = opts.shards.max(1);
     let per_shard = opts.concurrency.div_ceil(shards).max(1);
-    let config = ShardConfig {
-        shards,
-        max_in_flight: per_shard,
-        queue: per_shard,
-        ..ShardConfig::default()
-    };
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let rss_base = rss_bytes();
-    let pool = ShardPool::start(plan, Arc::new(registry), &config, tx)
-        .map_err(|e| format!("cannot start the shards: {e}"))?;
-    let n = opts.executions;
-    let topic = Str::new("bench");
-    let t0 = Instant::now();
-    let stats = pool.stats().to_vec();
-    let mut report = Report {
-        executions: n,
+    let report = Report {
+        executions: opts.executions,
         seconds: 0.0,
         latency_ns: [0; 5],
         succeeded: 0,
@@ -409,11 +391,41 @@ pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
         timed_out: 0,
         peak_in_flight: 0,
         max_start_lag_ns: None,
-        rss_base_bytes: rss_base,
+        rss_base_bytes: rss_bytes(),
         rss_peak_bytes: 0,
         shards,
         concurrency: per_shard * shards,
     };
+    Ok((plan, inputs, registry, report))
+}
+
+/// p50, p90, p99, p99.9 and max of `hist`, in ns (`unit_ns` ns per recorded unit).
+fn percentiles(hist: &Histogram<u64>, unit_ns: u64) -> [u64; 5] {
+    [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| hist.value_at_quantile(q) * unit_ns)
+}
+
+/// Runs the benchmark through the streaming pipeline's shards and channels (no broker, no
+/// line I/O): one feeder thread hands the N events to a `ShardPool` of `--shards` shards
+/// (`--concurrency` in flight over all of them, bounded queues), the calling thread collects
+/// every result. Latency is the shards' own (receipt to result, µs resolution).
+pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
+    use crate::stream::shard::{ShardConfig, ShardPool};
+    use crate::stream::{Record, Source};
+    let (plan, inputs, registry, mut report) = setup(opts)?;
+    let per_shard = report.concurrency / report.shards;
+    let config = ShardConfig {
+        shards: report.shards,
+        max_in_flight: per_shard,
+        queue: per_shard,
+        ..ShardConfig::default()
+    };
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let pool = ShardPool::start(plan, Arc::new(registry), &config, tx)
+        .map_err(|e| format!("cannot start the shards: {e}"))?;
+    let n = opts.executions;
+    let topic = Str::new("bench");
+    let t0 = Instant::now();
+    let stats = pool.stats().to_vec();
     std::thread::scope(|scope| -> Result<(), String> {
         let feeder = scope.spawn(|| {
             for i in 0..n {
@@ -454,23 +466,17 @@ pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
         let h = s.latency_us.lock().unwrap_or_else(|e| e.into_inner());
         hist.add(&*h).map_err(|e| e.to_string())?;
     }
-    report.latency_ns = [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| hist.value_at_quantile(q) * 1000);
+    report.latency_ns = percentiles(&hist, 1000);
     Ok(report)
 }
 
 /// Runs the benchmark.
 pub fn run(opts: &Options) -> Result<Report, String> {
-    let (plan, event, registry) = prepare(
-        &opts.definition,
-        &opts.input_file,
-        opts.mock_file.as_ref(),
-        &opts.resources,
-    )?;
-    let registry = Arc::new(registry);
-    let inputs = Arc::new(Inputs::new(&event, &opts.rotate, opts.executions));
-    let shards = opts.shards.max(1);
-    let per_shard_concurrency = opts.concurrency.div_ceil(shards).max(1);
-    let rss_base = rss_bytes();
+    let (plan, inputs, registry, mut report) = setup(opts)?;
+    let (registry, inputs) = (Arc::new(registry), Arc::new(inputs));
+    let shards = report.shards;
+    let per_shard_concurrency = report.concurrency / shards;
+    report.max_start_lag_ns = opts.rate.map(|_| 0);
     let t0 = Instant::now();
     let rate = opts.rate.map(|r| r / shards as f64);
     let handles: Vec<_> = (0..shards)
@@ -492,20 +498,6 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         .collect::<Result<_, _>>()?;
     let mut hist: Histogram<u64> =
         Histogram::new_with_bounds(1, 3_600_000_000_000, 3).map_err(|e| e.to_string())?;
-    let mut report = Report {
-        executions: opts.executions,
-        seconds: 0.0,
-        latency_ns: [0; 5],
-        succeeded: 0,
-        failed: 0,
-        timed_out: 0,
-        peak_in_flight: 0,
-        max_start_lag_ns: opts.rate.map(|_| 0),
-        rss_base_bytes: rss_base,
-        rss_peak_bytes: 0,
-        shards,
-        concurrency: per_shard_concurrency * shards,
-    };
     for h in handles {
         let r = h
             .join()
@@ -519,13 +511,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         report.rss_peak_bytes = report.rss_peak_bytes.max(r.rss_peak);
     }
     report.seconds = t0.elapsed().as_secs_f64();
-    report.latency_ns = [
-        hist.value_at_quantile(0.5),
-        hist.value_at_quantile(0.9),
-        hist.value_at_quantile(0.99),
-        hist.value_at_quantile(0.999),
-        hist.max(),
-    ];
+    report.latency_ns = percentiles(&hist, 1);
     Ok(report)
 }
 

@@ -1166,34 +1166,21 @@ impl Execution {
                 return;
             }
             // Beyond its first running iteration, a Map needs a token of the shared budget;
-            // without one it goes on with the iterations it runs (each end retries).
-            let running = j.running;
-            let token = match &self.map_budget {
-                Some(b) if running > 0 => {
-                    if !b.try_take() {
-                        let j = self.joins[jid as usize]
-                            .as_mut()
-                            .expect("a live join for a live child");
-                        if !j.starved {
-                            j.starved = true;
-                            self.starved.push(jid);
-                        }
-                        return;
-                    }
-                    true
+            // without one it waits (`starved`) for one of its iterations to end or for its
+            // driver to `feed` it.
+            let needs_token = j.running > 0 && self.map_budget.is_some();
+            if needs_token && !self.map_budget.as_ref().is_some_and(|b| b.try_take()) {
+                if !std::mem::replace(&mut self.join_mut(jid).starved, true) {
+                    self.starved.push(jid);
                 }
-                _ => false,
-            };
-            let j = self.join_mut(jid);
-            if token {
-                j.tokens += 1;
+                return;
             }
+            let j = self.join_mut(jid);
             let index = j.next;
             j.next += 1;
             j.running += 1;
-            if token {
-                self.map_tokens += 1;
-            }
+            j.tokens += u32::from(needs_token);
+            self.map_tokens += u32::from(needs_token);
             if let Err(e) = self.start_item(plan, jid, index) {
                 // The ItemSelector failed: the Map state fails.
                 let join = self.take_join(jid);

@@ -316,16 +316,9 @@ impl ShardLoop {
 
     /// Takes a record in: starts it, or, when an execution of its key is running, queues it.
     fn admit(&mut self, rec: Record) {
-        let Some(lanes) = &mut self.lanes else {
-            if let Some(p) = start(&mut self.driver, rec, &self.stats) {
-                let _ = self.out.send(p);
-            }
-            return;
-        };
-        let Some(lane) = lane_of(&rec) else {
-            if let Some(p) = start(&mut self.driver, rec, &self.stats) {
-                let _ = self.out.send(p);
-            }
+        let lane = self.lanes.as_ref().and_then(|_| lane_of(&rec));
+        let (Some(lane), Some(lanes)) = (lane, self.lanes.as_mut()) else {
+            self.start_one(rec);
             return;
         };
         match lanes.lanes.get_mut(&lane) {
@@ -343,17 +336,22 @@ impl ShardLoop {
     /// Starts `rec`, the head of its lane, and the records behind it as long as each finishes
     /// at once (rejected records, workflows that never wait).
     fn run_lane(&mut self, lane: u64, mut rec: Record) {
-        loop {
-            match start(&mut self.driver, rec, &self.stats) {
+        while self.start_one(rec) {
+            match self.next_in_lane(lane) {
+                Some(next) => rec = next,
                 None => return,
-                Some(p) => {
-                    let _ = self.out.send(p);
-                    match self.next_in_lane(lane) {
-                        Some(next) => rec = next,
-                        None => return,
-                    }
-                }
             }
+        }
+    }
+
+    /// Starts `rec`; true when it finished at once (its result is then handed on).
+    fn start_one(&mut self, rec: Record) -> bool {
+        match start(&mut self.driver, rec, &self.stats) {
+            Some(p) => {
+                let _ = self.out.send(p);
+                true
+            }
+            None => false,
         }
     }
 
