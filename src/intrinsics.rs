@@ -480,7 +480,7 @@ impl Call {
     }
 }
 
-fn hash_hex(alg: &str, data: &[u8]) -> Option<String> {
+pub(crate) fn hash_hex(alg: &str, data: &[u8]) -> Option<String> {
     use sha2::Digest;
     let bytes: Vec<u8> = match alg {
         "MD5" => md5::Md5::digest(data).to_vec(),

@@ -47,6 +47,7 @@ pub mod driver;
 pub mod exec;
 pub mod intrinsics;
 pub mod json;
+pub mod jsonata;
 pub mod jsonpath;
 pub mod log;
 pub mod metrics;

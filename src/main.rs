@@ -95,6 +95,30 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Evaluate one JSONata expression against a JSON document (like jq, for JSONata), with
+    /// the functions Step Functions adds; the document comes from --input-file or standard
+    /// input, and no document at all is JSONata's undefined.
+    Jsonata {
+        /// The expression (taken as written even when it starts with `-`).
+        #[arg(allow_hyphen_values = true)]
+        expr: String,
+        /// A JSON file holding the input document.
+        #[arg(long)]
+        input_file: Option<PathBuf>,
+        /// A JSON object of variable bindings (names without `$`).
+        #[arg(long)]
+        bindings_file: Option<PathBuf>,
+        /// text: the result as JSON (nothing for undefined); json: {"result"}, {"undefined"}
+        /// or {"error": {"code", "message", "position"}}.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Deepest nesting of evaluation steps before U1001.
+        #[arg(long)]
+        max_depth: Option<usize>,
+        /// Time budget of the evaluation in milliseconds before U1001.
+        #[arg(long)]
+        timelimit_ms: Option<u64>,
+    },
     /// Run the workflow on every JSON line of standard input (the embedded default: no
     /// broker); outputs go to standard output in input order, dead letters to stderr or a file.
     Process(ProcessArgs),
@@ -236,6 +260,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Jsonata {
+            expr,
+            input_file,
+            bindings_file,
+            format,
+            max_depth,
+            timelimit_ms,
+        } => jsonata_mode(
+            &expr,
+            input_file,
+            bindings_file,
+            format,
+            max_depth,
+            timelimit_ms,
+        ),
         Command::Process(args) => match process_mode(args) {
             Ok(code) => code,
             Err(msg) => {
@@ -723,4 +762,131 @@ fn result_json(plan: &Plan, f: &Finished<()>, input: &Value) -> Value {
         ("error", error),
         ("cause", cause),
     ])
+}
+
+/// `stepstream jsonata`: one evaluation; exit 0 for a result or undefined, 1 for a JSONata
+/// error, 2 for bad usage (unreadable or malformed files).
+fn jsonata_mode(
+    expr: &str,
+    input_file: Option<PathBuf>,
+    bindings_file: Option<PathBuf>,
+    format: Format,
+    max_depth: Option<usize>,
+    timelimit_ms: Option<u64>,
+) -> ExitCode {
+    use stepstream::jsonata;
+    let read_json = |path: &Path| -> Result<Value, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+        json::parse(&bytes).map_err(|e| format!("'{}' is not JSON: {e}", path.display()))
+    };
+    let input = match &input_file {
+        Some(p) => match read_json(p) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("stepstream jsonata: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None if !std::io::stdin().is_terminal() => {
+            let mut buf = Vec::new();
+            if let Err(e) = std::io::stdin().read_to_end(&mut buf) {
+                eprintln!("stepstream jsonata: cannot read standard input: {e}");
+                return ExitCode::from(2);
+            }
+            if buf.iter().all(|b| b.is_ascii_whitespace()) {
+                None
+            } else {
+                match json::parse(&buf) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        eprintln!("stepstream jsonata: standard input is not JSON: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+        }
+        None => None,
+    };
+    let mut bindings: Vec<(String, Value)> = Vec::new();
+    if let Some(p) = &bindings_file {
+        match read_json(p) {
+            Ok(Value::Object(o)) => {
+                bindings = o.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            }
+            Ok(_) => {
+                eprintln!(
+                    "stepstream jsonata: '{}' must hold a JSON object of bindings",
+                    p.display()
+                );
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("stepstream jsonata: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut options = jsonata::Options::default();
+    if let Some(d) = max_depth {
+        options.limits.max_depth = d;
+    }
+    if let Some(t) = timelimit_ms {
+        options.limits.time_limit_ms = t;
+    }
+    let expr = expr.to_string();
+    // Deep recursion (up to the depth limit) needs more stack than the main thread has.
+    let worker = std::thread::Builder::new()
+        .stack_size(json::STACK_FOR_DEPTH)
+        .spawn(move || {
+            let refs: Vec<(&str, Value)> = bindings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect();
+            jsonata::compile(&expr).and_then(|e| e.evaluate_with(input.as_ref(), &refs, &options))
+        });
+    let outcome = match worker.map(|h| h.join()) {
+        Ok(Ok(r)) => r,
+        _ => {
+            eprintln!("stepstream jsonata: the evaluation thread failed");
+            return ExitCode::from(3);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let code = match (&outcome, format) {
+        (Ok(Some(v)), Format::Text) => {
+            let _ = writeln!(out, "{}", json::to_string(v));
+            0
+        }
+        (Ok(None), Format::Text) => 0,
+        (Err(e), Format::Text) => {
+            eprintln!(
+                "stepstream jsonata: {} at position {}: {}",
+                e.code, e.position, e.message
+            );
+            1
+        }
+        (Ok(Some(v)), Format::Json) => {
+            let _ = writeln!(out, "{{\"result\":{}}}", json::to_string(v));
+            0
+        }
+        (Ok(None), Format::Json) => {
+            let _ = writeln!(out, "{{\"undefined\":true}}");
+            0
+        }
+        (Err(e), Format::Json) => {
+            let err = Value::object_from([
+                ("code", Value::string(e.code)),
+                ("message", Value::string(&e.message)),
+                ("position", Value::int(e.position as i64)),
+            ]);
+            let _ = writeln!(
+                out,
+                "{}",
+                json::to_string(&Value::object_from([("error", err)]))
+            );
+            1
+        }
+    };
+    ExitCode::from(code)
 }

@@ -1,0 +1,128 @@
+//! JSONata 2.0.6, the second query language of Step Functions (`"QueryLanguage": "JSONata"`),
+//! and the functions Step Functions adds to it. Text is parsed once into an [`Expression`]
+//! (tokens with positions, a Pratt parser, then jsonata-js's tree processing: paths, stages,
+//! ancestry, tail calls); an expression is immutable and shared, and each evaluation runs
+//! against a `json::Value` with its own small state (limits, the fixed `$now()`, a random
+//! source). Errors are data: JSONata's codes with the character position.
+//!
+//! ```
+//! use stepstream::jsonata;
+//! use stepstream::json;
+//!
+//! let expr = jsonata::compile("$sum(items.price) & ' ' & $uppercase(site)").unwrap();
+//! let input = json::parse(br#"{"site":"eu","items":[{"price":2},{"price":3}]}"#).unwrap();
+//! let out = expr.evaluate(Some(&input), &[]).unwrap();
+//! assert_eq!(out.unwrap().as_str(), Some("5 EU"));
+//! ```
+
+mod ast;
+pub mod datetime;
+pub mod error;
+mod eval;
+mod func;
+mod functions;
+mod lexer;
+pub mod numfmt;
+mod parser;
+mod regex;
+mod signature;
+mod value;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use error::Error;
+pub use eval::Limits;
+
+use crate::json::Value;
+use func::Frame;
+use value::{Val, flag};
+
+/// A compiled JSONata expression.
+#[derive(Debug)]
+pub struct Expression {
+    root: ast::Node,
+}
+
+/// Options of one evaluation.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub limits: Limits,
+    /// `$now()` and `$millis()` (milliseconds since the epoch); the clock when None.
+    pub now_millis: Option<i64>,
+    /// Seed of `$random()`, `$shuffle()` and `$uuid()`; from the clock when None.
+    pub seed: Option<u64>,
+}
+
+/// Parses and processes JSONata text.
+pub fn compile(text: &str) -> Result<Expression, Error> {
+    Ok(Expression {
+        root: parse_tree(text)?,
+    })
+}
+
+pub(crate) fn parse_tree(text: &str) -> Result<ast::Node, Error> {
+    let raw = parser::parse(text)?;
+    ast::process(raw)
+}
+
+fn clock_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Expression {
+    /// Evaluates against `input` (None: JSONata's undefined input) with variable `bindings`
+    /// (names without `$`). `Ok(None)` is an undefined result.
+    pub fn evaluate(
+        &self,
+        input: Option<&Value>,
+        bindings: &[(&str, Value)],
+    ) -> Result<Option<Value>, Error> {
+        self.evaluate_with(input, bindings, &Options::default())
+    }
+
+    pub fn evaluate_with(
+        &self,
+        input: Option<&Value>,
+        bindings: &[(&str, Value)],
+        options: &Options,
+    ) -> Result<Option<Value>, Error> {
+        let now = options.now_millis.unwrap_or_else(clock_millis);
+        let seed = options.seed.unwrap_or(now as u64 ^ 0x9e37_79b9_7f4a_7c15);
+        let mut ev = eval::Eval::new(options.limits, now, seed);
+        let env = Frame::root();
+        for (name, v) in bindings {
+            env.bind((*name).into(), Val::from_json(v));
+        }
+        let input = input.map(Val::from_json).unwrap_or_default();
+        env.bind("$".into(), input.clone());
+        let input = if matches!(input, Val::JArray(_)) {
+            Val::array_with(vec![input], flag::SEQUENCE | flag::OUTER_WRAPPER)
+        } else {
+            input
+        };
+        let result = ev.eval(&self.root, &input, &env)?;
+        check_result(&result)?;
+        Ok(result.to_json())
+    }
+}
+
+/// A result holding NaN or an infinity has no JSON form: JSONata's D1001.
+fn check_result(v: &Val) -> Result<(), Error> {
+    match v {
+        Val::Num(x) => functions::check_finite(*x),
+        Val::Array(_) | Val::Object(_) => {
+            if v.is_array() {
+                v.items().iter().try_for_each(check_result)
+            } else {
+                v.entries().iter().try_for_each(|(_, x)| check_result(x))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,117 @@
+//! Engine tests beyond the official suite (which `tests/jsonata.rs` runs through the CLI).
+
+use super::*;
+use crate::json;
+
+fn eval(expr: &str, input: &str) -> Result<Option<String>, Error> {
+    let e = compile(expr)?;
+    let v = json::parse(input.as_bytes()).unwrap();
+    Ok(e.evaluate(Some(&v), &[])?.map(|v| json::to_string(&v)))
+}
+
+fn ok(expr: &str, input: &str) -> String {
+    eval(expr, input)
+        .unwrap()
+        .unwrap_or_else(|| "undefined".into())
+}
+
+fn code(expr: &str, input: &str) -> &'static str {
+    eval(expr, input).unwrap_err().code
+}
+
+#[test]
+fn paths_predicates_and_sequences() {
+    let doc = r#"{"a":[{"b":1,"c":[1,2]},{"b":2,"c":[3]}],"s":"x"}"#;
+    assert_eq!(ok("a.b", doc), "[1,2]");
+    assert_eq!(ok("a[0].b", doc), "1");
+    assert_eq!(ok("a.c", doc), "[1,2,3]");
+    assert_eq!(ok("a[b=2].c", doc), "[3]");
+    assert_eq!(ok("a[b=2].c[]", doc), "[3]");
+    assert_eq!(ok("a.c[-1]", doc), "[2,3]");
+    assert_eq!(ok("nothing", doc), "undefined");
+    assert_eq!(ok("$count(a)", doc), "2");
+}
+
+#[test]
+fn operators_and_strings() {
+    assert_eq!(ok("1 + 2 * 3", "{}"), "7");
+    assert_eq!(ok("'a' & 1 & true", "{}"), "\"a1true\"");
+    assert_eq!(ok("3 in [1,2,3]", "{}"), "true");
+    assert_eq!(ok("[1..4]", "{}"), "[1,2,3,4]");
+    assert_eq!(code("'a' + 1", "{}"), "T2001");
+    assert_eq!(code("1 < 'a'", "{}"), "T2009");
+}
+
+#[test]
+fn lambdas_closures_and_tail_calls() {
+    assert_eq!(
+        ok(
+            "($f := function($n, $acc){ $n = 0 ? $acc : $f($n - 1, $acc + $n) }; $f(100000, 0))",
+            "{}"
+        ),
+        "5000050000"
+    );
+    assert_eq!(
+        ok(
+            "($add := function($a, $b){$a + $b}; $inc := $add(?, 1); $inc(41))",
+            "{}"
+        ),
+        "42"
+    );
+    assert_eq!(
+        ok("$map([1,2,3], function($v, $i){ $v * $i })", "{}"),
+        "[0,2,6]"
+    );
+    assert_eq!(ok("($x := 5; function(){ $x }())", "{}"), "5");
+}
+
+#[test]
+fn runaway_expressions_end_with_u1001() {
+    assert_eq!(
+        code("($f := function($n){ 1 + $f($n) }; $f(1))", "{}"),
+        "U1001"
+    );
+    let e = compile("($f := function($n){ $f($n) }; $f(1))").unwrap();
+    let opts = Options {
+        limits: Limits {
+            max_depth: 1000,
+            time_limit_ms: 200,
+        },
+        ..Options::default()
+    };
+    let err = e.evaluate_with(None, &[], &opts).unwrap_err();
+    assert_eq!(err.code, "U1001");
+}
+
+#[test]
+fn deep_nesting_in_the_text_is_an_error_not_a_crash() {
+    let text = "(".repeat(100_000);
+    assert!(compile(&text).is_err());
+    let text = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    assert!(compile(&text).is_err());
+}
+
+#[test]
+fn grouping_sorting_and_transform() {
+    let doc = r#"{"o":[{"k":"a","v":1},{"k":"b","v":2},{"k":"a","v":3}]}"#;
+    assert_eq!(ok("o{k: $sum(v)}", doc), r#"{"a":4,"b":2}"#);
+    assert_eq!(ok("o^(>v).v", doc), "[3,2,1]");
+    assert_eq!(
+        ok("$ ~> |o|{'w': v * 10}, ['v']|", doc),
+        r#"{"o":[{"k":"a","w":10},{"k":"b","w":20},{"k":"a","w":30}]}"#
+    );
+}
+
+#[test]
+fn step_functions_additions() {
+    assert_eq!(ok("$partition([1,2,3,4,5], 2)", "{}"), "[[1,2],[3,4],[5]]");
+    assert_eq!(ok("$range(0, 10, 5)", "{}"), "[0,5,10]");
+    assert_eq!(ok("$range(1, 9, 9)", "{}"), "1");
+    assert_eq!(
+        ok("$hash('a', 'SHA-1')", "{}"),
+        "\"86f7e437faa5a7fce15d1ddcb9eaeaea377667b8\""
+    );
+    assert_eq!(ok("$parse('{\"a\":[1]}').a", "{}"), "[1]");
+    assert_eq!(ok("$random(7) = $random(7)", "{}"), "true");
+    assert_eq!(ok("$length($uuid())", "{}"), "36");
+}
