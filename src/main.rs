@@ -118,6 +118,9 @@ enum Command {
         /// Time budget of the evaluation in milliseconds before U1001.
         #[arg(long)]
         timelimit_ms: Option<u64>,
+        /// JSONata exactly as Step Functions offers it (no `$eval`; use `$parse`).
+        #[arg(long)]
+        step_functions: bool,
     },
     /// Run the workflow on every JSON line of standard input (the embedded default: no
     /// broker); outputs go to standard output in input order, dead letters to stderr or a file.
@@ -267,13 +270,13 @@ fn main() -> ExitCode {
             format,
             max_depth,
             timelimit_ms,
+            step_functions,
         } => jsonata_mode(
             &expr,
             input_file,
             bindings_file,
             format,
-            max_depth,
-            timelimit_ms,
+            (max_depth, timelimit_ms, step_functions),
         ),
         Command::Process(args) => match process_mode(args) {
             Ok(code) => code,
@@ -771,8 +774,7 @@ fn jsonata_mode(
     input_file: Option<PathBuf>,
     bindings_file: Option<PathBuf>,
     format: Format,
-    max_depth: Option<usize>,
-    timelimit_ms: Option<u64>,
+    (max_depth, timelimit_ms, step_functions): (Option<usize>, Option<u64>, bool),
 ) -> ExitCode {
     use stepstream::jsonata;
     let read_json = |path: &Path| -> Result<Value, String> {
@@ -827,7 +829,10 @@ fn jsonata_mode(
             }
         }
     }
-    let mut options = jsonata::Options::default();
+    let mut options = jsonata::Options {
+        step_functions,
+        ..jsonata::Options::default()
+    };
     if let Some(d) = max_depth {
         options.limits.max_depth = d;
     }

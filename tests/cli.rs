@@ -593,3 +593,75 @@ fn librdkafka_logs_reach_the_json_log_and_debug_turns_on_its_detail() {
         &debug[..debug.len().min(2000)]
     );
 }
+
+/// `stepstream jsonata EXPR --format json`: its contract with the JSONata suite's runner.
+fn jsonata(args: &[&str]) -> (Value, i32) {
+    let o = run(&[&["jsonata"], args, &["--format", "json"]].concat());
+    (stdout_json(&o), o.status.code().unwrap_or(-1))
+}
+
+#[test]
+fn jsonata_prints_result_undefined_or_error_with_exit_codes() {
+    let input = Temp::new("in.json", r#"{"a":[{"b":1},{"b":2}],"name":"x"}"#);
+    let bindings = Temp::new("b.json", r#"{"n":10}"#);
+    let (out, code) = jsonata(&[
+        "$sum(a.b) + $n",
+        "--input-file",
+        input.path(),
+        "--bindings-file",
+        bindings.path(),
+    ]);
+    assert_eq!((out, code), (json::parse(br#"{"result":13}"#).unwrap(), 0));
+    let (out, code) = jsonata(&["nothing", "--input-file", input.path()]);
+    assert_eq!(
+        (out, code),
+        (json::parse(br#"{"undefined":true}"#).unwrap(), 0)
+    );
+    let (out, code) = jsonata(&["name + 1", "--input-file", input.path()]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out.get("error").unwrap().get("code").unwrap().as_str(),
+        Some("T2001")
+    );
+    // A syntax error carries its position in the expression.
+    let (out, _) = jsonata(&["[1, 2"]);
+    let err = out.get("error").unwrap();
+    assert_eq!(err.get("code").unwrap().as_str(), Some("S0203"));
+    assert_eq!(err.get("position").unwrap().as_i64(), Some(5));
+}
+
+#[test]
+fn jsonata_takes_an_expression_starting_with_a_minus_and_input_on_stdin() {
+    let (out, code) = jsonata(&["-42"]);
+    assert_eq!((out, code), (json::parse(br#"{"result":-42}"#).unwrap(), 0));
+    let o = run_with_stdin(
+        bin().args(["jsonata", "site.region"]),
+        br#"{"site":{"region":"eu"}}"#,
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "\"eu\"\n");
+    // Plain output prints nothing for undefined.
+    let o = run_with_stdin(bin().args(["jsonata", "missing"]), b"{}");
+    assert!(o.status.success() && o.stdout.is_empty());
+}
+
+#[test]
+fn jsonata_bad_usage_exits_2_and_step_functions_mode_has_no_eval() {
+    let o = run(&["jsonata", "1", "--input-file", "/no/such/file.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/no/such/file.json"));
+    let bad = Temp::new("bad.json", "{not json");
+    let o = run(&["jsonata", "1", "--input-file", bad.path()]);
+    assert_eq!(o.status.code(), Some(2));
+    let (out, _) = jsonata(&["$eval('1 + 1')"]);
+    assert_eq!(out.get("result").and_then(Value::as_i64), Some(2));
+    let (out, code) = jsonata(&["$eval('1 + 1')", "--step-functions"]);
+    assert_eq!(code, 1);
+    assert!(out.get("error").is_some());
+    // Runaway recursion ends with U1001 rather than a crash.
+    let (out, code) = jsonata(&["($f := function($n){ 1 + $f($n) }; $f(1))"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        out.get("error").unwrap().get("code").unwrap().as_str(),
+        Some("U1001")
+    );
+}

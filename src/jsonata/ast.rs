@@ -60,10 +60,12 @@ pub struct TransformDef {
 
 #[derive(Debug)]
 pub enum Kind {
+    /// `simple`: every step a plain name (the first may be a variable) with no predicate,
+    /// binding or grouping, so the evaluator can walk objects directly.
     Path {
         steps: Vec<Node>,
         keep_singleton: bool,
-        tuple: bool,
+        simple: bool,
     },
     Binary {
         op: BinOp,
@@ -99,10 +101,12 @@ pub enum Kind {
         rhs: Box<Node>,
     },
     Regex(Arc<JsRegex>),
+    /// `builtin`: the built-in that `$name` names, when nothing binds that name.
     Function {
         procedure: Box<Node>,
         args: Vec<Node>,
         partial: bool,
+        builtin: Option<u16>,
     },
     Placeholder,
     Variable(Str),
@@ -135,6 +139,9 @@ pub struct Node {
     pub ancestor_label: Option<Str>,
     /// Parent slots still looking for their step.
     pub seeking_parent: Vec<usize>,
+    /// A literal made by constant folding (`60 * 60`): as a predicate it still filters like
+    /// the expression it was, not like a literal index.
+    pub folded: bool,
 }
 
 impl Node {
@@ -152,6 +159,7 @@ impl Node {
             ancestor: None,
             ancestor_label: None,
             seeking_parent: Vec::new(),
+            folded: false,
         }
     }
     fn is_path(&self) -> bool {
@@ -313,6 +321,7 @@ impl Processor {
             Kind::Sort { terms } => terms.iter_mut().for_each(|(t, _)| self.resolve(t)),
             _ => {}
         }
+        finish(n);
     }
 
     fn seek_parent(&mut self, n: &mut Node, slot: usize) -> Result<()> {
@@ -433,7 +442,7 @@ impl Processor {
                         Kind::Path {
                             steps: vec![lstep],
                             keep_singleton: false,
-                            tuple: false,
+                            simple: false,
                         },
                         pos,
                     );
@@ -551,7 +560,7 @@ impl Processor {
                         Kind::Path {
                             steps: vec![lhs],
                             keep_singleton: false,
-                            tuple: false,
+                            simple: false,
                         },
                         pos,
                     )
@@ -628,7 +637,7 @@ impl Processor {
                         Kind::Path {
                             steps: vec![inner],
                             keep_singleton: false,
-                            tuple: false,
+                            simple: false,
                         },
                         pos,
                     );
@@ -752,6 +761,7 @@ impl Processor {
                     procedure: Box::new(procedure),
                     args: out,
                     partial,
+                    builtin: None,
                 };
                 n
             }
@@ -850,7 +860,7 @@ impl Processor {
                     Kind::Path {
                         steps: vec![step],
                         keep_singleton: keep,
-                        tuple: false,
+                        simple: false,
                     },
                     pos,
                 )
@@ -875,7 +885,7 @@ impl Processor {
                     Kind::Path {
                         steps: vec![step],
                         keep_singleton: false,
-                        tuple: false,
+                        simple: false,
                     },
                     pos,
                 )
@@ -887,12 +897,107 @@ impl Processor {
         if keep_array {
             result.keep_array = true;
         }
-        // A path marks itself a tuple stream when any step is one (for its parent's use).
-        if let Kind::Path { tuple, .. } = &mut result.kind {
-            *tuple = result.tuple;
-        }
         Ok(result)
     }
+}
+
+/// Marks what the evaluator can take a shorter way: simple paths, calls of built-ins.
+fn finish(n: &mut Node) {
+    let plain = |s: &Node| {
+        s.stages.is_empty()
+            && s.predicate.is_empty()
+            && s.group.is_none()
+            && s.focus.is_none()
+            && s.index.is_none()
+            && !s.tuple
+            && !s.keep_array
+            && s.ancestor.is_none()
+    };
+    let whole_plain = plain(n);
+    if whole_plain && let Some(k) = fold(n) {
+        n.kind = k;
+        n.folded = true;
+        return;
+    }
+    match &mut n.kind {
+        Kind::Path {
+            steps,
+            keep_singleton,
+            simple,
+        } => {
+            *simple = whole_plain
+                && !*keep_singleton
+                && !steps.is_empty()
+                && steps.iter().enumerate().all(|(i, s)| {
+                    plain(s)
+                        && match &s.kind {
+                            Kind::Name(_) => true,
+                            Kind::Variable(_) => i == 0,
+                            _ => false,
+                        }
+                });
+        }
+        Kind::Function {
+            procedure,
+            partial: false,
+            builtin,
+            ..
+        } => {
+            if let Kind::Variable(name) = &procedure.kind
+                && plain(procedure)
+            {
+                *builtin = super::functions::builtin_index(name);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Constant folding: an operator whose operands are literals becomes the literal it
+/// yields, when that cannot fail (a type error or an infinite result is left to run time,
+/// so that it reports as it would).
+fn fold(n: &Node) -> Option<Kind> {
+    let Kind::Binary { op, lhs, rhs } = &n.kind else {
+        return None;
+    };
+    let literal = |x: &Node| {
+        x.predicate.is_empty() && x.stages.is_empty() && x.group.is_none() && !x.keep_array
+    };
+    if !literal(lhs) || !literal(rhs) {
+        return None;
+    }
+    Some(match (&lhs.kind, &rhs.kind) {
+        (Kind::Num(a), Kind::Num(b)) => {
+            let (a, b) = (*a, *b);
+            let r = match op {
+                BinOp::Add => Kind::Num(a + b),
+                BinOp::Sub => Kind::Num(a - b),
+                BinOp::Mul => Kind::Num(a * b),
+                BinOp::Div => Kind::Num(a / b),
+                BinOp::Mod => Kind::Num(a % b),
+                BinOp::Eq => Kind::Bool(a == b),
+                BinOp::Ne => Kind::Bool(a != b),
+                BinOp::Lt => Kind::Bool(a < b),
+                BinOp::Le => Kind::Bool(a <= b),
+                BinOp::Gt => Kind::Bool(a > b),
+                BinOp::Ge => Kind::Bool(a >= b),
+                _ => return None,
+            };
+            if let Kind::Num(x) = r
+                && !x.is_finite()
+            {
+                return None;
+            }
+            r
+        }
+        (Kind::Str(a), Kind::Str(b)) => match op {
+            BinOp::Concat => Kind::Str(Str::from(format!("{a}{b}"))),
+            BinOp::Eq => Kind::Bool(a == b),
+            BinOp::Ne => Kind::Bool(a != b),
+            _ => return None,
+        },
+        _ => return None,
+    })
 }
 
 fn unreachable_step<'a>() -> Result<&'a mut Node> {

@@ -34,15 +34,63 @@ impl Default for Limits {
     }
 }
 
-/// The state of one evaluation: limits, the fixed `$now()`, the random source.
-pub struct Eval {
+/// The state of one evaluation: limits, the fixed `$now()`, the random source. The clock is
+/// read only when something needs it (`$now()`, a long evaluation's time check), since most
+/// evaluations are a few field reads that would cost less than reading the clock.
+pub struct Eval<'v> {
+    /// The input document (`$$`).
+    pub root: Val,
+    /// Variables from outside the expression (Step Functions' `$states` and workflow
+    /// variables), looked up after the expression's own bindings.
+    pub vars: Option<&'v dyn Variables>,
+    /// Step Functions' dialect: every built-in but `$eval` (use `$parse`).
+    pub step_functions: bool,
     pub depth: usize,
     pub limits: Limits,
-    started: Instant,
+    /// When the time budget started: at the first check, after 4096 steps.
+    started: Option<Instant>,
     ticks: u32,
-    /// Milliseconds since the epoch, fixed at the start of the evaluation.
-    pub now_millis: i64,
-    pub rng: crate::random::Rng,
+    now: Option<i64>,
+    seed: Option<u64>,
+    rng: Option<crate::random::Rng>,
+    /// Frames that `:=` gave a value that may hold a function. A lambda holds its frame, so
+    /// `$f := function(){ $f() }` is a reference cycle: these are emptied when the
+    /// evaluation ends.
+    bound: Vec<std::rc::Weak<Frame>>,
+}
+
+/// The most items an array built by an expression may hold (jsonata-js's limit for `..`).
+const MAX_ITEMS: usize = 10_000_000;
+/// The longest string, in bytes (V8's limit, 2^29 - 24 characters).
+pub const MAX_STRING: usize = (1 << 29) - 24;
+/// The deepest nesting of arrays and objects an expression may build (as JSON input's).
+const MAX_NESTING: u32 = 1000;
+
+/// U1001 for a value past [`MAX_ITEMS`] or [`MAX_STRING`].
+pub fn too_large(pos: usize) -> Error {
+    Error::new(
+        "U1001",
+        "Out of memory: the expression built a value larger than the limit (1e7 items or 2^29 characters)",
+    )
+    .at(pos)
+}
+
+fn too_deep(pos: usize) -> Error {
+    Error::new(
+        "U1001",
+        "Stack overflow error: the expression built a value nested more than 1000 levels deep",
+    )
+    .at(pos)
+}
+
+impl Drop for Eval<'_> {
+    fn drop(&mut self) {
+        for frame in self.bound.drain(..) {
+            if let Some(frame) = frame.upgrade() {
+                frame.clear();
+            }
+        }
+    }
 }
 
 fn seq_of(v: &Val) -> Val {
@@ -53,16 +101,50 @@ fn tuple_get(t: &Val, key: &str) -> Val {
     t.field(key)
 }
 
-impl Eval {
-    pub fn new(limits: Limits, now_millis: i64, seed: u64) -> Eval {
+/// Variables an expression reads from its surroundings, by name (without `$`).
+pub trait Variables {
+    fn get(&self, name: &str) -> Option<crate::json::Value>;
+}
+
+impl<'v> Eval<'v> {
+    pub fn new(limits: Limits, now_millis: Option<i64>, seed: Option<u64>) -> Eval<'v> {
         Eval {
+            root: Val::Undefined,
+            vars: None,
+            step_functions: false,
             depth: 0,
             limits,
-            started: Instant::now(),
+            started: None,
             ticks: 0,
-            now_millis,
-            rng: crate::random::Rng::new(seed),
+            now: now_millis,
+            seed,
+            rng: None,
+            bound: Vec::new(),
         }
+    }
+
+    /// `$now()` and `$millis()`: milliseconds since the epoch, fixed for the evaluation.
+    pub fn now_millis(&mut self) -> i64 {
+        *self.now.get_or_insert_with(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0)
+        })
+    }
+
+    /// The random source of `$random()`, `$shuffle()`, `$uuid()`.
+    pub fn rng(&mut self) -> &mut crate::random::Rng {
+        if self.rng.is_none() {
+            let seed = match self.seed {
+                Some(s) => s,
+                None => {
+                    self.now_millis() as u64 ^ 0x9e37_79b9_7f4a_7c15 ^ (self as *const Eval as u64)
+                }
+            };
+            self.rng = Some(crate::random::Rng::new(seed));
+        }
+        self.rng.get_or_insert_with(|| crate::random::Rng::new(0))
     }
 
     fn enter(&mut self, n: &Node) -> Result<()> {
@@ -83,9 +165,10 @@ impl Eval {
     }
 
     /// Called by long loops that do not evaluate nodes (ranges, sorting) too.
-    pub fn check_time(&self, pos: usize) -> Result<()> {
+    pub fn check_time(&mut self, pos: usize) -> Result<()> {
+        let started = *self.started.get_or_insert_with(Instant::now);
         if self.limits.time_limit_ms > 0
-            && self.started.elapsed().as_millis() as u64 > self.limits.time_limit_ms
+            && started.elapsed().as_millis() as u64 > self.limits.time_limit_ms
         {
             return Err(Error::new(
                 "U1001",
@@ -103,11 +186,46 @@ impl Eval {
         self.enter(n)?;
         let r = self.eval_node(n, input, env);
         self.depth -= 1;
+        if let Ok(v) = &r {
+            self.charge(v, n.pos)?;
+        }
         r
+    }
+
+    /// Counts a built value's size as work, so the time limit also ends a value that grows
+    /// with each of a few steps (`$f([$s, $s])`), and ends one past the size limits.
+    fn charge(&mut self, v: &Val, pos: usize) -> Result<()> {
+        let size = match v {
+            Val::Array(a) if a.items.len() > MAX_ITEMS => return Err(too_large(pos)),
+            Val::Array(a) if a.depth > MAX_NESTING => return Err(too_deep(pos)),
+            Val::Object(o) if o.depth.get() > MAX_NESTING => return Err(too_deep(pos)),
+            Val::Array(a) => a.items.len() >> 4,
+            Val::Str(s) if s.len() > MAX_STRING => return Err(too_large(pos)),
+            Val::Str(s) => s.len() >> 6,
+            _ => return Ok(()),
+        };
+        if size > 0 {
+            self.ticks = self.ticks.saturating_add(size as u32);
+            if self.ticks >= 4096 {
+                self.ticks = 0;
+                self.check_time(pos)?;
+            }
+        }
+        Ok(())
     }
 
     fn eval_node(&mut self, n: &Node, input: &Val, env: &Rc<Frame>) -> Result<Val> {
         let mut result = match &n.kind {
+            Kind::Path {
+                steps,
+                keep_singleton,
+                simple: true,
+            } => match self.walk_simple_path(steps, input, env) {
+                Ok(v) => v,
+                Err((from, seq)) => {
+                    self.eval_path_from(n, steps, from, seq, *keep_singleton, env)?
+                }
+            },
             Kind::Path {
                 steps,
                 keep_singleton,
@@ -194,6 +312,12 @@ impl Eval {
             }
             Kind::Bind { name, rhs } => {
                 let v = self.eval(rhs, input, env)?;
+                if matches!(v, Val::Func(_) | Val::Array(_) | Val::Object(_)) {
+                    if self.bound.len() == self.bound.capacity() {
+                        self.bound.retain(|f| f.strong_count() > 0);
+                    }
+                    self.bound.push(Rc::downgrade(env));
+                }
                 env.bind(name.clone(), v.clone());
                 v
             }
@@ -202,9 +326,21 @@ impl Eval {
                 procedure,
                 args,
                 partial,
+                builtin,
             } => {
                 if *partial {
                     self.eval_partial(n, procedure, args, input, env)?
+                } else if let Some(bi) = builtin
+                    && let Kind::Variable(name) = &procedure.kind
+                    && !self.is_bound(env, name)
+                    && !(self.step_functions && name.as_str() == "eval")
+                {
+                    let mut evaluated = Vec::with_capacity(args.len());
+                    for a in args {
+                        evaluated.push(self.eval(a, input, env)?);
+                    }
+                    functions::call_builtin(self, *bi, evaluated, input, env)
+                        .map_err(|e| e.at(n.pos).token(name.as_str()))?
                 } else {
                     self.eval_function(n, procedure, args, input, env, None)?
                 }
@@ -232,6 +368,7 @@ impl Eval {
                     procedure,
                     args,
                     partial: false,
+                    ..
                 } = &rhs.kind
                 {
                     self.eval_function(rhs, procedure, args, input, env, Some(l))?
@@ -291,14 +428,81 @@ impl Eval {
         Ok(result)
     }
 
+    /// Whether `name` is bound by the expression, the input (`$$`) or the surroundings.
+    fn is_bound(&self, env: &Rc<Frame>, name: &str) -> bool {
+        env.lookup(name).is_some()
+            || name == "$"
+            || self.vars.is_some_and(|v| v.get(name).is_some())
+    }
+
     pub fn lookup_var(&self, env: &Rc<Frame>, name: &str) -> Val {
         if let Some(v) = env.lookup(name) {
             return v;
+        }
+        if name == "$" {
+            return self.root.clone();
+        }
+        if let Some(vars) = self.vars
+            && let Some(v) = vars.get(name)
+        {
+            return Val::from_json(&v);
+        }
+        if self.step_functions && name == "eval" {
+            return Val::Undefined;
         }
         match functions::builtin(name) {
             Some(f) => f,
             None => Val::Undefined,
         }
+    }
+
+    /// A simple path (`$states.input.site.region`) walked through objects without making
+    /// sequences. Where the walk meets an array, the general algorithm takes over from that
+    /// step: `Err((step, input sequence))`.
+    fn walk_simple_path(
+        &mut self,
+        steps: &[Node],
+        input: &Val,
+        env: &Rc<Frame>,
+    ) -> std::result::Result<Val, (usize, Val)> {
+        let mut cur;
+        let mut from = 0;
+        match &steps[0].kind {
+            Kind::Variable(name) => {
+                cur = if name.is_empty() {
+                    match input {
+                        Val::Array(a) if a.has(flag::OUTER_WRAPPER) => input.item(0),
+                        _ => input.clone(),
+                    }
+                } else {
+                    self.lookup_var(env, name)
+                };
+                from = 1;
+            }
+            _ => cur = input.clone(),
+        }
+        for (i, step) in steps.iter().enumerate().skip(from) {
+            let Kind::Name(key) = &step.kind else {
+                return Err((i, seq_of(&cur)));
+            };
+            cur = match &cur {
+                Val::JObject(o) => o.get(key).map(Val::from_json).unwrap_or_default(),
+                Val::Object(o) => o.get(key).unwrap_or_default(),
+                Val::Undefined => return Ok(Val::Undefined),
+                Val::Array(_) | Val::JArray(_) => {
+                    // As a path step's result, an array is flattened into the sequence the
+                    // next step reads (unless an array constructor made it).
+                    let seq = if i == 0 || cur.has_flag(flag::CONS) {
+                        if i == 0 { cur.clone() } else { seq_of(&cur) }
+                    } else {
+                        Val::seq(cur.items())
+                    };
+                    return Err((i, seq));
+                }
+                _ => return Ok(Val::Undefined),
+            };
+        }
+        Ok(cur)
     }
 
     fn eval_path(
@@ -309,18 +513,31 @@ impl Eval {
         input: &Val,
         env: &Rc<Frame>,
     ) -> Result<Val> {
-        let mut input_seq = if matches!(steps.first().map(|s| &s.kind), Some(Kind::Variable(_))) {
+        let input_seq = if matches!(steps.first().map(|s| &s.kind), Some(Kind::Variable(_))) {
             seq_of(input)
         } else if input.is_array() {
             input.clone()
         } else {
             seq_of(input)
         };
+        self.eval_path_from(n, steps, 0, input_seq, keep_singleton, env)
+    }
+
+    /// jsonata-js's `evaluatePath` from step `start` on, reading `input_seq`.
+    fn eval_path_from(
+        &mut self,
+        n: &Node,
+        steps: &[Node],
+        start: usize,
+        mut input_seq: Val,
+        keep_singleton: bool,
+        env: &Rc<Frame>,
+    ) -> Result<Val> {
         let mut result = Val::Undefined;
         let mut is_tuple = false;
         let mut tuples: Option<Vec<Val>> = None;
         let last = steps.len().saturating_sub(1);
-        for (i, step) in steps.iter().enumerate() {
+        for (i, step) in steps.iter().enumerate().skip(start) {
             if step.tuple {
                 is_tuple = true;
             }
@@ -405,6 +622,9 @@ impl Eval {
                 out.push(r);
             } else {
                 out.extend(r.items());
+                if out.len() > MAX_ITEMS {
+                    return Err(too_large(step.pos));
+                }
             }
         }
         Ok(Val::seq(out))
@@ -530,7 +750,9 @@ impl Eval {
         } else {
             vec![input.clone()]
         };
-        if let Kind::Num(x) = predicate.kind {
+        if let Kind::Num(x) = predicate.kind
+            && !predicate.folded
+        {
             let mut index = x.floor();
             if index < 0.0 {
                 index += items.len() as f64;
@@ -750,6 +972,14 @@ impl Eval {
         input: &Val,
         env: &Rc<Frame>,
     ) -> Result<Val> {
+        if op == BinOp::Concat && is_plain_concat(lhs) {
+            // `a & b & c & ...` builds one string instead of one per operator.
+            let mut s = String::new();
+            self.concat_into(lhs, input, env, &mut s)?;
+            let r = self.eval(rhs, input, env)?;
+            functions::append_string(&mut s, &r).map_err(|e| e.at(n.pos))?;
+            return Ok(Val::string(s));
+        }
         let l = self.eval(lhs, input, env)?;
         match op {
             BinOp::And => {
@@ -868,12 +1098,8 @@ impl Eval {
             }
             BinOp::Concat => {
                 let mut s = String::new();
-                if !l.is_undefined() {
-                    s.push_str(&functions::to_string(&l).map_err(|e| e.at(pos))?);
-                }
-                if !r.is_undefined() {
-                    s.push_str(&functions::to_string(&r).map_err(|e| e.at(pos))?);
-                }
+                functions::append_string(&mut s, &l).map_err(|e| e.at(pos))?;
+                functions::append_string(&mut s, &r).map_err(|e| e.at(pos))?;
                 Val::string(s)
             }
             BinOp::In => {
@@ -925,6 +1151,29 @@ impl Eval {
             }
             BinOp::And | BinOp::Or => Val::Undefined,
         })
+    }
+
+    /// Appends the string value of a chain of `&` operators to `out`.
+    fn concat_into(
+        &mut self,
+        n: &Node,
+        input: &Val,
+        env: &Rc<Frame>,
+        out: &mut String,
+    ) -> Result<()> {
+        if let Kind::Binary {
+            op: BinOp::Concat,
+            lhs,
+            rhs,
+        } = &n.kind
+            && is_plain_concat(n)
+        {
+            self.concat_into(lhs, input, env, out)?;
+            let r = self.eval(rhs, input, env)?;
+            return functions::append_string(out, &r).map_err(|e| e.at(n.pos));
+        }
+        let v = self.eval(n, input, env)?;
+        functions::append_string(out, &v).map_err(|e| e.at(n.pos))
     }
 
     fn eval_function(
@@ -1174,6 +1423,13 @@ impl Eval {
                     }
                     if let Val::Object(target) = &m {
                         for (k, v) in update.entries() {
+                            // `| $ | {'me': $} |` would make the object contain itself
+                            // (jsonata-js's result is circular, no JSON): it gets a copy.
+                            let v = if reaches(&v, target) {
+                                functions::deep_clone(&v)
+                            } else {
+                                v
+                            };
                             target.insert(k, v);
                         }
                     }
@@ -1206,6 +1462,38 @@ impl Eval {
         }
         Ok(result)
     }
+}
+
+/// Whether `v` is or holds the built object `target` (a walk over built values, each once).
+fn reaches(v: &Val, target: &Rc<super::value::Object>) -> bool {
+    let mut todo = vec![v.clone()];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(v) = todo.pop() {
+        match &v {
+            Val::Object(o) if Rc::ptr_eq(o, target) => return true,
+            Val::Object(o) if seen.insert(Rc::as_ptr(o) as usize) => {
+                todo.extend(o.entries.borrow().iter().map(|(_, x)| x.clone()));
+            }
+            Val::Array(a) if seen.insert(Rc::as_ptr(a) as usize) => {
+                todo.extend(a.items.iter().cloned());
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// A `&` node with nothing applied to its result (no predicate, grouping or `[]`).
+fn is_plain_concat(n: &Node) -> bool {
+    matches!(
+        n.kind,
+        Kind::Binary {
+            op: BinOp::Concat,
+            ..
+        }
+    ) && n.predicate.is_empty()
+        && n.group.is_none()
+        && !n.keep_array
 }
 
 /// The parts of a tail-call thunk, when `v` is one.

@@ -98,6 +98,18 @@ impl Frame {
             parent: Some(parent.clone()),
         })
     }
+    /// A root frame holding `vars`, whose names are distinct.
+    pub fn root_with(vars: Vec<(Str, Val)>) -> Rc<Frame> {
+        Rc::new(Frame {
+            vars: RefCell::new(vars),
+            parent: None,
+        })
+    }
+    /// Drops every binding (what ends a cycle of a frame and a lambda closed over it).
+    pub fn clear(&self) {
+        let vars = std::mem::take(&mut *self.vars.borrow_mut());
+        drop(vars);
+    }
     pub fn bind(&self, name: Str, value: Val) {
         let mut vars = self.vars.borrow_mut();
         if let Some(slot) = vars.iter_mut().find(|(k, _)| *k == name) {

@@ -125,11 +125,32 @@ fn unreachable_sig() -> Signature {
 
 /// The built-in named `name` as a function value.
 pub fn builtin(name: &str) -> Option<Val> {
-    let i = BUILTINS.iter().position(|b| b.name == name)?;
+    let i = builtin_index(name)? as usize;
     Some(Val::Func(Rc::new(Func::Builtin(
         &BUILTINS[i],
         &signatures()[i],
     ))))
+}
+
+/// The index of the built-in named `name`, resolved once when an expression is compiled.
+pub fn builtin_index(name: &str) -> Option<u16> {
+    BUILTINS
+        .iter()
+        .position(|b| b.name == name)
+        .map(|i| i as u16)
+}
+
+/// Calls built-in `i` directly (no function value is made): signature check, then the call.
+pub fn call_builtin(
+    ev: &mut Eval,
+    i: u16,
+    args: Vec<Val>,
+    input: &Val,
+    env: &Rc<Frame>,
+) -> Result<Val> {
+    let b = &BUILTINS[i as usize];
+    let args = signatures()[i as usize].validate_owned(args, input)?;
+    (b.imp)(ev, &args, input, env)
 }
 
 pub fn transform_signature() -> &'static Signature {
@@ -258,6 +279,25 @@ pub fn append(a: Val, b: Val) -> Val {
     Val::array(items)
 }
 
+/// Appends what `&` makes of `v` to `out` (nothing for undefined).
+pub fn append_string(out: &mut String, v: &Val) -> Result<()> {
+    match v {
+        Val::Undefined | Val::Func(_) => Ok(()),
+        Val::Str(s) => {
+            out.push_str(s);
+            Ok(())
+        }
+        Val::Num(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => {
+            out.push_str(itoa::Buffer::new().format(*x as i64));
+            Ok(())
+        }
+        other => {
+            out.push_str(&to_string(other)?);
+            Ok(())
+        }
+    }
+}
+
 /// `$string` of a value: strings as they are, everything else as JSON with numbers at 15
 /// significant digits.
 pub fn to_string(v: &Val) -> Result<String> {
@@ -284,6 +324,14 @@ pub fn stringify(v: &Val, pretty: bool, round: bool) -> Result<String> {
 }
 
 fn write_json(v: &Val, pretty: bool, round: bool, depth: usize, out: &mut String) -> Result<()> {
+    // A value an expression nested deeper than JSON allows (one `[$a]` per `$reduce` step)
+    // ends with U1001, as the JavaScript stack would, instead of overflowing this one.
+    if depth > 2000 {
+        return Err(Error::new(
+            "U1001",
+            "Stack overflow error: the value is nested too deeply to print",
+        ));
+    }
     let indent = |out: &mut String, d: usize| {
         if pretty {
             out.push('\n');
@@ -761,6 +809,9 @@ fn pad(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
     if pad_len <= 0.0 || !pad_len.is_finite() {
         return Ok(Val::str(s));
     }
+    if pad_len + s.len() as f64 > super::eval::MAX_STRING as f64 {
+        return Err(super::eval::too_large(0));
+    }
     let pad_len = pad_len as usize;
     let padding: String = ch.chars().cycle().take(pad_len).collect();
     Ok(Val::string(if width > 0.0 {
@@ -1147,7 +1198,7 @@ fn random(ev: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
             ));
             Ok(Val::Num(rng.next_f64()))
         }
-        None => Ok(Val::Num(ev.rng.next_f64())),
+        None => Ok(Val::Num(ev.rng().next_f64())),
     }
 }
 
@@ -1520,7 +1571,7 @@ fn shuffle(ev: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
     }
     let mut items = a.items();
     for i in (1..items.len()).rev() {
-        let j = (ev.rng.next_f64() * (i + 1) as f64) as usize;
+        let j = (ev.rng().next_f64() * (i + 1) as f64) as usize;
         items.swap(i, j.min(i));
     }
     Ok(Val::array(items))
@@ -1641,12 +1692,12 @@ fn from_millis(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val
 }
 
 fn now(ev: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
-    super::datetime::format_date_time(ev.now_millis as f64, text(args, 0), text(args, 1))
+    super::datetime::format_date_time(ev.now_millis() as f64, text(args, 0), text(args, 1))
         .map(Val::string)
 }
 
 fn millis(ev: &mut Eval, _: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
-    Ok(Val::Num(ev.now_millis as f64))
+    Ok(Val::Num(ev.now_millis() as f64))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1712,7 +1763,7 @@ fn hash(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
 }
 
 fn uuid(ev: &mut Eval, _: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
-    Ok(Val::string(ev.rng.uuid()))
+    Ok(Val::string(ev.rng().uuid()))
 }
 
 /// `$parse(text)`: a JSON string as a value.

@@ -28,10 +28,8 @@ mod regex;
 mod signature;
 mod value;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub use error::Error;
-pub use eval::Limits;
+pub use eval::{Limits, Variables};
 
 use crate::json::Value;
 use func::Frame;
@@ -51,6 +49,9 @@ pub struct Options {
     pub now_millis: Option<i64>,
     /// Seed of `$random()`, `$shuffle()` and `$uuid()`; from the clock when None.
     pub seed: Option<u64>,
+    /// JSONata as Step Functions provides it: `$eval` is left out (AWS offers `$parse`
+    /// instead); Step Functions' own functions are there in both dialects.
+    pub step_functions: bool,
 }
 
 /// Parses and processes JSONata text.
@@ -63,13 +64,6 @@ pub fn compile(text: &str) -> Result<Expression, Error> {
 pub(crate) fn parse_tree(text: &str) -> Result<ast::Node, Error> {
     let raw = parser::parse(text)?;
     ast::process(raw)
-}
-
-fn clock_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Expression {
@@ -89,15 +83,38 @@ impl Expression {
         bindings: &[(&str, Value)],
         options: &Options,
     ) -> Result<Option<Value>, Error> {
-        let now = options.now_millis.unwrap_or_else(clock_millis);
-        let seed = options.seed.unwrap_or(now as u64 ^ 0x9e37_79b9_7f4a_7c15);
-        let mut ev = eval::Eval::new(options.limits, now, seed);
-        let env = Frame::root();
+        let mut vars: Vec<(crate::json::Str, Val)> = Vec::with_capacity(bindings.len());
         for (name, v) in bindings {
-            env.bind((*name).into(), Val::from_json(v));
+            if !vars.iter().any(|(k, _)| k.as_str() == *name) {
+                vars.push(((*name).into(), Val::from_json(v)));
+            }
         }
+        self.run(input, Frame::root_with(vars), None, options)
+    }
+
+    /// Evaluates with variables read from `vars` (no bindings copied in): what a state
+    /// machine does, where `$states` and the workflow variables live outside the expression.
+    pub fn evaluate_vars(
+        &self,
+        input: Option<&Value>,
+        vars: &dyn Variables,
+        options: &Options,
+    ) -> Result<Option<Value>, Error> {
+        self.run(input, Frame::root(), Some(vars), options)
+    }
+
+    fn run(
+        &self,
+        input: Option<&Value>,
+        env: std::rc::Rc<Frame>,
+        vars: Option<&dyn Variables>,
+        options: &Options,
+    ) -> Result<Option<Value>, Error> {
+        let mut ev = eval::Eval::new(options.limits, options.now_millis, options.seed);
+        ev.vars = vars;
+        ev.step_functions = options.step_functions;
         let input = input.map(Val::from_json).unwrap_or_default();
-        env.bind("$".into(), input.clone());
+        ev.root = input.clone();
         let input = if matches!(input, Val::JArray(_)) {
             Val::array_with(vec![input], flag::SEQUENCE | flag::OUTER_WRAPPER)
         } else {

@@ -240,6 +240,10 @@ pub fn js_number_to_string(value: f64) -> String {
     if value == 0.0 {
         return "0".to_string();
     }
+    // Integers below 2^53 print as their digits; most numbers in events are such.
+    if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+        return itoa::Buffer::new().format(value as i64).to_string();
+    }
     let (digits, n) = shortest_digits(value);
     let k = digits.len() as i32;
     let s = digits_to_string(&digits);
@@ -278,6 +282,10 @@ pub fn js_number_to_string(value: f64) -> String {
 /// ($string(0.1+0.2) is "0.3", $string(5890840712243077) is "5890840712243080").
 pub fn to_precision_15(value: f64) -> f64 {
     if !value.is_finite() || value == 0.0 {
+        return value;
+    }
+    // Integers of at most 15 digits are their own 15-digit rounding.
+    if value.fract() == 0.0 && value.abs() < 1e15 {
         return value;
     }
     // A value whose shortest form has at most 15 digits is its own 15-digit rounding.

@@ -148,6 +148,23 @@ impl Signature {
         })
     }
 
+    /// `validate` that hands back `args` itself when they need no fixing up (the usual
+    /// case: every argument given, of a plain type), so a call allocates nothing more.
+    pub fn validate_owned(&self, args: Vec<Val>, context: &Val) -> Result<Vec<Val>> {
+        if args.len() <= self.params.len()
+            && self.params.iter().zip(&args).all(|(p, a)| {
+                let s = symbol_of(a);
+                s != b'm' && !p.repeated && p.kind != b'a' && p.accepts.contains(&s)
+            })
+            && self.params[args.len()..]
+                .iter()
+                .all(|p| p.optional && !p.context)
+        {
+            return Ok(args);
+        }
+        self.validate(&args, context)
+    }
+
     /// Checks `args` against the signature and returns them fixed up: context values put in
     /// for missing `-` arguments, single values wrapped where an array is expected.
     pub fn validate(&self, args: &[Val], context: &Val) -> Result<Vec<Val>> {

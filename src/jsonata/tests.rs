@@ -115,3 +115,81 @@ fn step_functions_additions() {
     assert_eq!(ok("$random(7) = $random(7)", "{}"), "true");
     assert_eq!(ok("$length($uuid())", "{}"), "36");
 }
+
+#[test]
+fn closure_bound_in_its_own_frame_is_freed() {
+    // `$f` holds a lambda closed over the frame holding `$f`: the evaluation's end breaks it.
+    let tree = parse_tree("$f := function($x){ $f($x) }").unwrap();
+    let env = Frame::root();
+    let frame = std::rc::Rc::downgrade(&env);
+    {
+        let mut ev = eval::Eval::new(Limits::default(), Some(0), Some(1));
+        ev.eval(&tree, &Val::Undefined, &env).unwrap();
+    }
+    drop(env);
+    assert!(frame.upgrade().is_none(), "the frame and its lambda leak");
+}
+
+#[test]
+fn array_doubling_ends_at_the_size_limit() {
+    let e = "($f := function($s, $x){ $x > 0 ? $f([$s, $s], $x) : $s }; $f('a', 1))";
+    assert_eq!(code(e, "{}"), "U1001");
+}
+
+#[test]
+fn path_squaring_ends_at_the_size_limit() {
+    assert_eq!(
+        code("($f := function($s){ $f($s.$s) }; $f([1, 2, 3]))", "{}"),
+        "U1001"
+    );
+}
+
+#[test]
+fn pad_to_a_giant_width_is_a_limit_error() {
+    assert_eq!(code("$pad('x', 1e12)", "{}"), "U1001");
+    assert_eq!(code("$pad('x', -1e12, '#')", "{}"), "U1001");
+}
+
+#[test]
+fn deeply_nested_built_value_is_a_limit_error() {
+    let e = "$reduce([1..100000], function($a, $v){ [[$a]] }, [])";
+    assert_eq!(code(e, "{}"), "U1001");
+    let e = "$reduce([1..100000], function($a, $v){ {'a': $a} }, {})";
+    assert_eq!(code(e, "{}"), "U1001");
+    assert_eq!(ok("$string([[[1]]])", "{}"), r#""[[[1]]]""#);
+}
+
+#[test]
+fn transform_update_holding_the_match_copies_it() {
+    assert_eq!(
+        ok("$ ~> |$|{'me': $}|", r#"{"a":1}"#),
+        r#"{"a":1,"me":{"a":1}}"#
+    );
+}
+
+#[test]
+fn step_functions_leave_out_eval() {
+    let e = compile("$eval('1 + 1')").unwrap();
+    assert_eq!(e.evaluate(None, &[]).unwrap(), Some(json::Value::int(2)));
+    let opts = Options {
+        step_functions: true,
+        ..Options::default()
+    };
+    assert_eq!(e.evaluate_with(None, &[], &opts).unwrap_err().code, "T1006");
+    let e = compile("$parse('[1,2]')[1]").unwrap();
+    assert_eq!(
+        e.evaluate_with(None, &[], &opts).unwrap(),
+        Some(json::Value::int(2))
+    );
+}
+
+#[test]
+fn constant_folding_keeps_the_meaning_of_predicates() {
+    // `[0 + 1]` filters like the expression it is, whatever the folding made of it.
+    let doc = r#"{"a":[[1,2,3],[4,5,6]]}"#;
+    assert_eq!(ok("a[0 + 1]", doc), ok("a[($x := 1; $x)]", doc));
+    assert_eq!(ok("a[0 + 1][0]", doc), "[4,5,6]");
+    assert_eq!(ok("a[1][0]", doc), "4");
+    assert_eq!(ok("60 * 60 & ' s'", "{}"), "\"3600 s\"");
+    assert_eq!(code("1 / 0 + $x", "{}"), "D1001");
+}

@@ -50,6 +50,22 @@ pub mod flag {
 pub struct Array {
     pub items: Vec<Val>,
     pub flags: Cell<u8>,
+    /// Levels of built arrays and objects inside (the evaluator limits it: walking and
+    /// dropping a value recurse).
+    pub depth: u32,
+}
+
+/// How many levels of built arrays and objects `v` is.
+pub fn nesting(v: &Val) -> u32 {
+    match v {
+        Val::Array(a) => a.depth + 1,
+        Val::Object(o) => o.depth.get() + 1,
+        _ => 0,
+    }
+}
+
+fn nesting_of<'a>(items: impl Iterator<Item = &'a Val>) -> u32 {
+    items.map(nesting).max().unwrap_or(0)
 }
 
 impl Array {
@@ -67,11 +83,14 @@ impl Array {
 #[derive(Default)]
 pub struct Object {
     pub entries: RefCell<Vec<(Str, Val)>>,
+    /// As [`Array::depth`].
+    pub depth: Cell<u32>,
 }
 
 impl Object {
     pub fn new(entries: Vec<(Str, Val)>) -> Object {
         Object {
+            depth: Cell::new(nesting_of(entries.iter().map(|(_, v)| v))),
             entries: RefCell::new(entries),
         }
     }
@@ -84,6 +103,7 @@ impl Object {
     }
     /// Sets `key`, keeping the position of an existing key.
     pub fn insert(&self, key: Str, value: Val) {
+        self.depth.set(self.depth.get().max(nesting(&value)));
         let mut entries = self.entries.borrow_mut();
         if let Some(slot) = entries.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
@@ -112,12 +132,14 @@ impl Val {
     /// A plain array (not a sequence).
     pub fn array(items: Vec<Val>) -> Val {
         Val::Array(Rc::new(Array {
+            depth: nesting_of(items.iter()),
             items,
             flags: Cell::new(0),
         }))
     }
     pub fn array_with(items: Vec<Val>, flags: u8) -> Val {
         Val::Array(Rc::new(Array {
+            depth: nesting_of(items.iter()),
             items,
             flags: Cell::new(flags),
         }))
