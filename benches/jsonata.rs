@@ -130,6 +130,23 @@ fn bench(c: &mut Criterion) {
             black_box(one(&w, black_box(ev.as_bytes())))
         })
     });
+    // Each W1j expression alone, with the variables Enrich assigns.
+    let input = json::parse(event.as_bytes()).unwrap();
+    let mut vars = Vars(vec![("states", Value::object_from([("input", input)]))]);
+    let opts = Options::default();
+    for (k, e) in &w.enrich {
+        let v = e
+            .evaluate_vars(None, &vars, &opts)
+            .unwrap()
+            .unwrap_or_default();
+        vars.0.push((k.as_str(), v));
+    }
+    let all = w.enrich.iter().chain(&w.conds).chain(&w.shape);
+    for (i, (name, e)) in all.enumerate() {
+        g.bench_function(format!("w1j_{i:02}_{name}"), |b| {
+            b.iter(|| black_box(e.evaluate_vars(None, &vars, &opts).unwrap()))
+        });
+    }
     let doc = json::parse(event.as_bytes()).unwrap();
     for expr in [
         "site.region & '#' & deviceId & '#' & $string(ts)",

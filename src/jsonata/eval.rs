@@ -481,6 +481,42 @@ impl<'v> Eval<'v> {
             }
             _ => cur = input.clone(),
         }
+        // Through JSON objects by reference: no value is made for the steps in between.
+        if let Val::JObject(root) = &cur
+            && from < steps.len()
+        {
+            let mut obj: &crate::json::Object = root;
+            let mut i = from;
+            let mut reached: Option<Val> = None;
+            while i < steps.len() {
+                let Kind::Name(key) = &steps[i].kind else {
+                    break;
+                };
+                match obj.get(key) {
+                    None => return Ok(Val::Undefined),
+                    Some(crate::json::Value::Object(o)) if i + 1 < steps.len() => obj = o,
+                    Some(v) => {
+                        reached = Some(Val::from_json(v));
+                        i += 1;
+                        break;
+                    }
+                }
+                i += 1;
+            }
+            match reached {
+                Some(v) if i >= steps.len() => return Ok(v),
+                Some(v) => {
+                    cur = v;
+                    from = i;
+                }
+                None => {
+                    // Stopped on a step that is not a name (cannot happen in a simple
+                    // path); resume generally from the object reached.
+                    cur = Val::JObject(Arc::new(obj.clone()));
+                    from = i;
+                }
+            }
+        }
         for (i, step) in steps.iter().enumerate().skip(from) {
             let Kind::Name(key) = &step.kind else {
                 return Err((i, seq_of(&cur)));

@@ -193,3 +193,20 @@ fn constant_folding_keeps_the_meaning_of_predicates() {
     assert_eq!(ok("60 * 60 & ' s'", "{}"), "\"3600 s\"");
     assert_eq!(code("1 / 0 + $x", "{}"), "D1001");
 }
+
+#[test]
+fn simple_paths_agree_with_the_general_walk() {
+    let doc = r#"{"a":{"b":{"c":[1,{"d":2}],"e":null},"f":"x"}}"#;
+    // The same paths with a predicate that keeps everything take the general way.
+    for (simple, general) in [
+        ("a.b.c", "a[true].b.c"),
+        ("a.b.c.d", "a[true].b.c.d"),
+        ("a.b.e", "a[true].b.e"),
+        ("a.f.g", "a[true].f.g"),
+        ("a.b", "a[true].b"),
+        ("a.zz.c", "a[true].zz.c"),
+    ] {
+        assert_eq!(ok(simple, doc), ok(general, doc), "{simple}");
+    }
+    assert_eq!(ok("$.a.b.c[1].d", doc), "2");
+}
