@@ -1212,6 +1212,17 @@ impl<'v> Eval<'v> {
         functions::append_string(out, &v).map_err(|e| e.at(n.pos))
     }
 
+    /// `name(...)` where `$name` is a function: the name, to suggest the missing `$`.
+    fn forgot_dollar(&self, procedure: &Node, env: &Rc<Frame>) -> Option<Str> {
+        let Kind::Path { steps, .. } = &procedure.kind else {
+            return None;
+        };
+        let Some(Kind::Name(name)) = steps.first().map(|s| &s.kind) else {
+            return None;
+        };
+        (!self.lookup_var(env, name).is_undefined()).then(|| name.clone())
+    }
+
     fn eval_function(
         &mut self,
         n: &Node,
@@ -1224,9 +1235,7 @@ impl<'v> Eval<'v> {
         let proc = self.eval(procedure, input, env)?;
         let proc_name = procedure_name(procedure);
         if proc.is_undefined()
-            && let Kind::Path { steps, .. } = &procedure.kind
-            && let Some(Kind::Name(name)) = steps.first().map(|s| &s.kind)
-            && !self.lookup_var(env, name).is_undefined()
+            && let Some(name) = self.forgot_dollar(procedure, env)
         {
             return Err(Error::new(
                 "T1005",
@@ -1268,9 +1277,7 @@ impl<'v> Eval<'v> {
         let proc = self.eval(procedure, input, env)?;
         let name = procedure_name(procedure);
         if proc.is_undefined()
-            && let Kind::Path { steps, .. } = &procedure.kind
-            && let Some(Kind::Name(nm)) = steps.first().map(|s| &s.kind)
-            && !self.lookup_var(env, nm).is_undefined()
+            && let Some(nm) = self.forgot_dollar(procedure, env)
         {
             return Err(Error::new(
                 "T1007",
