@@ -200,6 +200,19 @@ impl Call {
         out
     }
 
+    /// The paths this call reads, nested calls included, to resolve their variables.
+    pub fn paths_mut(&mut self) -> Vec<&mut Path> {
+        let mut out = Vec::new();
+        for a in &mut self.args {
+            match a {
+                Arg::Path(p) => out.push(p),
+                Arg::Call(c) => out.extend(c.paths_mut()),
+                Arg::Literal(_) => {}
+            }
+        }
+        out
+    }
+
     /// Evaluates the call.
     pub fn eval(&self, scope: &mut dyn Scope) -> Result<Value, IntrinsicError> {
         // Arguments of the usual calls (at most four) stay on the stack.

@@ -1,6 +1,7 @@
 //! `Definition`: the Amazon States Language document as typed data, every state type and
-//! field of the JSONPath query language. Paths, templates and intrinsic calls are already
-//! parsed here, so validation and compilation never look at their text again.
+//! field of both query languages (JSONPath and JSONata) and workflow variables (`Assign`).
+//! Paths, templates, intrinsic calls and JSONata expressions are already parsed here, so
+//! validation and compilation never look at their syntax again.
 
 use crate::intrinsics::Call;
 use crate::json::{Str, Value};
@@ -52,6 +53,13 @@ pub struct State {
     pub name: String,
     pub comment: Option<String>,
     pub kind: Kind,
+    /// The state's own `QueryLanguage`, or the definition's.
+    pub query_language: QueryLanguage,
+    /// `Assign`: an object of variable names. In a JSONPath state its `.$` fields are paths
+    /// or intrinsic calls; in a JSONata state its strings may be `{% %}` expressions.
+    pub assign: Option<Template>,
+    /// `Output` (JSONata states): what the state passes on.
+    pub output: Option<Template>,
     /// `InputPath` (absent means `$`).
     pub input_path: PathField,
     /// `OutputPath` (absent means `$`).
@@ -101,13 +109,24 @@ pub enum Template {
     Path(Path),
     /// `"key.$": "States.Fn(...)"`.
     Call(Box<Call>),
+    /// `"{% expression %}"` in a JSONata state.
+    Jsonata(Box<JsonataExpr>),
 }
 
-/// A value given directly or through a path (`Seconds`/`SecondsPath`, ...).
+/// A JSONata expression as written between `{%` and `%}` (trimmed), already checked to
+/// compile; the plan compiles it again with its variables resolved to slots.
+#[derive(Clone, Debug)]
+pub struct JsonataExpr {
+    pub text: Str,
+}
+
+/// A value given directly, through a path (`Seconds`/`SecondsPath`, ...) or, in a JSONata
+/// state, by an expression.
 #[derive(Clone, Debug)]
 pub enum Dynamic<T> {
     Fixed(T),
     Path(Path),
+    Expr(Box<JsonataExpr>),
 }
 
 /// A string given directly or computed (`Error`/`ErrorPath`, `Cause`/`CausePath`).
@@ -116,6 +135,7 @@ pub enum TextSource {
     Fixed(String),
     Path(Path),
     Call(Box<Call>),
+    Expr(Box<JsonataExpr>),
 }
 
 #[derive(Clone, Debug)]
@@ -147,6 +167,7 @@ impl Kind {
 
 #[derive(Clone, Debug)]
 pub struct Pass {
+    /// `Parameters` (JSONPath).
     pub parameters: Option<Template>,
     pub result: Option<Value>,
     pub result_path: ResultPath,
@@ -155,6 +176,7 @@ pub struct Pass {
 #[derive(Clone, Debug)]
 pub struct Task {
     pub resource: String,
+    /// `Parameters`, or `Arguments` in a JSONata state.
     pub parameters: Option<Template>,
     pub result_selector: Option<Template>,
     pub result_path: ResultPath,
@@ -186,6 +208,9 @@ pub struct Catcher {
     pub error_equals: Vec<String>,
     pub next: String,
     pub result_path: ResultPath,
+    pub assign: Option<Template>,
+    /// `Output` (JSONata): what the catcher passes on instead of the error output.
+    pub output: Option<Template>,
 }
 
 #[derive(Clone, Debug)]
@@ -199,6 +224,10 @@ pub struct Choice {
 pub struct ChoiceRule {
     pub condition: Condition,
     pub next: String,
+    /// `Assign` and `Output` of the rule, used when it matches (the state's own are used
+    /// when the Default is taken).
+    pub assign: Option<Template>,
+    pub output: Option<Template>,
 }
 
 #[derive(Clone, Debug)]
@@ -211,6 +240,8 @@ pub enum Condition {
         op: Comparison,
         operand: Operand,
     },
+    /// `Condition` (JSONata): `true`/`false` or an expression that must give a boolean.
+    Jsonata(Template),
 }
 
 /// The right-hand side of a comparison: a literal, or a path for the `...Path` operators.
@@ -312,6 +343,8 @@ pub enum WaitFor {
     /// An RFC 3339 timestamp, as milliseconds since the Unix epoch.
     Timestamp(i64),
     TimestampPath(Path),
+    SecondsExpr(Box<JsonataExpr>),
+    TimestampExpr(Box<JsonataExpr>),
 }
 
 #[derive(Clone, Debug)]
@@ -328,6 +361,7 @@ pub struct Fail {
 #[derive(Clone, Debug)]
 pub struct Parallel {
     pub branches: Vec<Machine>,
+    /// `Parameters`, or `Arguments` in a JSONata state.
     pub parameters: Option<Template>,
     pub result_selector: Option<Template>,
     pub result_path: ResultPath,
@@ -348,6 +382,8 @@ pub struct Map {
     /// Written with the legacy `Iterator` field rather than `ItemProcessor`.
     pub legacy_iterator: bool,
     pub items_path: PathField,
+    /// `Items` (JSONata): an array, or an expression giving one.
+    pub items: Option<Template>,
     /// `ItemSelector`, or the legacy `Parameters`.
     pub item_selector: Option<Template>,
     pub item_reader: Option<Value>,

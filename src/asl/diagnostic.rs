@@ -28,15 +28,13 @@ pub struct Span {
     pub end: usize,
 }
 
-/// The codes AWS uses, and ours for what stepstream cannot run yet.
+/// The codes AWS uses.
 pub mod code {
     pub const INVALID_JSON_DESCRIPTION: &str = "INVALID_JSON_DESCRIPTION";
     pub const SCHEMA_VALIDATION_FAILED: &str = "SCHEMA_VALIDATION_FAILED";
     pub const MISSING_TRANSITION_TARGET: &str = "MISSING_TRANSITION_TARGET";
     pub const MISSING_END_STATE: &str = "MISSING_END_STATE";
     pub const DUPLICATE_STATE_NAME: &str = "DUPLICATE_STATE_NAME";
-    /// Valid ASL that this version of stepstream does not execute (JSONata, variables).
-    pub const UNSUPPORTED_FEATURE: &str = "UNSUPPORTED_FEATURE";
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -192,19 +192,145 @@ mod tests {
         assert_eq!(e[0].location, "/States/T/Resource");
     }
 
+    fn state(body: &str) -> String {
+        format!(r#"{{"StartAt":"A","States":{{"A":{body}}}}}"#)
+    }
+
+    fn jsonata_state(body: &str) -> String {
+        format!(r#"{{"QueryLanguage":"JSONata","StartAt":"A","States":{{"A":{body}}}}}"#)
+    }
+
     #[test]
-    fn jsonata_and_variables_are_reported_as_not_yet_supported() {
+    fn jsonata_and_variables_are_valid_in_both_languages() {
+        assert!(problems(&jsonata_state(r#"{"Type":"Pass","Output":"{% $states.input %}","Assign":{"x":"{% 1 %}"},"End":true}"#)).is_empty());
+        assert!(
+            problems(&state(
+                r#"{"Type":"Pass","Assign":{"x.$":"$.a","y":1},"End":true}"#
+            ))
+            .is_empty()
+        );
+        // A JSONPath definition may hold JSONata states.
+        assert!(
+            problems(&state(
+                r#"{"Type":"Pass","QueryLanguage":"JSONata","Output":"{% $x %}","End":true}"#
+            ))
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn fields_of_the_other_query_language_are_refused_where_they_are() {
+        for field in [
+            r#""Parameters":{}"#,
+            r#""InputPath":"$""#,
+            r#""ResultPath":"$.r""#,
+            r#""OutputPath":"$""#,
+        ] {
+            let p = problems(&jsonata_state(&format!(
+                r#"{{"Type":"Pass",{field},"End":true}}"#
+            )));
+            let name = field.split('"').nth(1).unwrap();
+            assert_eq!(
+                p,
+                [format!("SCHEMA_VALIDATION_FAILED@/States/A/{name}")],
+                "{field}"
+            );
+        }
         assert_eq!(
-            problems(
-                r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{"A":{"Type":"Succeed"}}}"#
-            ),
-            ["UNSUPPORTED_FEATURE@/QueryLanguage"]
+            problems(&state(r#"{"Type":"Pass","Output":{},"End":true}"#)),
+            ["SCHEMA_VALIDATION_FAILED@/States/A/Output"]
+        );
+        assert_eq!(
+            problems(&state(
+                r#"{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","Arguments":{},"End":true}"#
+            )),
+            ["SCHEMA_VALIDATION_FAILED@/States/A/Arguments"]
+        );
+        // A JSONPath rule in a JSONata Choice, and a JSONata rule in a JSONPath one.
+        assert_eq!(
+            problems(&jsonata_state(
+                r#"{"Type":"Choice","Choices":[{"Variable":"$.a","IsPresent":true,"Condition":true,"Next":"B"}],"Default":"B"},"B":{"Type":"Succeed"}"#
+            )),
+            [
+                "SCHEMA_VALIDATION_FAILED@/States/A/Choices[0]/Variable",
+                "SCHEMA_VALIDATION_FAILED@/States/A/Choices[0]/IsPresent"
+            ]
+        );
+        assert!(
+            problems(&state(
+                r#"{"Type":"Choice","Choices":[{"Condition":true,"Next":"A"}],"Default":"A"}"#
+            ))
+            .contains(&"SCHEMA_VALIDATION_FAILED@/States/A/Choices[0]/Condition".to_string())
         );
         assert_eq!(
             problems(
-                r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Assign":{"x":1},"End":true}}}"#
+                r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{"A":{"Type":"Pass","QueryLanguage":"JSONPath","End":true}}}"#
             ),
-            ["UNSUPPORTED_FEATURE@/States/A/Assign"]
+            ["SCHEMA_VALIDATION_FAILED@/States/A/QueryLanguage"]
+        );
+    }
+
+    #[test]
+    fn jsonata_strings_are_checked_with_the_position_of_the_error() {
+        assert_eq!(
+            problems(&jsonata_state(
+                r#"{"Type":"Pass","Output":{"a":"{% $x"},"End":true}"#
+            )),
+            ["SCHEMA_VALIDATION_FAILED@/States/A/Output/a"]
+        );
+        assert_eq!(
+            problems(&jsonata_state(
+                r#"{"Type":"Pass","Output":"{%  %}","End":true}"#
+            )),
+            ["SCHEMA_VALIDATION_FAILED@/States/A/Output"]
+        );
+        let def = jsonata_state(r#"{"Type":"Pass","Output":"{% 1 + ) %}","End":true}"#);
+        let d = load(def.as_bytes(), MachineType::Standard).unwrap_err();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].location, "/States/A/Output");
+        assert!(d[0].message.contains("'1 + )'"), "{}", d[0].message);
+        // The span points at the `)` inside the field's string.
+        assert_eq!(d[0].span.map(|s| s.start), Some(7));
+        // Text around the markers makes the string a literal, not an expression.
+        assert!(
+            problems(&jsonata_state(
+                r#"{"Type":"Pass","Output":" {% nope( %} ","End":true}"#
+            ))
+            .is_empty()
+        );
+        // A Condition must be a boolean or an expression.
+        assert_eq!(
+            problems(&jsonata_state(
+                r#"{"Type":"Choice","Choices":[{"Condition":"yes","Next":"B"}],"Default":"B"},"B":{"Type":"Succeed"}"#
+            )),
+            ["SCHEMA_VALIDATION_FAILED@/States/A/Choices[0]/Condition"]
+        );
+    }
+
+    #[test]
+    fn variable_names_and_where_assign_goes_are_checked() {
+        for bad in ["1x", "a-b", "states", ""] {
+            assert_eq!(
+                problems(&state(&format!(
+                    r#"{{"Type":"Pass","Assign":{{"{bad}":1}},"End":true}}"#
+                ))),
+                [format!("SCHEMA_VALIDATION_FAILED@/States/A/Assign/{bad}")],
+                "{bad:?}"
+            );
+        }
+        assert!(
+            problems(&state(
+                r#"{"Type":"Pass","Assign":{"_ok1":1,"été":2},"End":true}"#
+            ))
+            .is_empty()
+        );
+        assert_eq!(
+            problems(&state(r#"{"Type":"Succeed","Assign":{"x":1}}"#)),
+            ["SCHEMA_VALIDATION_FAILED@/States/A/Assign"]
+        );
+        assert_eq!(
+            problems(&state(r#"{"Type":"Pass","Assign":[1],"End":true}"#)),
+            ["SCHEMA_VALIDATION_FAILED@/States/A/Assign"]
         );
     }
 }

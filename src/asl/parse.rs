@@ -41,7 +41,11 @@ pub fn parse(text: &[u8]) -> Parsed {
 
 /// Parses a definition already read as JSON.
 pub fn parse_value(value: &Value) -> Parsed {
-    let mut r = Reader { diags: Vec::new() };
+    let mut r = Reader {
+        diags: Vec::new(),
+        top_ql: QueryLanguage::JsonPath,
+        ql: QueryLanguage::JsonPath,
+    };
     let definition = r.definition(value);
     Parsed {
         definition,
@@ -83,14 +87,59 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Fields that belong to the JSONata query language or to variables, which stepstream does
-/// not run yet: reported as unsupported rather than unknown.
-const LATER_FIELDS: &[&str] = &["Arguments", "Output", "Assign", "Items", "Condition"];
+/// Fields of the JSONPath query language only: an error in a JSONata state.
+const JSONPATH_FIELDS: &[(&str, &str)] = &[
+    ("InputPath", "$states.input in the expressions"),
+    ("OutputPath", "Output"),
+    ("Parameters", "Arguments"),
+    ("ResultSelector", "Output"),
+    ("ResultPath", "Output"),
+    ("Result", "Output"),
+    ("ItemsPath", "Items"),
+    ("TimeoutSecondsPath", "TimeoutSeconds with an expression"),
+    (
+        "HeartbeatSecondsPath",
+        "HeartbeatSeconds with an expression",
+    ),
+    ("SecondsPath", "Seconds with an expression"),
+    ("TimestampPath", "Timestamp with an expression"),
+    ("ErrorPath", "Error with an expression"),
+    ("CausePath", "Cause with an expression"),
+    ("MaxConcurrencyPath", "MaxConcurrency with an expression"),
+    (
+        "ToleratedFailureCountPath",
+        "ToleratedFailureCount with an expression",
+    ),
+    (
+        "ToleratedFailurePercentagePath",
+        "ToleratedFailurePercentage with an expression",
+    ),
+];
+
+/// Fields of the JSONata query language only: an error in a JSONPath state.
+const JSONATA_FIELDS: &[&str] = &["Arguments", "Output", "Items", "Condition"];
 
 const MAX_INT: u64 = 99_999_999;
 
 struct Reader {
     diags: Vec<Diagnostic>,
+    /// The definition's `QueryLanguage`, which every state inherits.
+    top_ql: QueryLanguage,
+    /// The query language of the state being read.
+    ql: QueryLanguage,
+}
+
+/// Whether `name` may name a workflow variable: a letter or `_`, then letters, digits and
+/// `_`; `states` is reserved for `$states`.
+pub fn valid_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// The expression inside `{% ... %}`, when `s` is one.
+pub fn jsonata_text(s: &str) -> Option<&str> {
+    s.strip_prefix("{%")?.strip_suffix("%}")
 }
 
 fn at(loc: &str, field: &str) -> String {
@@ -103,24 +152,188 @@ impl Reader {
             .push(Diagnostic::error(code::SCHEMA_VALIDATION_FAILED, loc, msg));
     }
 
-    fn unsupported(&mut self, loc: impl Into<String>, msg: impl Into<String>) {
-        self.diags
-            .push(Diagnostic::error(code::UNSUPPORTED_FEATURE, loc, msg));
-    }
-
     fn finish(&mut self, f: &Fields<'_>, loc: &str) {
         for key in f.unused() {
-            if LATER_FIELDS.contains(&key) {
-                self.unsupported(
-                    at(loc, key),
-                    format!(
-                        "Field '{key}' belongs to JSONata or workflow variables, which this version of stepstream does not run yet"
-                    ),
-                );
-            } else {
-                self.schema(loc, format!("Field '{key}' is not supported"));
+            self.schema(loc, format!("Field '{key}' is not supported"));
+        }
+    }
+
+    /// Takes the fields of the other query language than the state's, reporting each.
+    fn other_language_fields(&mut self, f: &mut Fields<'_>, loc: &str) {
+        match self.ql {
+            QueryLanguage::Jsonata => {
+                for (key, instead) in JSONPATH_FIELDS {
+                    if f.take(key).is_some() {
+                        self.schema(
+                            at(loc, key),
+                            format!(
+                                "The field '{key}' is a JSONPath field and cannot be used in a state whose QueryLanguage is JSONata: use {instead}"
+                            ),
+                        );
+                    }
+                }
+            }
+            QueryLanguage::JsonPath => {
+                for key in JSONATA_FIELDS {
+                    if f.take(key).is_some() {
+                        self.schema(
+                            at(loc, key),
+                            format!(
+                                "The field '{key}' is a JSONata field and cannot be used in a state whose QueryLanguage is JSONPath: set \"QueryLanguage\": \"JSONata\" on the state or the definition"
+                            ),
+                        );
+                    }
+                }
             }
         }
+    }
+
+    /// A string of a JSONata state: a `{% %}` expression (checked to compile), or a literal.
+    fn jsonata_string(&mut self, s: &str, loc: &str) -> Result<Option<JsonataExpr>, ()> {
+        let Some(inner) = jsonata_text(s) else {
+            if s.starts_with("{%") {
+                self.schema(
+                    loc,
+                    format!(
+                        "The value '{s}' starts a JSONata expression with '{{%' but does not end it with '%}}'"
+                    ),
+                );
+                return Err(());
+            }
+            return Ok(None);
+        };
+        let text = inner.trim();
+        if text.is_empty() {
+            self.schema(loc, "The JSONata expression between '{%' and '%}' is empty");
+            return Err(());
+        }
+        match crate::jsonata::compile(text) {
+            Ok(_) => Ok(Some(JsonataExpr {
+                text: Str::new(text),
+            })),
+            Err(e) => {
+                // The error's position counts characters of the expression: make it a byte
+                // span inside the field's string.
+                let lead = 2 + (inner.len() - inner.trim_start().len());
+                let start = lead
+                    + text
+                        .char_indices()
+                        .nth(e.position.saturating_sub(1))
+                        .map_or(text.len(), |(i, _)| i);
+                self.diags.push(
+                    Diagnostic::error(
+                        code::SCHEMA_VALIDATION_FAILED,
+                        loc,
+                        format!("The JSONata expression '{text}' is not valid: {e}"),
+                    )
+                    .with_span(start.min(s.len()), (start + 1).min(s.len())),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// Any JSON value of a JSONata state's field: literals, with `{% %}` strings anywhere
+    /// inside objects and arrays.
+    fn jsonata_template(&mut self, v: &Value, loc: &str) -> Option<Template> {
+        let mut ok = true;
+        let t = self.jsonata_node(v, loc, &mut ok);
+        ok.then_some(t)
+    }
+
+    fn jsonata_node(&mut self, v: &Value, loc: &str, ok: &mut bool) -> Template {
+        match v {
+            Value::String(s) => match self.jsonata_string(s, loc) {
+                Ok(Some(e)) => Template::Jsonata(Box::new(e)),
+                Ok(None) => Template::Static(v.clone()),
+                Err(()) => {
+                    *ok = false;
+                    Template::Static(v.clone())
+                }
+            },
+            Value::Object(o) => {
+                let fields: Vec<(Str, Template)> = o
+                    .iter()
+                    .map(|(k, child)| (k.clone(), self.jsonata_node(child, &at(loc, k), ok)))
+                    .collect();
+                if fields.iter().all(|(_, t)| matches!(t, Template::Static(_))) {
+                    Template::Static(v.clone())
+                } else {
+                    Template::Object(fields)
+                }
+            }
+            Value::Array(a) => {
+                let items: Vec<Template> = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.jsonata_node(item, &format!("{loc}[{i}]"), ok))
+                    .collect();
+                if items.iter().all(|t| matches!(t, Template::Static(_))) {
+                    Template::Static(v.clone())
+                } else {
+                    Template::Array(items)
+                }
+            }
+            other => Template::Static(other.clone()),
+        }
+    }
+
+    /// A field that takes a JSONata expression or a literal: `Some(Err(expr))` for an
+    /// expression, `Some(Ok(value))` for a literal.
+    fn expr_or_literal<'v>(
+        &mut self,
+        v: &'v Value,
+        loc: &str,
+    ) -> Option<Result<&'v Value, Box<JsonataExpr>>> {
+        if let Value::String(s) = v {
+            match self.jsonata_string(s, loc) {
+                Ok(Some(e)) => return Some(Err(Box::new(e))),
+                Ok(None) => {}
+                Err(()) => return None,
+            }
+        }
+        Some(Ok(v))
+    }
+
+    /// `Assign`: an object whose keys name variables.
+    fn assign(&mut self, v: &Value, loc: &str) -> Option<Template> {
+        let Value::Object(o) = v else {
+            self.schema(
+                loc,
+                format!(
+                    "Assign must be a JSON object of variable names, found {}",
+                    v.type_name()
+                ),
+            );
+            return None;
+        };
+        let mut ok = true;
+        for (k, _) in o.iter() {
+            let name = match self.ql {
+                QueryLanguage::JsonPath => k.strip_suffix(".$").unwrap_or(k),
+                QueryLanguage::Jsonata => k.as_str(),
+            };
+            if name == "states" {
+                self.schema(
+                    at(loc, k),
+                    "The variable name 'states' is reserved for $states",
+                );
+                ok = false;
+            } else if !valid_variable_name(name) {
+                self.schema(
+                    at(loc, k),
+                    format!(
+                        "'{name}' is not a valid variable name: use a letter or '_' followed by letters, digits or '_'"
+                    ),
+                );
+                ok = false;
+            }
+        }
+        let t = match self.ql {
+            QueryLanguage::JsonPath => Some(self.template_node(v, loc)),
+            QueryLanguage::Jsonata => self.jsonata_template(v, loc),
+        };
+        if ok { t } else { None }
     }
 
     fn string(&mut self, v: &Value, loc: &str) -> Option<String> {
@@ -332,6 +545,12 @@ impl Reader {
                 );
                 None
             }
+            (Some(v), None) if self.ql == QueryLanguage::Jsonata => {
+                match self.expr_or_literal(v, &at(loc, name))? {
+                    Err(e) => Some(TextSource::Expr(e)),
+                    Ok(v) => self.string(v, &at(loc, name)).map(TextSource::Fixed),
+                }
+            }
             (Some(v), None) => self.string(v, &at(loc, name)).map(TextSource::Fixed),
             (None, Some(v)) => {
                 let floc = at(loc, &path_name);
@@ -491,7 +710,32 @@ impl Reader {
                     String::new()
                 }
             };
-            let result_path = self.result_path(f.take("ResultPath"), &at(&cloc, "ResultPath"));
+            let (mut result_path, mut output) = (ResultPath::Default, None);
+            match self.ql {
+                QueryLanguage::JsonPath => {
+                    result_path = self.result_path(f.take("ResultPath"), &at(&cloc, "ResultPath"));
+                    if f.take("Output").is_some() {
+                        self.schema(
+                            at(&cloc, "Output"),
+                            "The field 'Output' is a JSONata field and cannot be used in a state whose QueryLanguage is JSONPath: use ResultPath",
+                        );
+                    }
+                }
+                QueryLanguage::Jsonata => {
+                    if f.take("ResultPath").is_some() {
+                        self.schema(
+                            at(&cloc, "ResultPath"),
+                            "The field 'ResultPath' is a JSONPath field and cannot be used in a state whose QueryLanguage is JSONata: use Output",
+                        );
+                    }
+                    output = f
+                        .take("Output")
+                        .and_then(|v| self.jsonata_template(v, &at(&cloc, "Output")));
+                }
+            }
+            let assign = f
+                .take("Assign")
+                .and_then(|v| self.assign(v, &at(&cloc, "Assign")));
             self.finish(&f, &cloc);
             if !last && error_equals.iter().any(|e| e == "States.ALL") {
                 self.schema(
@@ -503,6 +747,8 @@ impl Reader {
                 error_equals,
                 next,
                 result_path,
+                assign,
+                output,
             });
         }
         out
@@ -543,6 +789,7 @@ impl Reader {
             None => QueryLanguage::JsonPath,
             Some(v) => self.query_language(v, "/QueryLanguage"),
         };
+        self.top_ql = query_language;
         let machine = self.machine(&mut f, "", "/");
         self.finish(&f, "/");
         Some(Definition {
@@ -557,13 +804,7 @@ impl Reader {
     fn query_language(&mut self, v: &Value, loc: &str) -> QueryLanguage {
         match v.as_str() {
             Some("JSONPath") => QueryLanguage::JsonPath,
-            Some("JSONata") => {
-                self.unsupported(
-                    loc,
-                    "QueryLanguage JSONata is valid ASL but this version of stepstream does not run it yet",
-                );
-                QueryLanguage::Jsonata
-            }
+            Some("JSONata") => QueryLanguage::Jsonata,
             _ => {
                 self.schema(loc, "QueryLanguage must be \"JSONPath\" or \"JSONata\"");
                 QueryLanguage::JsonPath
@@ -574,6 +815,13 @@ impl Reader {
     /// `StartAt` + `States` of the object behind `f`; `base` is the object's location,
     /// `report` where to report missing fields (`/` at the top level).
     fn machine(&mut self, f: &mut Fields<'_>, base: &str, report: &str) -> Option<Machine> {
+        let ql = self.ql;
+        let m = self.machine_inner(f, base, report);
+        self.ql = ql;
+        m
+    }
+
+    fn machine_inner(&mut self, f: &mut Fields<'_>, base: &str, report: &str) -> Option<Machine> {
         let states_loc = at(base, "States");
         let start_at = f.take("StartAt");
         let states = f.take("States");
@@ -672,15 +920,48 @@ impl Reader {
             }
         };
         let comment = self.comment(&mut f, loc);
+        self.ql = self.top_ql;
         if let Some(q) = f.take("QueryLanguage") {
-            self.query_language(q, &at(loc, "QueryLanguage"));
+            let qloc = at(loc, "QueryLanguage");
+            let ql = self.query_language(q, &qloc);
+            if ql == QueryLanguage::JsonPath && self.top_ql == QueryLanguage::Jsonata {
+                self.schema(
+                    qloc,
+                    "'QueryLanguage' can not be 'JSONPath' if set to 'JSONata' for whole state machine",
+                );
+            }
+            self.ql = ql;
         }
+        let query_language = self.ql;
+        self.other_language_fields(&mut f, loc);
         let mut input_path = PathField::Default;
         let mut output_path = PathField::Default;
         if ty != "Fail" {
             input_path = self.path_field(&mut f, "InputPath", loc);
             output_path = self.path_field(&mut f, "OutputPath", loc);
         }
+        let assign = match f.take("Assign") {
+            Some(_) if matches!(ty.as_str(), "Succeed" | "Fail") => {
+                self.schema(
+                    at(loc, "Assign"),
+                    format!("Field 'Assign' is not supported by a {ty} state"),
+                );
+                None
+            }
+            Some(v) => self.assign(v, &at(loc, "Assign")),
+            None => None,
+        };
+        let output = match f.take("Output") {
+            Some(_) if ty == "Fail" => {
+                self.schema(
+                    at(loc, "Output"),
+                    "Field 'Output' is not supported by a Fail state",
+                );
+                None
+            }
+            Some(v) => self.jsonata_template(v, &at(loc, "Output")),
+            None => None,
+        };
         let (kind, transition) = match ty.as_str() {
             "Pass" => {
                 let parameters = f
@@ -742,10 +1023,14 @@ impl Reader {
             }
         };
         self.finish(&f, loc);
+        self.ql = query_language;
         Some(State {
             name: name.to_string(),
             comment,
             kind,
+            query_language,
+            assign,
+            output,
             input_path,
             output_path,
             transition,
@@ -763,9 +1048,40 @@ impl Reader {
                 );
                 None
             }
-            (Some(v), None) => self.uint(v, &at(loc, name), 1, MAX_INT).map(Dynamic::Fixed),
+            (Some(v), None) => self.uint_or_expr(v, &at(loc, name), 1),
             (None, Some(v)) => self.path(v, &at(loc, &path_name)).map(Dynamic::Path),
             (None, None) => None,
+        }
+    }
+
+    /// An integer field, or in a JSONata state an expression giving one.
+    fn uint_or_expr(&mut self, v: &Value, loc: &str, min: u64) -> Option<Dynamic<u64>> {
+        if self.ql == QueryLanguage::Jsonata {
+            return match self.expr_or_literal(v, loc)? {
+                Err(e) => Some(Dynamic::Expr(e)),
+                Ok(v) => self.uint(v, loc, min, MAX_INT).map(Dynamic::Fixed),
+            };
+        }
+        self.uint(v, loc, min, MAX_INT).map(Dynamic::Fixed)
+    }
+
+    /// A payload template: `Parameters`-style in JSONPath, any value in JSONata.
+    fn payload(&mut self, v: &Value, loc: &str) -> Option<Template> {
+        match self.ql {
+            QueryLanguage::JsonPath => self.template(v, loc),
+            QueryLanguage::Jsonata => match v {
+                Value::Object(_) | Value::String(_) => self.jsonata_template(v, loc),
+                other => {
+                    self.schema(
+                        loc,
+                        format!(
+                            "The value must be a JSON object or a JSONata expression, found {}",
+                            other.type_name()
+                        ),
+                    );
+                    None
+                }
+            },
         }
     }
 
@@ -780,9 +1096,7 @@ impl Reader {
         if let Some(r) = &resource {
             self.check_resource(r, &at(loc, "Resource"));
         }
-        let parameters = f
-            .take("Parameters")
-            .and_then(|v| self.template(v, &at(loc, "Parameters")));
+        let parameters = self.parameters(f, loc);
         let result_selector = f
             .take("ResultSelector")
             .and_then(|v| self.template(v, &at(loc, "ResultSelector")));
@@ -801,7 +1115,7 @@ impl Reader {
         }
         let credentials = f.take("Credentials").and_then(|v| {
             let cloc = at(loc, "Credentials");
-            let t = self.template(v, &cloc)?;
+            let t = self.payload(v, &cloc)?;
             if let Value::Object(o) = v
                 && !(o.contains_key("RoleArn") || o.contains_key("RoleArn.$"))
             {
@@ -820,6 +1134,15 @@ impl Reader {
             heartbeat,
             credentials,
         })
+    }
+
+    /// `Parameters` (JSONPath) or `Arguments` (JSONata) of a Task or Parallel state.
+    fn parameters(&mut self, f: &mut Fields<'_>, loc: &str) -> Option<Template> {
+        let key = match self.ql {
+            QueryLanguage::JsonPath => "Parameters",
+            QueryLanguage::Jsonata => "Arguments",
+        };
+        f.take(key).and_then(|v| self.payload(v, &at(loc, key)))
     }
 
     /// Resources of the form `arn:<partition>:states:::service:action` must name an
@@ -857,13 +1180,36 @@ impl Reader {
         v: &Value,
         loc: &str,
         top: bool,
-    ) -> Option<(Condition, Option<String>)> {
+    ) -> Option<(Condition, Option<String>, Option<Template>)> {
         let Value::Object(o) = v else {
             self.schema(loc, "A choice rule must be a JSON object");
             return None;
         };
         let mut f = Fields::new(o);
         self.comment(&mut f, loc);
+        let assign = match f.take("Assign") {
+            Some(v) if top => self.assign(v, &at(loc, "Assign")),
+            Some(_) => {
+                self.schema(
+                    at(loc, "Assign"),
+                    "Only top-level choice rules may have 'Assign'",
+                );
+                None
+            }
+            None => None,
+        };
+        if f.take("Output").is_some() {
+            self.schema(
+                at(loc, "Output"),
+                "The field 'Output' is a JSONata field and cannot be used in a state whose QueryLanguage is JSONPath",
+            );
+        }
+        if f.take("Condition").is_some() {
+            self.schema(
+                at(loc, "Condition"),
+                "The field 'Condition' is a JSONata field and cannot be used in a state whose QueryLanguage is JSONPath: use Variable and a comparison operator",
+            );
+        }
         let next = match f.take("Next") {
             Some(n) if top => self.string(n, &at(loc, "Next")),
             Some(_) => {
@@ -915,11 +1261,13 @@ impl Reader {
             match (c, cv) {
                 ("Not", Some(inner)) => self
                     .condition(inner, &cloc, false)
-                    .map(|(c, _)| Condition::Not(Box::new(c))),
+                    .map(|(c, _, _)| Condition::Not(Box::new(c))),
                 (_, Some(Value::Array(items))) if !items.is_empty() => {
                     let mut parts = Vec::new();
                     for (i, item) in items.iter().enumerate() {
-                        if let Some((c, _)) = self.condition(item, &format!("{cloc}[{i}]"), false) {
+                        if let Some((c, _, _)) =
+                            self.condition(item, &format!("{cloc}[{i}]"), false)
+                        {
                             parts.push(c);
                         }
                     }
@@ -970,7 +1318,82 @@ impl Reader {
             }
         };
         self.finish(&f, loc);
-        Some((cond?, next))
+        Some((cond?, next, assign))
+    }
+
+    /// A choice rule of a JSONata state: `Condition`, `Next`, and optionally `Assign` and
+    /// `Output`.
+    fn jsonata_rule(&mut self, v: &Value, loc: &str) -> Option<ChoiceRule> {
+        let Value::Object(o) = v else {
+            self.schema(loc, "A choice rule must be a JSON object");
+            return None;
+        };
+        let mut f = Fields::new(o);
+        self.comment(&mut f, loc);
+        for key in ["Variable", "And", "Or", "Not"]
+            .into_iter()
+            .chain(Comparison::ALL.iter().map(|(n, _, _)| *n))
+        {
+            for k in [key.to_string(), format!("{key}Path")] {
+                if f.take(&k).is_some() {
+                    self.schema(
+                        at(loc, &k),
+                        format!(
+                            "The field '{k}' is a JSONPath field and cannot be used in a state whose QueryLanguage is JSONata: use Condition"
+                        ),
+                    );
+                }
+            }
+        }
+        let next = match f.take("Next") {
+            Some(n) => self.string(n, &at(loc, "Next")),
+            None => {
+                self.schema(loc, "These fields are required: [Next]");
+                None
+            }
+        };
+        let cloc = at(loc, "Condition");
+        let condition = match f.take("Condition") {
+            None => {
+                self.schema(loc, "These fields are required: [Condition]");
+                None
+            }
+            Some(v @ Value::Bool(_)) => Some(Condition::Jsonata(Template::Static(v.clone()))),
+            Some(Value::String(s)) => match self.jsonata_string(s, &cloc) {
+                Ok(Some(e)) => Some(Condition::Jsonata(Template::Jsonata(Box::new(e)))),
+                Ok(None) => {
+                    self.schema(
+                        cloc,
+                        format!("Condition must be a boolean or a JSONata expression '{{% ... %}}', found the string '{s}'"),
+                    );
+                    None
+                }
+                Err(()) => None,
+            },
+            Some(other) => {
+                self.schema(
+                    cloc,
+                    format!(
+                        "Condition must be a boolean or a JSONata expression, found {}",
+                        other.type_name()
+                    ),
+                );
+                None
+            }
+        };
+        let assign = f
+            .take("Assign")
+            .and_then(|v| self.assign(v, &at(loc, "Assign")));
+        let output = f
+            .take("Output")
+            .and_then(|v| self.jsonata_template(v, &at(loc, "Output")));
+        self.finish(&f, loc);
+        Some(ChoiceRule {
+            condition: condition?,
+            next: next?,
+            assign,
+            output,
+        })
     }
 
     fn literal_operand(&mut self, op: Comparison, v: &Value, loc: &str) -> Option<Value> {
@@ -1027,10 +1450,18 @@ impl Reader {
             Some(Value::Array(items)) if !items.is_empty() => {
                 let mut rules = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    if let Some((condition, Some(next))) =
-                        self.condition(item, &format!("{cloc}[{i}]"), true)
+                    let rloc = format!("{cloc}[{i}]");
+                    if self.ql == QueryLanguage::Jsonata {
+                        rules.extend(self.jsonata_rule(item, &rloc));
+                    } else if let Some((condition, Some(next), assign)) =
+                        self.condition(item, &rloc, true)
                     {
-                        rules.push(ChoiceRule { condition, next });
+                        rules.push(ChoiceRule {
+                            condition,
+                            next,
+                            assign,
+                            output: None,
+                        });
                     }
                 }
                 rules
@@ -1068,6 +1499,17 @@ impl Reader {
         let key = given[0];
         let v = f.take(key)?;
         let floc = at(loc, key);
+        if self.ql == QueryLanguage::Jsonata
+            && let Err(e) = self.expr_or_literal(v, &floc)?
+        {
+            return Some(Wait {
+                wait: if key == "Seconds" {
+                    WaitFor::SecondsExpr(e)
+                } else {
+                    WaitFor::TimestampExpr(e)
+                },
+            });
+        }
         let wait = match key {
             "Seconds" => WaitFor::Seconds(self.uint(v, &floc, 0, MAX_INT)?),
             "SecondsPath" => WaitFor::SecondsPath(self.path(v, &floc)?),
@@ -1119,9 +1561,7 @@ impl Reader {
                 Vec::new()
             }
         };
-        let parameters = f
-            .take("Parameters")
-            .and_then(|v| self.template(v, &at(loc, "Parameters")));
+        let parameters = self.parameters(f, loc);
         let result_selector = f
             .take("ResultSelector")
             .and_then(|v| self.template(v, &at(loc, "ResultSelector")));
@@ -1196,6 +1636,28 @@ impl Reader {
         self.finish(&pf, &ploc);
 
         let items_path = self.path_field(f, "ItemsPath", loc);
+        let items = match f.take("Items") {
+            Some(v @ (Value::Array(_) | Value::String(_))) => {
+                let t = self.jsonata_template(v, &at(loc, "Items"));
+                if let Some(Template::Static(Value::String(_))) = &t {
+                    self.schema(
+                        at(loc, "Items"),
+                        "Items must be a JSON array or a JSONata expression",
+                    );
+                    None
+                } else {
+                    t
+                }
+            }
+            Some(_) => {
+                self.schema(
+                    at(loc, "Items"),
+                    "Items must be a JSON array or a JSONata expression",
+                );
+                None
+            }
+            None => None,
+        };
         let item_selector = match (f.take("ItemSelector"), f.take("Parameters")) {
             (Some(_), Some(_)) => {
                 self.schema(
@@ -1203,6 +1665,9 @@ impl Reader {
                     "Fields 'ItemSelector' and 'Parameters' are mutually exclusive",
                 );
                 None
+            }
+            (Some(v), None) if self.ql == QueryLanguage::Jsonata => {
+                self.payload(v, &at(loc, "ItemSelector"))
             }
             (Some(v), None) => self.template(v, &at(loc, "ItemSelector")),
             (None, Some(v)) => self.template(v, &at(loc, "Parameters")),
@@ -1230,9 +1695,7 @@ impl Reader {
                 );
                 None
             }
-            (Some(v), None) => self
-                .uint(v, &at(loc, "MaxConcurrency"), 0, MAX_INT)
-                .map(Dynamic::Fixed),
+            (Some(v), None) => self.uint_or_expr(v, &at(loc, "MaxConcurrency"), 0),
             (None, Some(v)) => self
                 .path(v, &at(loc, "MaxConcurrencyPath"))
                 .map(Dynamic::Path),
@@ -1248,6 +1711,20 @@ impl Reader {
                     "Fields 'ToleratedFailurePercentage' and 'ToleratedFailurePercentagePath' are mutually exclusive",
                 );
                 None
+            }
+            (Some(v), None)
+                if self.ql == QueryLanguage::Jsonata && matches!(v, Value::String(_)) =>
+            {
+                match self.expr_or_literal(v, &at(loc, "ToleratedFailurePercentage"))? {
+                    Err(e) => Some(Dynamic::Expr(e)),
+                    Ok(_) => {
+                        self.schema(
+                            at(loc, "ToleratedFailurePercentage"),
+                            "ToleratedFailurePercentage must be a number between 0 and 100",
+                        );
+                        None
+                    }
+                }
             }
             (Some(v), None) => match v.as_f64() {
                 Some(p) if (0.0..=100.0).contains(&p) => Some(Dynamic::Fixed(p)),
@@ -1275,24 +1752,14 @@ impl Reader {
                 );
                 None
             }
-            (Some(v), None) => self
-                .uint(v, &at(loc, "ToleratedFailureCount"), 0, MAX_INT)
-                .map(Dynamic::Fixed),
+            (Some(v), None) => self.uint_or_expr(v, &at(loc, "ToleratedFailureCount"), 0),
             (None, Some(v)) => self
                 .path(v, &at(loc, "ToleratedFailureCountPath"))
                 .map(Dynamic::Path),
             (None, None) => None,
         };
-        distributed_only(
-            self,
-            "ToleratedFailurePercentage",
-            tolerated_failure_percentage.is_some(),
-        );
-        distributed_only(
-            self,
-            "ToleratedFailureCount",
-            tolerated_failure_count.is_some(),
-        );
+        // AWS accepts the tolerated-failure fields on an inline Map too (the corpus's
+        // JSONata Map cases), and applies them there.
         let label = match f.take("Label") {
             None => None,
             Some(v) => {
@@ -1316,6 +1783,7 @@ impl Reader {
             mode,
             legacy_iterator,
             items_path,
+            items,
             item_selector,
             item_reader,
             item_batcher,

@@ -38,6 +38,9 @@ pub fn eval(
             Ok(false)
         }
         ConditionOp::Not(c) => Ok(!eval(c, doc, ctx, here)?),
+        // JSONata conditions belong to JSONata states, which the executor evaluates with
+        // `$states` (`jsonata_condition`); a JSONPath state never holds one.
+        ConditionOp::Jsonata(_) => Ok(false),
         ConditionOp::Test {
             variable,
             op,

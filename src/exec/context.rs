@@ -58,6 +58,9 @@ pub struct Ctx<'a> {
     pub retry_count: u32,
     /// `$$.Map.Item`, while evaluating a Map's `ItemSelector`.
     pub item: Option<(u32, &'a Value)>,
+    /// The workflow variables, seen from the fiber's frame.
+    pub vars: &'a super::vars::Frames,
+    pub frame: u32,
 }
 
 impl Ctx<'_> {
@@ -137,6 +140,7 @@ impl ContextSource for Ctx<'_> {
             MapItemIndex => Value::int(self.item?.0 as i64),
             MapItemValue => self.item?.1.clone(),
             Task | TaskToken => return None,
+            Variable(slot) => self.vars.get(self.frame, slot)?.clone(),
         })
     }
 }

@@ -165,6 +165,10 @@ pub struct Env<'a> {
     /// Bound of the context object's biggest member (the execution input).
     pub ctx_bound: u64,
     pub rng: &'a mut Rng,
+    /// `$states` of a JSONata state.
+    pub states: Option<&'a super::query::States>,
+    /// The execution's clock (`$now()` in JSONata).
+    pub now_ms: i64,
 }
 
 fn input_text(doc: &Value) -> String {
@@ -233,6 +237,19 @@ impl Scope for IntrinsicScope<'_, '_> {
             crate::jsonpath::Root::Context => Accessor::new(path.clone())
                 .select(self.doc, self.env.ctx)
                 .map(Selected::into_owned),
+            crate::jsonpath::Root::Variable => {
+                let slot = path.variable_slot().unwrap_or(u16::MAX);
+                match self
+                    .env
+                    .ctx
+                    .field(crate::plan::ContextField::Variable(slot))
+                {
+                    Some(v) => path.select(&v).map(Selected::into_owned),
+                    None => Err(PathError::Undefined {
+                        name: path.variable().unwrap_or_default().to_string(),
+                    }),
+                }
+            }
         }
     }
     fn rng(&mut self) -> &mut Rng {
@@ -348,7 +365,25 @@ pub fn eval_template(
             }
         }
         TemplateOp::Call { key, call } => eval_call(call, key, doc, env, here),
+        TemplateOp::Jsonata(op) => super::query::eval_sized(op, env, here),
     }
+}
+
+/// Evaluates an `Assign` against `doc` (JSONPath: the state's result; JSONata: unused, the
+/// expressions read `$states`): every value is computed before any is stored.
+pub fn eval_assign(
+    a: &Option<crate::plan::AssignOp>,
+    doc: &Sized,
+    env: &mut Env<'_>,
+    here: Here<'_>,
+) -> Result<Vec<(u16, Sized)>, Failure> {
+    let Some(a) = a else {
+        return Ok(Vec::new());
+    };
+    a.slots
+        .iter()
+        .map(|(slot, t)| Ok((*slot, eval_template(t, doc, env, here)?)))
+        .collect()
 }
 
 /// Applies a `ResultPath`: where the result goes in the state's raw input. On failure the
@@ -463,6 +498,8 @@ mod tests {
             ctx: &NoCtx,
             ctx_bound: 0,
             rng: &mut rng,
+            states: None,
+            now_ms: 0,
         };
         let here = Here {
             state: "pass",

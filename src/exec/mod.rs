@@ -22,6 +22,8 @@
 mod choice;
 mod context;
 pub mod data;
+mod query;
+mod vars;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -34,12 +36,18 @@ pub use data::{Failure, Handling, PAYLOAD_LIMIT};
 use crate::json::{Str, Value, encoded_len};
 use crate::jsonpath::Selected;
 use crate::plan::{
-    CatcherOp, DynamicOp, END, ErrorMatch, MapOp, Plan, RetrierOp, StateId, StateOp, TextOp, WaitOp,
+    CatcherOp, ConditionOp, DynamicOp, END, ErrorMatch, MapOp, ParallelOp, Plan, RetrierOp,
+    StateId, StateOp, StatePlan, TaskOp, TemplateOp, TextOp, WaitOp,
 };
 use crate::random::Rng;
 use crate::time::Timestamp;
 use context::Ctx;
 use data::{Env, Here, Sized};
+use query::States;
+use vars::{Frames, NO_FRAME};
+
+/// The values an `Assign` computed, by variable slot, before they are stored.
+type Assigned = Vec<(u16, Sized)>;
 
 /// How an execution ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -241,6 +249,8 @@ struct Fiber {
     resume: Option<Result<Sized, Failure>>,
     /// For a task: its deadline, reported in the timeout cause.
     task_timeout_ms: u64,
+    /// The fiber's frame of workflow variables (`NO_FRAME` when the plan has none).
+    frame: u32,
 }
 
 enum JoinKind {
@@ -299,6 +309,8 @@ pub struct Execution {
     /// Joins whose items wait for tokens, and whether the driver has been told.
     starved: Vec<u32>,
     starved_told: bool,
+    /// Workflow variables, one frame per scope.
+    frames: Frames,
 }
 
 impl Drop for Execution {
@@ -352,6 +364,7 @@ impl Execution {
             map_tokens: 0,
             starved: Vec::new(),
             starved_told: false,
+            frames: Frames::default(),
             plan,
         };
         let mut input = Sized {
@@ -369,7 +382,12 @@ impl Execution {
         }
         input.bound = input.bound.min(PAYLOAD_LIMIT * 2 + 16);
         let start_state = exec.plan.machines[0];
-        exec.spawn(start_state, input, NO_JOIN, 0);
+        let frame = if exec.plan.variables.is_empty() {
+            NO_FRAME
+        } else {
+            exec.frames.open(NO_FRAME, exec.plan.variables.len())
+        };
+        exec.spawn(start_state, input, NO_JOIN, 0, frame);
         exec
     }
 
@@ -543,8 +561,23 @@ impl Execution {
         });
     }
 
-    fn spawn(&mut self, state: StateId, input: Sized, parent: u32, slot: u32) -> u32 {
+    /// A frame for a child (a branch or an iteration) of fiber `fid`: reading through to the
+    /// parent's, or a scope of its own (`isolated`: a distributed Map's iteration).
+    fn child_frame(&mut self, fid: u32, isolated: bool) -> u32 {
+        if self.plan.variables.is_empty() {
+            return NO_FRAME;
+        }
+        let parent = if isolated {
+            NO_FRAME
+        } else {
+            self.fibers[fid as usize].frame
+        };
+        self.frames.open(parent, self.plan.variables.len())
+    }
+
+    fn spawn(&mut self, state: StateId, input: Sized, parent: u32, slot: u32, frame: u32) -> u32 {
         let fiber = Fiber {
+            frame,
             generation: 0,
             state,
             phase: Phase::Enter,
@@ -578,6 +611,10 @@ impl Execution {
 
     fn free_fiber(&mut self, fid: u32) {
         let f = &mut self.fibers[fid as usize];
+        if f.frame != NO_FRAME {
+            self.frames.close(f.frame);
+            f.frame = NO_FRAME;
+        }
         f.phase = Phase::Free;
         f.generation = f.generation.wrapping_add(1);
         f.input = Sized {
@@ -628,6 +665,18 @@ impl Execution {
         item: Option<(u32, &Value)>,
         f: impl FnOnce(&mut Env<'_>, Here<'_>) -> R,
     ) -> R {
+        self.with_query(fid, st_name, item, None, f)
+    }
+
+    /// `with_env` for a JSONata state, whose expressions read `states` as `$states`.
+    fn with_query<R>(
+        &mut self,
+        fid: u32,
+        st_name: &str,
+        item: Option<(u32, &Value)>,
+        states: Option<&States>,
+        f: impl FnOnce(&mut Env<'_>, Here<'_>) -> R,
+    ) -> R {
         let fiber = &self.fibers[fid as usize];
         let ctx = Ctx {
             info: &self.info,
@@ -635,6 +684,8 @@ impl Execution {
             entered_ms: fiber.entered_ms,
             retry_count: fiber.retry_count,
             item,
+            vars: &self.frames,
+            frame: fiber.frame,
         };
         let here = Here {
             state: st_name,
@@ -644,8 +695,51 @@ impl Execution {
             ctx: &ctx,
             ctx_bound: self.input_bound + 4096,
             rng: &mut self.rng,
+            states,
+            now_ms: self.now,
         };
         f(&mut env, here)
+    }
+
+    /// Stores the values of an `Assign` in fiber `fid`'s frame, after checking AWS's limits.
+    fn assign_vars(&mut self, fid: u32, values: Assigned) -> Result<(), Failure> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let f = &self.fibers[fid as usize];
+        let name = self.plan.state(f.state).name.clone();
+        let frame = f.frame;
+        let mut total = 0u64;
+        let mut values = values;
+        for (_, v) in values.iter_mut() {
+            if v.bound > vars::ASSIGN_LIMIT {
+                v.bound = encoded_len(&v.value) as u64;
+            }
+            total += v.bound;
+        }
+        if total > vars::ASSIGN_LIMIT {
+            return Err(Failure::new(
+                "States.DataLimitExceeded",
+                format!(
+                    "The variables assigned by state '{name}' are {total} bytes, over the {} byte limit of one Assign.",
+                    vars::ASSIGN_LIMIT
+                ),
+                Handling::ByNameOnly,
+            ));
+        }
+        for (slot, v) in values {
+            if let Err(all) = self.frames.set(frame, slot, v.value, v.bound) {
+                return Err(Failure::new(
+                    "States.DataLimitExceeded",
+                    format!(
+                        "The workflow variables of the execution would be {all} bytes after state '{name}', over the {} byte limit.",
+                        vars::TOTAL_LIMIT
+                    ),
+                    Handling::ByNameOnly,
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn attempt(&mut self, plan: &Plan, fid: u32, requests: &mut Vec<TaskRequest>) -> Flow {
@@ -658,6 +752,9 @@ impl Execution {
             }
             _ => std::mem::take(&mut self.fibers[fid as usize].input),
         };
+        if st.jsonata {
+            return self.attempt_jsonata(plan, fid, st, raw, requests);
+        }
         match &st.op {
             StateOp::Pass(p) => {
                 let r = self.with_env(fid, &st.name, None, |env, here| {
@@ -673,11 +770,12 @@ impl Execution {
                         (None, None) => data::apply_path(&st.input_path, raw.clone(), env, here)?,
                     };
                     result.check(here.state, Handling::ByNameOnly)?;
+                    let assigns = data::eval_assign(&st.assign, &result, env, here)?;
                     let out =
                         data::apply_result_path(&p.result_path, raw, result).map_err(|(e, _)| e)?;
-                    data::apply_path(&st.output_path, out, env, here)
+                    Ok((data::apply_path(&st.output_path, out, env, here)?, assigns))
                 });
-                self.finish_state(plan, fid, r)
+                self.finish_assigned(plan, fid, st.next, r)
             }
             StateOp::Task(t) => {
                 let r = self.with_env(fid, &st.name, None, |env, here| {
@@ -697,64 +795,28 @@ impl Execution {
                     };
                     Ok((input.value, credentials, timeout, heartbeat))
                 });
-                match r {
-                    Err(e) => self.state_error(plan, fid, e),
-                    Ok((input, credentials, timeout, heartbeat)) => {
-                        self.events += 2; // TaskScheduled, TaskStarted
-                        let now = self.now;
-                        let f = &mut self.fibers[fid as usize];
-                        f.generation = f.generation.wrapping_add(1);
-                        f.phase = Phase::Task;
-                        let token = TaskToken::new(fid, f.generation);
-                        if let Some(ms) = timeout {
-                            f.task_timeout_ms = ms;
-                            self.timers.push(Reverse((
-                                now.saturating_add(ms as i64),
-                                fid,
-                                f.generation,
-                            )));
-                        }
-                        requests.push(TaskRequest {
-                            token,
-                            state: st.name.clone(),
-                            resource: t.resource.clone(),
-                            input,
-                            attempt: f.retry_count,
-                            timeout_ms: timeout,
-                            heartbeat_ms: heartbeat,
-                            credentials,
-                        });
-                        Flow::Stop
-                    }
-                }
+                self.schedule_task(plan, fid, st, t, r, requests)
             }
             StateOp::Choice(c) => {
                 let r = self.with_env(fid, &st.name, None, |env, here| {
                     let eff = data::apply_path(&st.input_path, raw, env, here)?;
-                    let mut next = None;
-                    for (cond, target) in c.rules.iter() {
-                        if choice::eval(cond, &eff.value, env.ctx, here)? {
-                            next = Some(*target);
+                    let mut chosen = None;
+                    for rule in c.rules.iter() {
+                        if choice::eval(&rule.condition, &eff.value, env.ctx, here)? {
+                            chosen = Some((rule.next, &rule.assign));
                             break;
                         }
                     }
-                    let Some(next) = next.or(c.default) else {
-                        return Err(Failure::new(
-                            "States.NoChoiceMatched",
-                            format!(
-                                "No choice rule of state '{}' matched its input and it has no Default",
-                                here.state
-                            ),
-                            Handling::Normal,
-                        ));
+                    let (next, assign) = match (chosen, c.default) {
+                        (Some(x), _) => x,
+                        (None, Some(d)) => (d, &st.assign),
+                        (None, None) => return Err(no_choice(here)),
                     };
+                    let assigns = data::eval_assign(assign, &eff, env, here)?;
                     let out = data::apply_path(&st.output_path, eff, env, here)?;
-                    Ok((next, out))
+                    Ok((next, out, assigns))
                 });
-                match r {
-                    Ok((next, out)) => self.advance(fid, next, out),
-                    Err(e) => self.fiber_failed(plan, fid, e),
-                }
+                self.choose(plan, fid, r)
             }
             StateOp::Wait(w) => {
                 let now = self.now;
@@ -763,22 +825,7 @@ impl Execution {
                     let until = wait_until(w, &eff.value, now, env, here)?;
                     Ok((eff, until))
                 });
-                match r {
-                    Err(e) => self.fiber_failed(plan, fid, e),
-                    Ok((eff, until)) => {
-                        let f = &mut self.fibers[fid as usize];
-                        f.input = eff;
-                        if until <= now {
-                            f.phase = Phase::Resume;
-                            f.resume = None;
-                            return Flow::Continue;
-                        }
-                        f.generation = f.generation.wrapping_add(1);
-                        f.phase = Phase::Sleep(Wake::WaitState);
-                        self.timers.push(Reverse((until, fid, f.generation)));
-                        Flow::Stop
-                    }
-                }
+                self.sleep(plan, fid, r)
             }
             StateOp::Succeed => {
                 let r = self.with_env(fid, &st.name, None, |env, here| {
@@ -811,49 +858,240 @@ impl Execution {
                         None => Ok(eff),
                     }
                 });
-                match r {
-                    Err(e) => self.state_error(plan, fid, e),
-                    Ok(input) => {
-                        self.events += 1; // ParallelStateStarted
-                        let n = p.branches.len() as u32;
-                        let jid = self.new_join(Join {
-                            fiber: fid,
-                            state: self.fibers[fid as usize].state,
-                            kind: JoinKind::Parallel,
-                            results: vec![Value::Null; n as usize],
-                            bound: 2 + n as u64,
-                            total: n,
-                            remaining: n,
-                            running: n,
-                            next: n,
-                            limit: 0,
-                            tokens: 0,
-                            starved: false,
-                            children: Vec::with_capacity(n as usize),
-                        });
-                        self.fibers[fid as usize].phase = Phase::Join(jid);
-                        for (i, m) in p.branches.iter().enumerate() {
-                            let start = plan.machines[*m as usize];
-                            let child = self.spawn(start, input.clone(), jid, i as u32);
-                            self.join_mut(jid).children.push(child);
-                        }
-                        Flow::Stop
-                    }
-                }
+                self.start_parallel(plan, fid, p, r)
             }
             StateOp::Map(m) => self.start_map(plan, fid, m, raw),
         }
     }
 
-    /// A state's work is done (or failed): move on, or handle the failure.
-    fn finish_state(&mut self, plan: &Plan, fid: u32, r: Result<Sized, Failure>) -> Flow {
-        match r {
-            Ok(out) => {
-                let next = plan.state(self.fibers[fid as usize].state).next;
-                self.advance(fid, next, out)
+    /// A JSONata state: `Arguments`, `Output`, `Assign` and the other fields read `$states`.
+    fn attempt_jsonata(
+        &mut self,
+        plan: &Plan,
+        fid: u32,
+        st: &StatePlan,
+        raw: Sized,
+        requests: &mut Vec<TaskRequest>,
+    ) -> Flow {
+        let states = States::new(raw.value.clone(), None, None);
+        match &st.op {
+            StateOp::Pass(_) | StateOp::Succeed => {
+                let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
+                    let assigns = data::eval_assign(&st.assign, &raw, env, here)?;
+                    let out = match &st.output {
+                        Some(t) => data::eval_template(t, &raw, env, here)?,
+                        None => raw,
+                    };
+                    Ok((out, assigns))
+                });
+                let next = if matches!(st.op, StateOp::Succeed) {
+                    END
+                } else {
+                    st.next
+                };
+                self.finish_assigned(plan, fid, next, r)
             }
+            StateOp::Task(t) => {
+                let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
+                    let timeout = seconds(&t.timeout, "TimeoutSeconds", &raw.value, env, here)?;
+                    let heartbeat =
+                        seconds(&t.heartbeat, "HeartbeatSeconds", &raw.value, env, here)?;
+                    let mut input = match &t.parameters {
+                        Some(tpl) => data::eval_template(tpl, &raw, env, here)?,
+                        None => raw.clone(),
+                    };
+                    input.check(here.state, Handling::ByNameOnly)?;
+                    let credentials = match &t.credentials {
+                        Some(tpl) => Some(data::eval_template(tpl, &raw, env, here)?.value),
+                        None => None,
+                    };
+                    Ok((input.value, credentials, timeout, heartbeat))
+                });
+                self.schedule_task(plan, fid, st, t, r, requests)
+            }
+            StateOp::Choice(c) => {
+                let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
+                    let mut chosen = None;
+                    for rule in c.rules.iter() {
+                        if jsonata_condition(&rule.condition, &raw, env, here)? {
+                            chosen = Some((rule.next, &rule.assign, rule.output.as_ref()));
+                            break;
+                        }
+                    }
+                    let (next, assign, output) = match (chosen, c.default) {
+                        (Some(x), _) => x,
+                        (None, Some(d)) => (d, &st.assign, st.output.as_deref()),
+                        (None, None) => return Err(no_choice(here)),
+                    };
+                    let assigns = data::eval_assign(assign, &raw, env, here)?;
+                    let out = match output {
+                        Some(t) => data::eval_template(t, &raw, env, here)?,
+                        None => raw,
+                    };
+                    Ok((next, out, assigns))
+                });
+                self.choose(plan, fid, r)
+            }
+            StateOp::Wait(w) => {
+                let now = self.now;
+                let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
+                    let until = wait_until(w, &raw.value, now, env, here)?;
+                    Ok((raw, until))
+                });
+                self.sleep(plan, fid, r)
+            }
+            StateOp::Fail(fail) => {
+                let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
+                    let error = text(&fail.error, "Error", &raw, env, here)?;
+                    let cause = text(&fail.cause, "Cause", &raw, env, here)?;
+                    Ok(Failure {
+                        error,
+                        cause,
+                        handling: Handling::Normal,
+                    })
+                });
+                let failure = r.unwrap_or_else(|e| e);
+                self.fiber_failed(plan, fid, failure)
+            }
+            StateOp::Parallel(p) => {
+                let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
+                    match &p.parameters {
+                        Some(t) => data::eval_template(t, &raw, env, here),
+                        None => Ok(raw),
+                    }
+                });
+                self.start_parallel(plan, fid, p, r)
+            }
+            StateOp::Map(m) => self.start_map(plan, fid, m, raw),
+        }
+    }
+
+    /// Stores a state's assignments and moves on to `next` with its output.
+    fn finish_assigned(
+        &mut self,
+        plan: &Plan,
+        fid: u32,
+        next: StateId,
+        r: Result<(Sized, Assigned), Failure>,
+    ) -> Flow {
+        match r.and_then(|(out, assigns)| self.assign_vars(fid, assigns).map(|()| out)) {
+            Ok(out) => self.advance(fid, next, out),
             Err(e) => self.state_error(plan, fid, e),
         }
+    }
+
+    fn choose(
+        &mut self,
+        plan: &Plan,
+        fid: u32,
+        r: Result<(StateId, Sized, Assigned), Failure>,
+    ) -> Flow {
+        match r
+            .and_then(|(next, out, assigns)| self.assign_vars(fid, assigns).map(|()| (next, out)))
+        {
+            Ok((next, out)) => self.advance(fid, next, out),
+            Err(e) => self.fiber_failed(plan, fid, e),
+        }
+    }
+
+    /// A Wait state sleeps until `until` with its input kept for `resume`.
+    fn sleep(&mut self, plan: &Plan, fid: u32, r: Result<(Sized, i64), Failure>) -> Flow {
+        let now = self.now;
+        match r {
+            Err(e) => self.fiber_failed(plan, fid, e),
+            Ok((eff, until)) => {
+                let f = &mut self.fibers[fid as usize];
+                f.input = eff;
+                if until <= now {
+                    f.phase = Phase::Resume;
+                    f.resume = None;
+                    return Flow::Continue;
+                }
+                f.generation = f.generation.wrapping_add(1);
+                f.phase = Phase::Sleep(Wake::WaitState);
+                self.timers.push(Reverse((until, fid, f.generation)));
+                Flow::Stop
+            }
+        }
+    }
+
+    /// Sends a Task's request to the driver (or handles the failure to build it).
+    #[allow(clippy::type_complexity)]
+    fn schedule_task(
+        &mut self,
+        plan: &Plan,
+        fid: u32,
+        st: &StatePlan,
+        t: &TaskOp,
+        r: Result<(Value, Option<Value>, Option<u64>, Option<u64>), Failure>,
+        requests: &mut Vec<TaskRequest>,
+    ) -> Flow {
+        match r {
+            Err(e) => self.state_error(plan, fid, e),
+            Ok((input, credentials, timeout, heartbeat)) => {
+                self.events += 2; // TaskScheduled, TaskStarted
+                let now = self.now;
+                let f = &mut self.fibers[fid as usize];
+                f.generation = f.generation.wrapping_add(1);
+                f.phase = Phase::Task;
+                let token = TaskToken::new(fid, f.generation);
+                if let Some(ms) = timeout {
+                    f.task_timeout_ms = ms;
+                    self.timers
+                        .push(Reverse((now.saturating_add(ms as i64), fid, f.generation)));
+                }
+                requests.push(TaskRequest {
+                    token,
+                    state: st.name.clone(),
+                    resource: t.resource.clone(),
+                    input,
+                    attempt: f.retry_count,
+                    timeout_ms: timeout,
+                    heartbeat_ms: heartbeat,
+                    credentials,
+                });
+                Flow::Stop
+            }
+        }
+    }
+
+    /// Starts the branches of a Parallel state with their input.
+    fn start_parallel(
+        &mut self,
+        plan: &Plan,
+        fid: u32,
+        p: &ParallelOp,
+        r: Result<Sized, Failure>,
+    ) -> Flow {
+        let input = match r {
+            Ok(i) => i,
+            Err(e) => return self.state_error(plan, fid, e),
+        };
+        self.events += 1; // ParallelStateStarted
+        let n = p.branches.len() as u32;
+        let jid = self.new_join(Join {
+            fiber: fid,
+            state: self.fibers[fid as usize].state,
+            kind: JoinKind::Parallel,
+            results: vec![Value::Null; n as usize],
+            bound: 2 + n as u64,
+            total: n,
+            remaining: n,
+            running: n,
+            next: n,
+            limit: 0,
+            tokens: 0,
+            starved: false,
+            children: Vec::with_capacity(n as usize),
+        });
+        self.fibers[fid as usize].phase = Phase::Join(jid);
+        for (i, m) in p.branches.iter().enumerate() {
+            let start = plan.machines[*m as usize];
+            let frame = self.child_frame(fid, false);
+            let child = self.spawn(start, input.clone(), jid, i as u32, frame);
+            self.join_mut(jid).children.push(child);
+        }
+        Flow::Stop
     }
 
     fn advance(&mut self, fid: u32, next: StateId, mut out: Sized) -> Flow {
@@ -886,10 +1124,19 @@ impl Execution {
         let raw = std::mem::take(&mut self.fibers[fid as usize].input);
         match (&st.op, resumed) {
             (StateOp::Wait(_), _) => {
-                let r = self.with_env(fid, &st.name, None, |env, here| {
-                    data::apply_path(&st.output_path, raw, env, here)
+                let states = st
+                    .jsonata
+                    .then(|| States::new(raw.value.clone(), None, None));
+                let r = self.with_query(fid, &st.name, None, states.as_ref(), |env, here| {
+                    let assigns = data::eval_assign(&st.assign, &raw, env, here)?;
+                    let out = match (&st.output, st.jsonata) {
+                        (Some(t), true) => data::eval_template(t, &raw, env, here)?,
+                        (_, true) => raw,
+                        (_, false) => data::apply_path(&st.output_path, raw, env, here)?,
+                    };
+                    Ok((out, assigns))
                 });
-                match r {
+                match r.and_then(|(out, assigns)| self.assign_vars(fid, assigns).map(|()| out)) {
                     Ok(out) => self.advance(fid, st.next, out),
                     Err(e) => self.fiber_failed(plan, fid, e),
                 }
@@ -903,6 +1150,7 @@ impl Execution {
                 let (selector, result_path) = match op {
                     StateOp::Task(t) => {
                         if let Err(e) = result.check(&st.name, Handling::Normal) {
+                            self.fibers[fid as usize].input = raw;
                             return self.state_error(plan, fid, e);
                         }
                         (&t.result_selector, &t.result_path)
@@ -914,19 +1162,42 @@ impl Execution {
                 if !matches!(op, StateOp::Task(_)) {
                     self.events += 1; // MapStateSucceeded / ParallelStateSucceeded
                     if let Err(e) = result.check(&st.name, Handling::ByNameOnly) {
+                        self.fibers[fid as usize].input = raw;
                         return self.state_error(plan, fid, e);
                     }
                 }
-                let r = self.with_env(fid, &st.name, None, |env, here| {
-                    let selected = match selector {
-                        Some(t) => {
-                            data::eval_template(t, &result, env, here).map_err(|e| (e, None))?
-                        }
-                        None => result,
-                    };
-                    let out = data::apply_result_path(result_path, raw, selected)
-                        .map_err(|(e, raw)| (e, Some(raw)))?;
-                    data::apply_path(&st.output_path, out, env, here).map_err(|e| (e, None))
+                let r = if st.jsonata {
+                    let states = States::new(raw.value.clone(), Some(result.value.clone()), None);
+                    self.with_query(fid, &st.name, None, Some(&states), |env, here| {
+                        let assigns = data::eval_assign(&st.assign, &result, env, here)?;
+                        let out = match &st.output {
+                            Some(t) => data::eval_template(t, &raw, env, here)?,
+                            None => result,
+                        };
+                        Ok((out, assigns))
+                    })
+                    .map_err(|e| (e, Some(raw)))
+                } else {
+                    self.with_env(fid, &st.name, None, |env, here| {
+                        let selected = match selector {
+                            Some(t) => {
+                                data::eval_template(t, &result, env, here).map_err(|e| (e, None))?
+                            }
+                            None => result,
+                        };
+                        let assigns = data::eval_assign(&st.assign, &selected, env, here)
+                            .map_err(|e| (e, None))?;
+                        let out = data::apply_result_path(result_path, raw, selected)
+                            .map_err(|(e, raw)| (e, Some(raw)))?;
+                        let out = data::apply_path(&st.output_path, out, env, here)
+                            .map_err(|e| (e, None))?;
+                        Ok((out, assigns))
+                    })
+                };
+                let r = r.and_then(|(out, assigns)| {
+                    self.assign_vars(fid, assigns)
+                        .map(|()| out)
+                        .map_err(|e| (e, None))
                 });
                 match r {
                     Ok(out) => self.advance(fid, st.next, out),
@@ -986,9 +1257,27 @@ impl Execution {
         if let Some(c) = catch.iter().find(|c| matches(&c.errors, &failure)) {
             let raw = std::mem::take(&mut self.fibers[fid as usize].input);
             let error_output = Sized::exact(failure.to_error_output());
-            return match data::apply_result_path(&c.result_path, raw, error_output) {
+            let r = if st.jsonata {
+                let states = States::new(raw.value.clone(), None, Some(error_output.value.clone()));
+                self.with_query(fid, &st.name, None, Some(&states), |env, here| {
+                    let assigns = data::eval_assign(&c.assign, &error_output, env, here)?;
+                    let out = match &c.output {
+                        Some(t) => data::eval_template(t, &raw, env, here)?,
+                        None => error_output,
+                    };
+                    Ok((out, assigns))
+                })
+            } else {
+                self.with_env(fid, &st.name, None, |env, here| {
+                    let assigns = data::eval_assign(&c.assign, &error_output, env, here)?;
+                    let out = data::apply_result_path(&c.result_path, raw, error_output)
+                        .map_err(|(e, _)| e)?;
+                    Ok((out, assigns))
+                })
+            };
+            return match r.and_then(|(out, assigns)| self.assign_vars(fid, assigns).map(|()| out)) {
                 Ok(out) => self.advance(fid, c.next, out),
-                Err((e, _)) => self.fiber_failed(plan, fid, e),
+                Err(e) => self.fiber_failed(plan, fid, e),
             };
         }
         self.fiber_failed(plan, fid, failure)
@@ -1220,9 +1509,18 @@ impl Execution {
             JoinKind::Parallel => return Ok(()),
         };
         let input = match &m.item_selector {
-            Some(t) => self.with_env(fiber, &st.name, Some((index, &item)), |env, here| {
-                data::eval_template(t, &doc, env, here)
-            })?,
+            Some(t) => {
+                let states = st
+                    .jsonata
+                    .then(|| States::new(doc.value.clone(), None, None));
+                self.with_query(
+                    fiber,
+                    &st.name,
+                    Some((index, &item)),
+                    states.as_ref(),
+                    |env, here| data::eval_template(t, &doc, env, here),
+                )?
+            }
             None => {
                 let bound = data::bound_of(&item, doc.bound);
                 Sized { value: item, bound }
@@ -1230,14 +1528,18 @@ impl Execution {
         };
         self.events += 1; // MapIterationStarted
         let start = plan.machines[m.processor as usize];
-        let child = self.spawn(start, input, jid, index);
+        let frame = self.child_frame(fiber, m.distributed);
+        let child = self.spawn(start, input, jid, index, frame);
         self.join_mut(jid).children.push(child);
         Ok(())
     }
 
     fn start_map(&mut self, plan: &Plan, fid: u32, m: &MapOp, raw: Sized) -> Flow {
         let st = plan.state(self.fibers[fid as usize].state);
-        let r = self.with_env(fid, &st.name, None, |env, here| {
+        let states = st
+            .jsonata
+            .then(|| States::new(raw.value.clone(), None, None));
+        let r = self.with_query(fid, &st.name, None, states.as_ref(), |env, here| {
             if m.item_reader.is_some() {
                 return Err(Failure::new(
                     "States.ItemReaderFailed",
@@ -1259,12 +1561,27 @@ impl Execution {
                 ));
             }
             let eff = data::apply_path(&st.input_path, raw, env, here)?;
-            let items = data::apply_path(&m.items_path, eff.clone(), env, here)?;
+            let items = match &m.items {
+                Some(TemplateOp::Jsonata(op)) => {
+                    let v = query::eval_sized(op, env, here)?;
+                    if !matches!(v.value, Value::Array(_)) {
+                        return Err(query::wrong_type(op, "array", &v.value, here));
+                    }
+                    v
+                }
+                Some(t) => data::eval_template(t, &eff, env, here)?,
+                None => data::apply_path(&m.items_path, eff.clone(), env, here)?,
+            };
             if !matches!(items.value, Value::Array(_)) {
-                return Err(here.runtime(format_args!(
+                let detail = format!(
                     "Map state input must be an array but was: {}",
                     crate::json::to_string(&items.value)
-                )));
+                );
+                return Err(if st.jsonata {
+                    query::query_error(here, detail)
+                } else {
+                    here.runtime(detail)
+                });
             }
             let limit = match &m.max_concurrency {
                 None => 0,
@@ -1272,6 +1589,7 @@ impl Execution {
                 Some(DynamicOp::Path(a)) => {
                     count_field(a, "MaxConcurrency", &eff.value, env, here)?
                 }
+                Some(DynamicOp::Expr(op)) => query::eval_count(op, env, here)?,
             };
             let tolerated_count = match &m.tolerated_failure_count {
                 None => 0,
@@ -1279,10 +1597,18 @@ impl Execution {
                 Some(DynamicOp::Path(a)) => {
                     count_field(a, "ToleratedFailureCount", &eff.value, env, here)?
                 }
+                Some(DynamicOp::Expr(op)) => query::eval_count(op, env, here)?,
             };
             let tolerated_pct = match &m.tolerated_failure_percentage {
                 None => 0.0,
                 Some(DynamicOp::Fixed(p)) => *p,
+                Some(DynamicOp::Expr(op)) => {
+                    let v = query::eval(op, env, here)?;
+                    match v.as_f64() {
+                        Some(p) if (0.0..=100.0).contains(&p) => p,
+                        _ => return Err(query::wrong_type(op, "number", &v, here)),
+                    }
+                }
                 Some(DynamicOp::Path(a)) => {
                     let v = data::select_field(
                         a,
@@ -1291,7 +1617,11 @@ impl Execution {
                         env,
                         here,
                     )?;
-                    match v.value().as_f64() {
+                    let pct = match v.value() {
+                        Value::String(s) => s.parse::<f64>().ok().filter(|p| p.is_finite()),
+                        other => other.as_f64(),
+                    };
+                    match pct {
                         Some(p) if (0.0..=100.0).contains(&p) => p,
                         Some(_) => {
                             return Err(here.runtime(
@@ -1392,7 +1722,13 @@ fn count_field(
     here: Here<'_>,
 ) -> Result<u64, Failure> {
     let v = data::select_field(a, &format!("{field}Path"), doc, env, here)?;
-    match v.value().as_number() {
+    // A string of digits counts, as Java's Integer.parseInt reads it (the corpus's
+    // `"maxConcurrency": "1"` variable).
+    let number = match v.value() {
+        Value::String(s) => s.parse::<i64>().ok().map(crate::json::Number::Int),
+        other => other.as_number(),
+    };
+    match number {
         Some(crate::json::Number::Int(n)) if n >= 0 => Ok(n as u64),
         Some(crate::json::Number::Int(_)) => {
             Err(here.runtime(format_args!("{field} cannot be negative.")))
@@ -1433,12 +1769,19 @@ fn seconds(
     d: &Option<DynamicOp<u64>>,
     field: &str,
     doc: &Value,
-    env: &Env<'_>,
+    env: &mut Env<'_>,
     here: Here<'_>,
 ) -> Result<Option<u64>, Failure> {
     match d {
         None => Ok(None),
         Some(DynamicOp::Fixed(s)) => Ok(Some(s.saturating_mul(1000))),
+        Some(DynamicOp::Expr(op)) => {
+            let v = query::eval(op, env, here)?;
+            match v.as_number().and_then(|n| n.as_i64()) {
+                Some(n) if n > 0 => Ok(Some((n as u64).saturating_mul(1000))),
+                _ => Err(query::wrong_type(op, "integer", &v, here)),
+            }
+        }
         Some(DynamicOp::Path(a)) => {
             let v = data::select_field(a, field, doc, env, here)?;
             match v.value().as_number() {
@@ -1472,10 +1815,27 @@ fn wait_until(
     w: &WaitOp,
     doc: &Value,
     now: i64,
-    env: &Env<'_>,
+    env: &mut Env<'_>,
     here: Here<'_>,
 ) -> Result<i64, Failure> {
     match w {
+        WaitOp::SecondsExpr(op) => {
+            let n = query::eval_count(op, env, here)?;
+            Ok(now.saturating_add((n.min(i64::MAX as u64) as i64).saturating_mul(1000)))
+        }
+        WaitOp::TimestampExpr(op) => {
+            let v = query::eval(op, env, here)?;
+            match v.as_str().and_then(Timestamp::parse_rfc3339) {
+                Some(t) => Ok(t.as_millis()),
+                None => Err(query::query_error(
+                    here,
+                    format_args!(
+                        "The Timestamp field cannot be parsed as an ISO-8601 extended offset date-time format string: {}",
+                        display(&v)
+                    ),
+                )),
+            }
+        }
         WaitOp::Seconds(s) => Ok(now.saturating_add((*s as i64).saturating_mul(1000))),
         WaitOp::Until(ms) => Ok(*ms),
         WaitOp::SecondsPath(a) => {
@@ -1536,6 +1896,10 @@ fn text(
                 other => Str::from(crate::json::to_string(&other)),
             }))
         }
+        Some(TextOp::Expr(op)) => match query::eval(op, env, here)? {
+            Value::String(s) => Ok(Some(s)),
+            other => Err(query::wrong_type(op, "string", &other, here)),
+        },
     }
 }
 
@@ -1601,3 +1965,39 @@ fn batch_items(items: &Value, batcher: &Value, doc: &Value) -> Result<Value, Str
 
 #[cfg(test)]
 mod tests;
+
+/// `States.NoChoiceMatched`: no rule matched and there is no Default.
+fn no_choice(here: Here<'_>) -> Failure {
+    Failure::new(
+        "States.NoChoiceMatched",
+        format!(
+            "No choice rule of state '{}' matched its input and it has no Default",
+            here.state
+        ),
+        Handling::Normal,
+    )
+}
+
+/// A JSONata `Condition`: a literal boolean, or an expression that must give one.
+fn jsonata_condition(
+    c: &ConditionOp,
+    raw: &Sized,
+    env: &mut Env<'_>,
+    here: Here<'_>,
+) -> Result<bool, Failure> {
+    let ConditionOp::Jsonata(t) = c else {
+        return Ok(false);
+    };
+    let v = data::eval_template(t, raw, env, here)?;
+    match (&v.value, t) {
+        (Value::Bool(b), _) => Ok(*b),
+        (other, TemplateOp::Jsonata(op)) => Err(query::wrong_type(op, "boolean", other, here)),
+        (other, _) => Err(query::query_error(
+            here,
+            format_args!(
+                "The Condition must be a boolean, but was '{}'",
+                other.type_name()
+            ),
+        )),
+    }
+}

@@ -639,8 +639,8 @@ fn the_original_input_is_kept_only_when_read() {
 fn hot_types_keep_their_size() {
     // Growth here is a decision: the executor copies these around on every state.
     assert_eq!(std::mem::size_of::<Sized>(), 32);
-    assert_eq!(std::mem::size_of::<Fiber>(), 160);
-    assert_eq!(std::mem::size_of::<crate::plan::StatePlan>(), 80);
+    assert_eq!(std::mem::size_of::<Fiber>(), 168);
+    assert_eq!(std::mem::size_of::<crate::plan::StatePlan>(), 104);
     assert_eq!(std::mem::size_of::<Outcome>(), 56);
 }
 
@@ -667,4 +667,144 @@ fn an_endless_loop_yields_and_times_out() {
     let Poll::Done(Outcome::TimedOut { .. }) = exec.poll(2000, &mut reqs) else {
         panic!("the time limit did not stop the loop")
     };
+}
+
+#[test]
+fn jsonpath_and_jsonata_states_share_variables_and_data() {
+    // JSONPath assigns, JSONata reads and assigns, JSONPath reads again.
+    let def = r#"{"StartAt":"P","States":{
+        "P":{"Type":"Pass","Parameters":{"n.$":"$.n"},"Assign":{"fromPath.$":"$.n"},"Next":"J"},
+        "J":{"Type":"Pass","QueryLanguage":"JSONata",
+             "Assign":{"fromJsonata":"{% $fromPath * 10 %}"},
+             "Output":{"sum":"{% $states.input.n + $fromPath %}"},"Next":"Q"},
+        "Q":{"Type":"Pass","Parameters":{"sum.$":"$.sum","both.$":"States.Array($fromPath, $fromJsonata)"},"End":true}}}"#;
+    assert_eq!(ok(def, r#"{"n":4}"#), r#"{"sum":8,"both":[4,40]}"#);
+}
+
+#[test]
+fn every_expression_of_an_assign_sees_the_values_from_before_the_state() {
+    let def = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
+        "A":{"Type":"Pass","Assign":{"a":1,"b":2},"Next":"Swap"},
+        "Swap":{"Type":"Pass","Assign":{"a":"{% $b %}","b":"{% $a %}"},"Output":"{% [$a, $b] %}","Next":"Show"},
+        "Show":{"Type":"Pass","Output":"{% [$states.input, [$a, $b]] %}","End":true}}}"#;
+    // Output of Swap is computed with the old values too (JSONata's array constructor
+    // flattens it into Show's array); Show sees the swap.
+    assert_eq!(ok(def, "{}"), "[1,2,[2,1]]");
+}
+
+#[test]
+fn map_and_parallel_children_read_outer_variables_and_keep_their_own() {
+    let def = r#"{"QueryLanguage":"JSONata","StartAt":"Init","States":{
+        "Init":{"Type":"Pass","Assign":{"x":"outer","y":1},"Next":"Map"},
+        "Map":{"Type":"Map","Items":"{% [1,2,3] %}","ItemProcessor":{"StartAt":"Set","States":{
+            "Set":{"Type":"Pass","Assign":{"x":"{% 'inner' & $states.input %}"},"Next":"Read"},
+            "Read":{"Type":"Pass","Output":"{% $x & ':' & $string($y) %}","End":true}}},
+          "Next":"Par"},
+        "Par":{"Type":"Parallel","Arguments":"{% $states.input %}","Branches":[
+            {"StartAt":"B1","States":{"B1":{"Type":"Pass","Assign":{"x":"b1"},"Next":"B1r"},
+                                      "B1r":{"Type":"Pass","Output":"{% $x %}","End":true}}},
+            {"StartAt":"B2","States":{"B2":{"Type":"Pass","Output":"{% $x %}","End":true}}}],
+          "Next":"After"},
+        "After":{"Type":"Pass","Output":"{% {'map': $states.input, 'x': $x} %}","End":true}}}"#;
+    // Iterations shadow `x` for themselves; branch 2 reads the outer `x`, branch 1 its own;
+    // after both, the outer `x` is untouched. Parallel's output is the branches' outputs.
+    assert_eq!(ok(def, "{}"), r#"{"map":["b1","outer"],"x":"outer"}"#);
+    let map_only = r#"{"QueryLanguage":"JSONata","StartAt":"Init","States":{
+        "Init":{"Type":"Pass","Assign":{"x":"outer","y":1},"Next":"Map"},
+        "Map":{"Type":"Map","Items":"{% [1,2,3] %}","ItemProcessor":{"StartAt":"Set","States":{
+            "Set":{"Type":"Pass","Assign":{"x":"{% 'inner' & $states.input %}"},"Next":"Read"},
+            "Read":{"Type":"Pass","Output":"{% $x & ':' & $string($y) %}","End":true}}},
+          "Next":"After"},
+        "After":{"Type":"Pass","Output":"{% {'map': $states.input, 'x': $x} %}","End":true}}}"#;
+    assert_eq!(
+        ok(map_only, "{}"),
+        r#"{"map":["inner1:1","inner2:1","inner3:1"],"x":"outer"}"#
+    );
+}
+
+#[test]
+fn a_distributed_map_iteration_does_not_see_outer_variables() {
+    let def = |mode: &str| {
+        format!(
+            r#"{{"QueryLanguage":"JSONata","StartAt":"Init","States":{{
+            "Init":{{"Type":"Pass","Assign":{{"y":1}},"Next":"Map"}},
+            "Map":{{"Type":"Map","Items":[0],"ItemProcessor":{{"ProcessorConfig":{{"Mode":"{mode}","ExecutionType":"EXPRESS"}},
+              "StartAt":"R","States":{{"R":{{"Type":"Pass","Output":"{{% $exists($y) %}}","End":true}}}}}},"End":true}}}}}}"#
+        )
+    };
+    assert_eq!(ok(&def("INLINE"), "{}"), "[true]");
+    assert_eq!(ok(&def("DISTRIBUTED"), "{}"), "[false]");
+}
+
+#[test]
+fn variables_survive_a_retry_and_a_catch_assigns_instead_of_the_state() {
+    let def = r#"{"QueryLanguage":"JSONata","StartAt":"Init","States":{
+        "Init":{"Type":"Pass","Assign":{"target":"fn-1","status":"unknown"},"Next":"Call"},
+        "Call":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke",
+                "Arguments":{"FunctionName":"{% $target %}","Payload":"{% $states.input %}"},
+                "Retry":[{"ErrorEquals":["Flaky"],"IntervalSeconds":1,"MaxAttempts":1}],
+                "Catch":[{"ErrorEquals":["Broken"],"Assign":{"error":"{% $states.errorOutput.Error %}"},
+                          "Output":"{% {'caught': $states.errorOutput.Cause, 'in': $states.input} %}","Next":"Report"}],
+                "Assign":{"status":"{% $states.result.ok %}"},"Output":"{% $states.result %}","Next":"Report"},
+        "Report":{"Type":"Pass","Output":"{% {'out': $states.input, 'status': $status, 'error': $exists($error) ? $error : null} %}","End":true}}}"#;
+    // First attempt fails with a retried error, the second succeeds: the Arguments of the
+    // retry read the same variable, and the state's Assign stores the result.
+    let mut calls = Vec::new();
+    let (o, _) = drive(def, r#"{"k":1}"#, |r, _| {
+        calls.push(to_string(&r.input));
+        if calls.len() == 1 {
+            Err(TaskError::new("Flaky", "once"))
+        } else {
+            Ok(v(r#"{"ok":"yes"}"#))
+        }
+    });
+    assert_eq!(calls, [r#"{"FunctionName":"fn-1","Payload":{"k":1}}"#; 2]);
+    match o {
+        Outcome::Succeeded(out) => assert_eq!(
+            to_string(&out),
+            r#"{"out":{"ok":"yes"},"status":"yes","error":null}"#
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Caught: the catcher's Assign runs, the state's does not (status keeps its value).
+    let (o, _) = drive(def, r#"{"k":1}"#, |_, _| {
+        Err(TaskError::new("Broken", "why"))
+    });
+    match o {
+        Outcome::Succeeded(out) => assert_eq!(
+            to_string(&out),
+            r#"{"out":{"caught":"why","in":{"k":1}},"status":"unknown","error":"Broken"}"#
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn assign_limits_and_expression_failures_are_aws_errors() {
+    let big = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
+        "A":{"Type":"Pass","Assign":{"s":"{% $join($map([1..300000], function($i){'x'})) %}"},"End":true}}}"#;
+    let (e, c) = failed(run(big, "{}"));
+    assert_eq!(e, "States.DataLimitExceeded");
+    assert!(c.contains("'A'") && c.contains("262144"), "{c}");
+    let undefined = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
+        "A":{"Type":"Pass","Output":{"r":"{% $nope %}"},"End":true}}}"#;
+    assert_eq!(
+        failed(run(undefined, "{}")),
+        (
+            "States.QueryEvaluationError".to_string(),
+            "An error occurred while executing the state 'A' (entered at the event id #2). The JSONata expression '$nope' specified for the field 'Output/r' returned nothing (undefined).".to_string()
+        )
+    );
+    let throws = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
+        "A":{"Type":"Pass","Output":"{% $number('x') + {} %}","End":true}}}"#;
+    let (e, c) = failed(run(throws, "{}"));
+    assert_eq!(e, "States.QueryEvaluationError");
+    assert!(c.contains("threw an error"), "{c}");
+    // A JSONPath read of a variable nothing assigned names it.
+    let (e, c) = failed(run(
+        r#"{"StartAt":"A","States":{"A":{"Type":"Pass","Parameters":{"v.$":"$nope"},"End":true}}}"#,
+        "{}",
+    ));
+    assert_eq!(e, "States.Runtime");
+    assert!(c.contains("$nope"), "{c}");
 }

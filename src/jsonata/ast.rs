@@ -109,7 +109,8 @@ pub enum Kind {
         builtin: Option<u16>,
     },
     Placeholder,
-    Variable(Str),
+    /// `$name`; the slot, when the surroundings give this name one (a workflow variable).
+    Variable(Str, Option<u32>),
     Lambda(Arc<LambdaDef>),
     Apply {
         lhs: Box<Node>,
@@ -184,7 +185,7 @@ impl Node {
             Kind::Function { partial: false, .. } => "function",
             Kind::Function { partial: true, .. } => "partial",
             Kind::Placeholder => "operator",
-            Kind::Variable(_) => "variable",
+            Kind::Variable(..) => "variable",
             Kind::Lambda(_) => "lambda",
             Kind::Apply { .. } => "apply",
             Kind::Transform(_) => "transform",
@@ -199,7 +200,9 @@ struct Slot {
 }
 
 /// The processor: the ancestry slots of `%` operators, shared by reference in jsonata-js.
-struct Processor {
+struct Processor<'r> {
+    /// Slots of the names the surroundings provide (`compile_with`).
+    outer: Option<super::SlotOf<'r>>,
     slots: Vec<Slot>,
     next_label: u32,
     /// Slot index of each `%` node, to resolve its label at the end.
@@ -207,8 +210,9 @@ struct Processor {
 }
 
 /// Turns a raw tree into the evaluator's tree.
-pub fn process(raw: RawNode) -> Result<Node> {
+pub fn process(raw: RawNode, outer: Option<super::SlotOf<'_>>) -> Result<Node> {
     let mut p = Processor {
+        outer,
         slots: Vec::new(),
         next_label: 0,
         depth: 0,
@@ -237,7 +241,7 @@ fn parent_slot(n: &Node) -> Option<usize> {
     }
 }
 
-impl Processor {
+impl Processor<'_> {
     fn new_parent(&mut self, pos: usize) -> Node {
         let index = self.slots.len();
         self.slots.push(Slot {
@@ -872,7 +876,13 @@ impl Processor {
             Raw::Value(None) => Node::new(Kind::Null, pos),
             Raw::Wildcard => Node::new(Kind::Wildcard, pos),
             Raw::Descendant => Node::new(Kind::Descendant, pos),
-            Raw::Variable(v) => Node::new(Kind::Variable(Str::from(v)), pos),
+            Raw::Variable(v) => {
+                let slot = match self.outer {
+                    Some(f) if !v.is_empty() => f(&v),
+                    _ => None,
+                };
+                Node::new(Kind::Variable(Str::from(v), slot), pos)
+            }
             Raw::Regex { pattern, flags } => {
                 let re = JsRegex::new(&pattern, &flags).map_err(|e| e.at(pos))?;
                 Node::new(Kind::Regex(Arc::new(re)), pos)
@@ -932,7 +942,7 @@ fn finish(n: &mut Node) {
                     plain(s)
                         && match &s.kind {
                             Kind::Name(_) => true,
-                            Kind::Variable(_) => i == 0,
+                            Kind::Variable(..) => i == 0,
                             _ => false,
                         }
                 });
@@ -943,7 +953,7 @@ fn finish(n: &mut Node) {
             builtin,
             ..
         } => {
-            if let Kind::Variable(name) = &procedure.kind
+            if let Kind::Variable(name, _) = &procedure.kind
                 && plain(procedure)
             {
                 *builtin = super::functions::builtin_index(name);

@@ -101,9 +101,13 @@ fn tuple_get(t: &Val, key: &str) -> Val {
     t.field(key)
 }
 
-/// Variables an expression reads from its surroundings, by name (without `$`).
+/// Variables an expression reads from its surroundings: by the slot `compile_with` gave the
+/// name, else by name (without `$`).
 pub trait Variables {
     fn get(&self, name: &str) -> Option<crate::json::Value>;
+    fn slot(&self, _slot: u32) -> Option<crate::json::Value> {
+        None
+    }
 }
 
 impl<'v> Eval<'v> {
@@ -331,7 +335,7 @@ impl<'v> Eval<'v> {
                 if *partial {
                     self.eval_partial(n, procedure, args, input, env)?
                 } else if let Some(bi) = builtin
-                    && let Kind::Variable(name) = &procedure.kind
+                    && let Kind::Variable(name, _) = &procedure.kind
                     && !self.is_bound(env, name)
                     && !(self.step_functions && name.as_str() == "eval")
                 {
@@ -346,14 +350,14 @@ impl<'v> Eval<'v> {
                 }
             }
             Kind::Placeholder => Val::Undefined,
-            Kind::Variable(name) => {
+            Kind::Variable(name, slot) => {
                 if name.is_empty() {
                     match input {
                         Val::Array(a) if a.has(flag::OUTER_WRAPPER) => input.item(0),
                         _ => input.clone(),
                     }
                 } else {
-                    self.lookup_var(env, name)
+                    self.lookup_slot(env, name, *slot)
                 }
             }
             Kind::Lambda(def) => Val::Func(Rc::new(Func::Lambda {
@@ -435,6 +439,24 @@ impl<'v> Eval<'v> {
             || self.vars.is_some_and(|v| v.get(name).is_some())
     }
 
+    /// A variable with the slot the surroundings gave its name: the expression's own
+    /// bindings first (they shadow), then the slot, without looking the name up outside.
+    #[inline]
+    fn lookup_slot(&self, env: &Rc<Frame>, name: &str, slot: Option<u32>) -> Val {
+        if let Some(slot) = slot
+            && let Some(vars) = self.vars
+        {
+            if let Some(v) = env.lookup(name) {
+                return v;
+            }
+            return match vars.slot(slot) {
+                Some(v) => Val::from_json(&v),
+                None => Val::Undefined,
+            };
+        }
+        self.lookup_var(env, name)
+    }
+
     pub fn lookup_var(&self, env: &Rc<Frame>, name: &str) -> Val {
         if let Some(v) = env.lookup(name) {
             return v;
@@ -468,14 +490,14 @@ impl<'v> Eval<'v> {
         let mut cur;
         let mut from = 0;
         match &steps[0].kind {
-            Kind::Variable(name) => {
+            Kind::Variable(name, slot) => {
                 cur = if name.is_empty() {
                     match input {
                         Val::Array(a) if a.has(flag::OUTER_WRAPPER) => input.item(0),
                         _ => input.clone(),
                     }
                 } else {
-                    self.lookup_var(env, name)
+                    self.lookup_slot(env, name, *slot)
                 };
                 from = 1;
             }
@@ -549,7 +571,7 @@ impl<'v> Eval<'v> {
         input: &Val,
         env: &Rc<Frame>,
     ) -> Result<Val> {
-        let input_seq = if matches!(steps.first().map(|s| &s.kind), Some(Kind::Variable(_))) {
+        let input_seq = if matches!(steps.first().map(|s| &s.kind), Some(Kind::Variable(..))) {
             seq_of(input)
         } else if input.is_array() {
             input.clone()
@@ -1554,7 +1576,7 @@ fn thunk_of(v: &Val) -> Option<(Arc<LambdaDef>, Rc<Frame>, Val)> {
 
 fn procedure_name(p: &Node) -> Option<String> {
     match &p.kind {
-        Kind::Variable(v) => Some(v.to_string()),
+        Kind::Variable(v, _) => Some(v.to_string()),
         Kind::Path { steps, .. } => match steps.first().map(|s| &s.kind) {
             Some(Kind::Name(n)) => Some(n.to_string()),
             _ => None,

@@ -1641,7 +1641,7 @@ fn eval_fn(ev: &mut Eval, args: &[Val], input: &Val, env: &Rc<Frame>) -> Result<
     let Some(expr) = text(args, 0) else {
         return Ok(Val::Undefined);
     };
-    let node = super::parse_tree(expr).map_err(|e| {
+    let node = super::parse_tree(expr, None).map_err(|e| {
         Error::new(
             "D3120",
             format!(

@@ -57,13 +57,34 @@ pub struct Options {
 /// Parses and processes JSONata text.
 pub fn compile(text: &str) -> Result<Expression, Error> {
     Ok(Expression {
-        root: parse_tree(text)?,
+        root: parse_tree(text, None)?,
     })
 }
 
-pub(crate) fn parse_tree(text: &str) -> Result<ast::Node, Error> {
+/// Gives the slot of a name the surroundings provide (see `compile_with`).
+pub type SlotOf<'a> = &'a dyn Fn(&str) -> Option<u32>;
+
+/// Compiles with the names the surroundings provide resolved to slots once: `$name` with
+/// `slot(name) == Some(i)` is read with `Variables::slot(i)` (unless the expression binds
+/// the name itself), never looked up by name.
+pub fn compile_with(text: &str, slot: SlotOf<'_>) -> Result<Expression, Error> {
+    Ok(Expression {
+        root: parse_tree(text, Some(slot))?,
+    })
+}
+
+pub(crate) fn parse_tree(text: &str, outer: Option<SlotOf<'_>>) -> Result<ast::Node, Error> {
     let raw = parser::parse(text)?;
-    ast::process(raw)
+    ast::process(raw, outer)
+}
+
+/// What an evaluation gave, for callers that treat a function result apart.
+#[derive(Debug)]
+pub enum Evaluated {
+    Value(Value),
+    Undefined,
+    /// A function (lambda or built-in): it has no JSON form.
+    Function,
 }
 
 impl Expression {
@@ -101,6 +122,35 @@ impl Expression {
         options: &Options,
     ) -> Result<Option<Value>, Error> {
         self.run(input, Frame::root(), Some(vars), options)
+    }
+
+    /// As `evaluate_vars`, telling a function result from a value.
+    pub fn evaluate_in(
+        &self,
+        input: Option<&Value>,
+        vars: &dyn Variables,
+        options: &Options,
+    ) -> Result<Evaluated, Error> {
+        let mut ev = eval::Eval::new(options.limits, options.now_millis, options.seed);
+        ev.vars = Some(vars);
+        ev.step_functions = options.step_functions;
+        let input = input.map(Val::from_json).unwrap_or_default();
+        ev.root = input.clone();
+        let input = if matches!(input, Val::JArray(_)) {
+            Val::array_with(vec![input], flag::SEQUENCE | flag::OUTER_WRAPPER)
+        } else {
+            input
+        };
+        let env = Frame::root();
+        let result = ev.eval(&self.root, &input, &env)?;
+        if matches!(result, Val::Func(_)) {
+            return Ok(Evaluated::Function);
+        }
+        check_result(&result)?;
+        Ok(match result.to_json() {
+            Some(v) => Evaluated::Value(v),
+            None => Evaluated::Undefined,
+        })
     }
 
     fn run(

@@ -119,7 +119,7 @@ fn step_functions_additions() {
 #[test]
 fn closure_bound_in_its_own_frame_is_freed() {
     // `$f` holds a lambda closed over the frame holding `$f`: the evaluation's end breaks it.
-    let tree = parse_tree("$f := function($x){ $f($x) }").unwrap();
+    let tree = parse_tree("$f := function($x){ $f($x) }", None).unwrap();
     let env = Frame::root();
     let frame = std::rc::Rc::downgrade(&env);
     {

@@ -49,6 +49,8 @@ pub enum PathError {
     NotAnArray { step: String, found: String },
     /// A function could not be applied (`min()` of an empty array, `keys()` of a number).
     Function { message: String },
+    /// A `$name` path whose variable has no value here.
+    Undefined { name: String },
 }
 
 impl fmt::Display for PathError {
@@ -56,6 +58,7 @@ impl fmt::Display for PathError {
         match self {
             PathError::MissingProperty { at } => write!(f, "Missing property in path {at}"),
             PathError::NoResults { path } => write!(f, "No results for path: {path}"),
+            PathError::Undefined { name } => write!(f, "The variable '${name}' is not defined"),
             PathError::NotAnObject { member, at, found } => write!(
                 f,
                 "Expected to find an object with property {member} in path {at} but found '{found}'"

@@ -21,11 +21,13 @@ pub use eval::{PathError, Selected, SetError};
 pub use filter::{Filter, Operand};
 pub use parse::SyntaxError;
 
-/// Which document a path reads: the state's data (`$`) or the context object (`$$`).
+/// Which document a path reads: the state's data (`$`), the context object (`$$`) or a
+/// workflow variable (`$name`, whose name is `Path::variable`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Root {
     Data,
     Context,
+    Variable,
 }
 
 /// One step of a path.
@@ -109,6 +111,9 @@ pub struct Path {
     hints: Box<[Hint]>,
     function: Option<Function>,
     definite: bool,
+    /// The variable a `$name` path reads, and the slot the plan gave it (`u16::MAX` until
+    /// then).
+    variable: Option<(Str, u16)>,
 }
 
 impl Path {
@@ -124,6 +129,22 @@ impl Path {
 
     pub fn root(&self) -> Root {
         self.root
+    }
+
+    /// The workflow variable a `$name...` path starts from.
+    pub fn variable(&self) -> Option<&str> {
+        self.variable.as_ref().map(|(n, _)| n.as_str())
+    }
+
+    /// The slot of the variable a `$name` path reads (`u16::MAX`: none).
+    pub fn variable_slot(&self) -> Option<u16> {
+        self.variable.as_ref().map(|(_, s)| *s)
+    }
+
+    pub fn set_variable_slot(&mut self, slot: u16) {
+        if let Some((_, s)) = &mut self.variable {
+            *s = slot;
+        }
     }
 
     pub fn segments(&self) -> &[Segment] {
@@ -181,7 +202,13 @@ impl Path {
             segments,
             function,
             definite,
+            variable: None,
         }
+    }
+
+    pub(crate) fn with_variable(mut self, name: &str) -> Path {
+        self.variable = Some((Str::new(name), u16::MAX));
+        self
     }
 
     pub(crate) fn hints(&self) -> &[Hint] {

@@ -30,10 +30,25 @@ pub(super) fn parse(text: &str) -> Result<Path, SyntaxError> {
         in_filter: false,
     };
     p.skip_ws();
+    let mut variable = None;
     let root = if p.eat("$$") {
         Root::Context
     } else if p.eat("$") {
-        Root::Data
+        // `$name`: a workflow variable (letters, digits and `_`, not starting with a digit).
+        let start = p.i;
+        if p.rest()
+            .starts_with(|c: char| c.is_alphabetic() || c == '_')
+        {
+            let len = p
+                .rest()
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(p.rest().len());
+            p.i += len;
+            variable = Some(&p.s[start..p.i]);
+            Root::Variable
+        } else {
+            Root::Data
+        }
     } else {
         return Err(p.err("a path must start with '$'"));
     };
@@ -41,7 +56,11 @@ pub(super) fn parse(text: &str) -> Result<Path, SyntaxError> {
     if p.i < p.s.len() {
         return Err(p.err(&format!("unexpected '{}'", p.peek_char())));
     }
-    Ok(Path::build(text, root, segments, function))
+    let path = Path::build(text, root, segments, function);
+    Ok(match variable {
+        Some(name) => path.with_variable(name),
+        None => path,
+    })
 }
 
 struct Cursor<'a> {

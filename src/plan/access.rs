@@ -34,6 +34,8 @@ pub enum ContextField {
     MapItemValue,
     Task,
     TaskToken,
+    /// A workflow variable (`$name`), by the slot the compiler gave its name.
+    Variable(u16),
 }
 
 impl ContextField {
@@ -108,9 +110,25 @@ fn data_path(p: &Path) -> DataPath {
 }
 
 impl Accessor {
+    /// A compiled path; a `$name` path reads the slot set with `Path::set_variable_slot`.
     pub fn new(path: Path) -> Accessor {
         let data = data_path(&path);
-        let context = (path.root() == Root::Context).then(|| split_context(&path));
+        let context = match path.root() {
+            Root::Data => None,
+            Root::Context => Some(split_context(&path)),
+            Root::Variable => {
+                let id = path.variable_slot().unwrap_or(u16::MAX);
+                let rest = (!path.is_root() || path.function().is_some()).then(|| {
+                    Box::new(Accessor::new(Path::build(
+                        path.text(),
+                        Root::Data,
+                        path.segments().to_vec(),
+                        path.function(),
+                    )))
+                });
+                Some((ContextField::Variable(id), rest))
+            }
+        };
         Accessor {
             path,
             data,
@@ -180,6 +198,18 @@ impl Accessor {
     /// The exact error for a `$$` path that selects nothing, from the whole context object.
     #[cold]
     fn context_miss(&self, ctx: &dyn ContextSource) -> PathError {
+        if let Some((ContextField::Variable(id), rest)) = &self.context {
+            return match (ctx.field(ContextField::Variable(*id)), rest) {
+                (Some(v), Some(rest)) => {
+                    rest.path.select(&v).err().unwrap_or(PathError::NoResults {
+                        path: self.path.normalized(),
+                    })
+                }
+                _ => PathError::Undefined {
+                    name: self.path.variable().unwrap_or_default().to_string(),
+                },
+            };
+        }
         let whole = ctx.field(ContextField::Whole).unwrap_or_default();
         match self.path.select(&whole) {
             Err(e) => e,

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::asl::{
-    self, Catcher, Condition, Definition, Dynamic, Jitter, Kind, Machine, Operand, PathField,
-    ResultPath, Retrier, Template, TextSource, Transition, Validated, WaitFor,
+    self, Catcher, Condition, Definition, Dynamic, Jitter, JsonataExpr, Kind, Machine, Operand,
+    PathField, QueryLanguage, ResultPath, Retrier, Template, TextSource, Transition, Validated,
+    WaitFor,
 };
 use crate::json::encoded_len;
 
@@ -20,7 +21,10 @@ pub fn compile(validated: &Validated, name: &str) -> Plan {
         states: Vec::new(),
         machines: Vec::new(),
         needs_execution_input: false,
+        variables: Vec::new(),
+        slots: HashMap::new(),
     };
+    c.collect_variables(&def.machine);
     c.machine(&def.machine);
     let timeout_ms = match (validated.machine_type(), def.timeout_seconds) {
         (MachineType::Express, t) => Some(
@@ -40,6 +44,7 @@ pub fn compile(validated: &Validated, name: &str) -> Plan {
         machines: c.machines.into_boxed_slice(),
         timeout_ms,
         needs_execution_input: c.needs_execution_input,
+        variables: c.variables.into_boxed_slice(),
     }
 }
 
@@ -47,9 +52,103 @@ struct Compiler {
     states: Vec<Option<StatePlan>>,
     machines: Vec<StateId>,
     needs_execution_input: bool,
+    /// Variable names by slot, and the slot of each name.
+    variables: Vec<Str>,
+    slots: HashMap<String, u16>,
+}
+
+/// The fields of an `Assign` template: variable names and their values.
+fn assign_fields(t: &Template) -> Vec<(Str, Template)> {
+    match t {
+        Template::Static(Value::Object(o)) => o
+            .iter()
+            .map(|(k, v)| (k.clone(), Template::Static(v.clone())))
+            .collect(),
+        Template::Object(fields) => fields.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether a JSONata expression may read `$states.context` (or all of `$states`).
+fn reads_context(text: &str) -> bool {
+    text.contains("context")
+        || text
+            .match_indices("$states")
+            .any(|(i, m)| !text[i + m.len()..].starts_with('.'))
 }
 
 impl Compiler {
+    /// Numbers every variable name that some `Assign` writes, in order of appearance.
+    fn collect_variables(&mut self, m: &Machine) {
+        for s in &m.states {
+            let mut assigns: Vec<&Template> = s.assign.iter().collect();
+            let catch: &[Catcher] = match &s.kind {
+                Kind::Task(t) => &t.catch,
+                Kind::Parallel(p) => &p.catch,
+                Kind::Map(m) => &m.catch,
+                _ => &[],
+            };
+            assigns.extend(catch.iter().filter_map(|c| c.assign.as_ref()));
+            if let Kind::Choice(c) = &s.kind {
+                assigns.extend(c.choices.iter().filter_map(|r| r.assign.as_ref()));
+            }
+            for t in assigns {
+                for (name, _) in assign_fields(t) {
+                    if !self.slots.contains_key(name.as_str())
+                        && self.variables.len() < u16::MAX as usize
+                    {
+                        self.slots
+                            .insert(name.to_string(), self.variables.len() as u16);
+                        self.variables.push(name);
+                    }
+                }
+            }
+            match &s.kind {
+                Kind::Parallel(p) => p.branches.iter().for_each(|b| self.collect_variables(b)),
+                Kind::Map(m) => self.collect_variables(&m.processor),
+                _ => {}
+            }
+        }
+    }
+
+    fn assign(&mut self, t: &Template) -> AssignOp {
+        AssignOp {
+            slots: assign_fields(t)
+                .iter()
+                .map(|(name, v)| {
+                    let field = format!("Assign/{name}");
+                    (self.slots[name.as_str()], self.tpl(v, name, &field))
+                })
+                .collect(),
+        }
+    }
+
+    /// Compiles a JSONata expression with `$states` and the variables resolved to slots.
+    fn jsonata(&mut self, e: &JsonataExpr, field: &str) -> Box<JsonataOp> {
+        let slots = &self.slots;
+        let resolve = |name: &str| -> Option<u32> {
+            if name == "states" {
+                Some(STATES_SLOT)
+            } else {
+                slots.get(name).map(|s| *s as u32)
+            }
+        };
+        // Validation compiled the same text already; should it fail here anyway, the
+        // expression reports that when it runs instead of the plan failing to build.
+        let expr = crate::jsonata::compile_with(&e.text, &resolve).unwrap_or_else(|err| {
+            let msg = format!("{err}").replace('\'', "");
+            crate::jsonata::compile(&format!("$error('{msg}')")).expect("a literal call")
+        });
+        let needs_context = reads_context(&e.text);
+        self.needs_execution_input |= needs_context;
+        Box::new(JsonataOp {
+            field: Str::new(field),
+            text: e.text.clone(),
+            expr,
+            needs_context,
+        })
+    }
+
     /// Compiles a machine and returns its index in `machines`.
     fn machine(&mut self, m: &Machine) -> u32 {
         let index = self.machines.len() as u32;
@@ -71,8 +170,17 @@ impl Compiler {
         index
     }
 
+    fn resolve_path(&self, p: &mut Path) {
+        if let Some(name) = p.variable() {
+            let slot = self.slots.get(name).copied().unwrap_or(u16::MAX);
+            p.set_variable_slot(slot);
+        }
+    }
+
     fn accessor(&mut self, p: &Path) -> Accessor {
-        let a = Accessor::new(p.clone());
+        let mut p = p.clone();
+        self.resolve_path(&mut p);
+        let a = Accessor::new(p);
         if a.context_field()
             .is_some_and(ContextField::needs_execution_input)
         {
@@ -85,7 +193,11 @@ impl Compiler {
         for p in c.paths() {
             self.accessor(p);
         }
-        Box::new(c.clone())
+        let mut c = c.clone();
+        for p in c.paths_mut() {
+            self.resolve_path(p);
+        }
+        Box::new(c)
     }
 
     fn path_op(&mut self, f: &PathField) -> PathOp {
@@ -108,11 +220,14 @@ impl Compiler {
         }
     }
 
-    fn template(&mut self, t: &Template) -> TemplateOp {
-        self.template_field(t, "")
+    /// A payload template; `field` names it in JSONata errors (`Arguments`, `Output`).
+    fn template(&mut self, t: &Template, field: &str) -> TemplateOp {
+        self.tpl(t, "", field)
     }
 
-    fn template_field(&mut self, t: &Template, key: &str) -> TemplateOp {
+    /// `key` is the JSON key a JSONPath error names (`value.$`), `field` the path of keys a
+    /// JSONata error names (`Output/result`).
+    fn tpl(&mut self, t: &Template, key: &str, field: &str) -> TemplateOp {
         match t {
             Template::Static(v) => TemplateOp::Static(v.clone(), encoded_len(v) as u64),
             Template::Object(fields) => {
@@ -121,14 +236,26 @@ impl Compiler {
                 TemplateOp::Object {
                     fields: fields
                         .iter()
-                        .map(|(k, v)| (k.clone(), self.template_field(v, k)))
+                        .map(|(k, v)| {
+                            let f = if field.is_empty() {
+                                k.to_string()
+                            } else {
+                                format!("{field}/{k}")
+                            };
+                            (k.clone(), self.tpl(v, k, &f))
+                        })
                         .collect(),
                     duplicate_keys,
                 }
             }
-            Template::Array(items) => {
-                TemplateOp::Array(items.iter().map(|i| self.template_field(i, key)).collect())
-            }
+            Template::Array(items) => TemplateOp::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.tpl(item, key, &format!("{field}[{i}]")))
+                    .collect(),
+            ),
+            Template::Jsonata(e) => TemplateOp::Jsonata(self.jsonata(e, field)),
             Template::Path(p) => TemplateOp::Select {
                 key: Str::from(format!("{key}.$")),
                 accessor: self.accessor(p),
@@ -167,22 +294,26 @@ impl Compiler {
                 errors: Self::errors(&c.error_equals),
                 next: ids[c.next.as_str()],
                 result_path: self.result_path(&c.result_path),
+                assign: c.assign.as_ref().map(|t| self.assign(t)),
+                output: c.output.as_ref().map(|t| self.template(t, "Output")),
             })
             .collect()
     }
 
-    fn dynamic<T: Copy>(&mut self, d: &Dynamic<T>) -> DynamicOp<T> {
+    fn dynamic<T: Copy>(&mut self, d: &Dynamic<T>, field: &str) -> DynamicOp<T> {
         match d {
             Dynamic::Fixed(v) => DynamicOp::Fixed(*v),
             Dynamic::Path(p) => DynamicOp::Path(self.accessor(p)),
+            Dynamic::Expr(e) => DynamicOp::Expr(self.jsonata(e, field)),
         }
     }
 
-    fn text(&mut self, t: &TextSource) -> TextOp {
+    fn text(&mut self, t: &TextSource, field: &str) -> TextOp {
         match t {
             TextSource::Fixed(s) => TextOp::Fixed(Str::new(s)),
             TextSource::Path(p) => TextOp::Select(self.accessor(p)),
             TextSource::Call(c) => TextOp::Call(self.call(c)),
+            TextSource::Expr(e) => TextOp::Expr(self.jsonata(e, field)),
         }
     }
 
@@ -206,6 +337,7 @@ impl Compiler {
                     operand,
                 }
             }
+            Condition::Jsonata(t) => ConditionOp::Jsonata(self.template(t, "Condition")),
         }
     }
 
@@ -214,9 +346,14 @@ impl Compiler {
             Transition::Next(n) => ids[n.as_str()],
             Transition::End | Transition::None => END,
         };
+        let jsonata = s.query_language == QueryLanguage::Jsonata;
+        let args = if jsonata { "Arguments" } else { "Parameters" };
         let op = match &s.kind {
             Kind::Pass(p) => StateOp::Pass(Box::new(PassOp {
-                parameters: p.parameters.as_ref().map(|t| self.template(t)),
+                parameters: p
+                    .parameters
+                    .as_ref()
+                    .map(|t| self.template(t, "Parameters")),
                 result: p
                     .result
                     .as_ref()
@@ -225,20 +362,37 @@ impl Compiler {
             })),
             Kind::Task(t) => StateOp::Task(Box::new(TaskOp {
                 resource: Str::new(&t.resource),
-                parameters: t.parameters.as_ref().map(|t| self.template(t)),
-                result_selector: t.result_selector.as_ref().map(|t| self.template(t)),
+                parameters: t.parameters.as_ref().map(|t| self.template(t, args)),
+                result_selector: t
+                    .result_selector
+                    .as_ref()
+                    .map(|t| self.template(t, "ResultSelector")),
                 result_path: self.result_path(&t.result_path),
                 retry: Self::retriers(&t.retry),
                 catch: self.catchers(&t.catch, ids),
-                timeout: t.timeout.as_ref().map(|d| self.dynamic(d)),
-                heartbeat: t.heartbeat.as_ref().map(|d| self.dynamic(d)),
-                credentials: t.credentials.as_ref().map(|t| self.template(t)),
+                timeout: t
+                    .timeout
+                    .as_ref()
+                    .map(|d| self.dynamic(d, "TimeoutSeconds")),
+                heartbeat: t
+                    .heartbeat
+                    .as_ref()
+                    .map(|d| self.dynamic(d, "HeartbeatSeconds")),
+                credentials: t
+                    .credentials
+                    .as_ref()
+                    .map(|t| self.template(t, "Credentials")),
             })),
             Kind::Choice(c) => StateOp::Choice(Box::new(ChoiceOp {
                 rules: c
                     .choices
                     .iter()
-                    .map(|r| (self.condition(&r.condition), ids[r.next.as_str()]))
+                    .map(|r| RuleOp {
+                        condition: self.condition(&r.condition),
+                        next: ids[r.next.as_str()],
+                        assign: r.assign.as_ref().map(|t| self.assign(t)),
+                        output: r.output.as_ref().map(|t| self.template(t, "Output")),
+                    })
                     .collect(),
                 default: c.default.as_ref().map(|d| ids[d.as_str()]),
             })),
@@ -247,18 +401,23 @@ impl Compiler {
                 WaitFor::SecondsPath(p) => WaitOp::SecondsPath(self.accessor(p)),
                 WaitFor::Timestamp(ms) => WaitOp::Until(*ms),
                 WaitFor::TimestampPath(p) => WaitOp::TimestampPath(self.accessor(p)),
+                WaitFor::SecondsExpr(e) => WaitOp::SecondsExpr(self.jsonata(e, "Seconds")),
+                WaitFor::TimestampExpr(e) => WaitOp::TimestampExpr(self.jsonata(e, "Timestamp")),
             })),
             Kind::Succeed => StateOp::Succeed,
             Kind::Fail(f) => StateOp::Fail(Box::new(FailOp {
-                error: f.error.as_ref().map(|t| self.text(t)),
-                cause: f.cause.as_ref().map(|t| self.text(t)),
+                error: f.error.as_ref().map(|t| self.text(t, "Error")),
+                cause: f.cause.as_ref().map(|t| self.text(t, "Cause")),
             })),
             Kind::Parallel(p) => {
                 let branches = p.branches.iter().map(|b| self.machine(b)).collect();
                 StateOp::Parallel(Box::new(ParallelOp {
                     branches,
-                    parameters: p.parameters.as_ref().map(|t| self.template(t)),
-                    result_selector: p.result_selector.as_ref().map(|t| self.template(t)),
+                    parameters: p.parameters.as_ref().map(|t| self.template(t, args)),
+                    result_selector: p
+                        .result_selector
+                        .as_ref()
+                        .map(|t| self.template(t, "ResultSelector")),
                     result_path: self.result_path(&p.result_path),
                     retry: Self::retriers(&p.retry),
                     catch: self.catchers(&p.catch, ids),
@@ -270,20 +429,30 @@ impl Compiler {
                     processor,
                     distributed: m.mode == asl::ProcessorMode::Distributed,
                     items_path: self.path_op(&m.items_path),
-                    item_selector: m.item_selector.as_ref().map(|t| self.template(t)),
-                    max_concurrency: m.max_concurrency.as_ref().map(|d| self.dynamic(d)),
+                    items: m.items.as_ref().map(|t| self.template(t, "Items")),
+                    item_selector: m
+                        .item_selector
+                        .as_ref()
+                        .map(|t| self.template(t, "ItemSelector")),
+                    max_concurrency: m
+                        .max_concurrency
+                        .as_ref()
+                        .map(|d| self.dynamic(d, "MaxConcurrency")),
                     tolerated_failure_percentage: m
                         .tolerated_failure_percentage
                         .as_ref()
-                        .map(|d| self.dynamic(d)),
+                        .map(|d| self.dynamic(d, "ToleratedFailurePercentage")),
                     tolerated_failure_count: m
                         .tolerated_failure_count
                         .as_ref()
-                        .map(|d| self.dynamic(d)),
+                        .map(|d| self.dynamic(d, "ToleratedFailureCount")),
                     item_reader: m.item_reader.clone(),
                     item_batcher: m.item_batcher.clone(),
                     result_writer: m.result_writer.clone(),
-                    result_selector: m.result_selector.as_ref().map(|t| self.template(t)),
+                    result_selector: m
+                        .result_selector
+                        .as_ref()
+                        .map(|t| self.template(t, "ResultSelector")),
                     result_path: self.result_path(&m.result_path),
                     retry: Self::retriers(&m.retry),
                     catch: self.catchers(&m.catch, ids),
@@ -292,6 +461,12 @@ impl Compiler {
         };
         StatePlan {
             name: Str::new(&s.name),
+            jsonata,
+            assign: s.assign.as_ref().map(|t| self.assign(t)),
+            output: s
+                .output
+                .as_ref()
+                .map(|t| Box::new(self.template(t, "Output"))),
             input_path: self.path_op(&s.input_path),
             output_path: self.path_op(&s.output_path),
             op,

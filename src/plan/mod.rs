@@ -3,8 +3,10 @@
 //! States live in one array (nested Parallel branches and Map processors included) and refer
 //! to each other by `StateId`; paths are `Accessor`s; payload templates keep their static
 //! parts as ready-made values; Choice rules hold typed operands (timestamps parsed, patterns
-//! split); retry tables hold milliseconds. The executor never looks up a state by name or
-//! parses a path. A plan is immutable and shared (`Arc`) by every shard.
+//! split); retry tables hold milliseconds; JSONata expressions are compiled programs whose
+//! `$name` reads are slot numbers; workflow variables are slots numbered once per plan. The
+//! executor never looks up a state or a variable by name, nor parses a path or an
+//! expression. A plan is immutable and shared (`Arc`) by every shard.
 
 mod access;
 pub(crate) mod compile;
@@ -38,7 +40,12 @@ pub struct Plan {
     /// Whether any path reads `$$.Execution.Input` (or the whole context object), so the
     /// executor must keep the original input.
     pub needs_execution_input: bool,
+    /// The workflow variables, by slot: the names every `Assign` of the definition writes.
+    pub variables: Box<[Str]>,
 }
+
+/// The slot of `$states` in JSONata expressions (variables use `0..variables.len()`).
+pub const STATES_SLOT: u32 = u32::MAX;
 
 impl Plan {
     #[inline]
@@ -65,11 +72,36 @@ impl Plan {
 #[derive(Debug)]
 pub struct StatePlan {
     pub name: Str,
+    /// The state's query language is JSONata: `Output` and `$states` instead of the five
+    /// JSONPath fields.
+    pub jsonata: bool,
     pub input_path: PathOp,
     pub output_path: PathOp,
+    /// `Assign` (for a Choice state: used when the Default is taken).
+    pub assign: Option<AssignOp>,
+    /// `Output` (for a Choice state: used when the Default is taken).
+    pub output: Option<Box<TemplateOp>>,
     pub op: StateOp,
     /// The next state, or `END`.
     pub next: StateId,
+}
+
+/// An `Assign`: values for variable slots, all computed from the values before the state.
+#[derive(Debug)]
+pub struct AssignOp {
+    pub slots: Box<[(u16, TemplateOp)]>,
+}
+
+/// A compiled JSONata expression with what error messages need.
+#[derive(Debug)]
+pub struct JsonataOp {
+    /// The field it fills, as AWS names it in errors (`Output/result`, `Items`).
+    pub field: Str,
+    /// The expression text between `{%` and `%}`.
+    pub text: Str,
+    pub expr: crate::jsonata::Expression,
+    /// Whether it may read `$states.context` (then the context object is built).
+    pub needs_context: bool,
 }
 
 /// `InputPath` / `OutputPath` / `ItemsPath`.
@@ -114,6 +146,8 @@ pub enum TemplateOp {
         key: Str,
         call: Box<Call>,
     },
+    /// `"{% expression %}"` (JSONata states).
+    Jsonata(Box<JsonataOp>),
 }
 
 #[derive(Debug)]
@@ -141,6 +175,7 @@ pub struct PassOp {
 pub enum DynamicOp<T> {
     Fixed(T),
     Path(Accessor),
+    Expr(Box<JsonataOp>),
 }
 
 #[derive(Debug)]
@@ -181,12 +216,24 @@ pub struct CatcherOp {
     pub errors: ErrorMatch,
     pub next: StateId,
     pub result_path: ResultPathOp,
+    pub assign: Option<AssignOp>,
+    pub output: Option<TemplateOp>,
 }
 
 #[derive(Debug)]
 pub struct ChoiceOp {
-    pub rules: Box<[(ConditionOp, StateId)]>,
+    pub rules: Box<[RuleOp]>,
     pub default: Option<StateId>,
+}
+
+/// A top-level choice rule: its condition, where it leads, and what it assigns and outputs
+/// when it matches.
+#[derive(Debug)]
+pub struct RuleOp {
+    pub condition: ConditionOp,
+    pub next: StateId,
+    pub assign: Option<AssignOp>,
+    pub output: Option<TemplateOp>,
 }
 
 #[derive(Debug)]
@@ -199,6 +246,8 @@ pub enum ConditionOp {
         op: Comparison,
         operand: OperandOp,
     },
+    /// A JSONata `Condition`: a literal boolean, or an expression that must give one.
+    Jsonata(TemplateOp),
 }
 
 /// The right-hand side of a comparison, typed at compile time.
@@ -225,6 +274,8 @@ pub enum WaitOp {
     SecondsPath(Accessor),
     Until(i64),
     TimestampPath(Accessor),
+    SecondsExpr(Box<JsonataOp>),
+    TimestampExpr(Box<JsonataOp>),
 }
 
 /// `Error`/`ErrorPath`, `Cause`/`CausePath`.
@@ -233,6 +284,7 @@ pub enum TextOp {
     Fixed(Str),
     Select(Accessor),
     Call(Box<Call>),
+    Expr(Box<JsonataOp>),
 }
 
 #[derive(Debug)]
@@ -258,6 +310,8 @@ pub struct MapOp {
     pub processor: u32,
     pub distributed: bool,
     pub items_path: PathOp,
+    /// `Items` (JSONata).
+    pub items: Option<TemplateOp>,
     pub item_selector: Option<TemplateOp>,
     /// `MaxConcurrency` (0 = no limit).
     pub max_concurrency: Option<DynamicOp<u64>>,
