@@ -873,7 +873,7 @@ impl Execution {
         raw: Sized,
         requests: &mut Vec<TaskRequest>,
     ) -> Flow {
-        let states = States::new(raw.value.clone(), None, None);
+        let states = States::new(&raw, None, None);
         match &st.op {
             StateOp::Pass(_) | StateOp::Succeed => {
                 let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
@@ -1124,9 +1124,7 @@ impl Execution {
         let raw = std::mem::take(&mut self.fibers[fid as usize].input);
         match (&st.op, resumed) {
             (StateOp::Wait(_), _) => {
-                let states = st
-                    .jsonata
-                    .then(|| States::new(raw.value.clone(), None, None));
+                let states = st.jsonata.then(|| States::new(&raw, None, None));
                 let r = self.with_query(fid, &st.name, None, states.as_ref(), |env, here| {
                     let assigns = data::eval_assign(&st.assign, &raw, env, here)?;
                     let out = match (&st.output, st.jsonata) {
@@ -1167,7 +1165,7 @@ impl Execution {
                     }
                 }
                 let r = if st.jsonata {
-                    let states = States::new(raw.value.clone(), Some(result.value.clone()), None);
+                    let states = States::new(&raw, Some(&result), None);
                     self.with_query(fid, &st.name, None, Some(&states), |env, here| {
                         let assigns = data::eval_assign(&st.assign, &result, env, here)?;
                         let out = match &st.output {
@@ -1258,7 +1256,7 @@ impl Execution {
             let raw = std::mem::take(&mut self.fibers[fid as usize].input);
             let error_output = Sized::exact(failure.to_error_output());
             let r = if st.jsonata {
-                let states = States::new(raw.value.clone(), None, Some(error_output.value.clone()));
+                let states = States::new(&raw, None, Some(&error_output));
                 self.with_query(fid, &st.name, None, Some(&states), |env, here| {
                     let assigns = data::eval_assign(&c.assign, &error_output, env, here)?;
                     let out = match &c.output {
@@ -1510,9 +1508,7 @@ impl Execution {
         };
         let input = match &m.item_selector {
             Some(t) => {
-                let states = st
-                    .jsonata
-                    .then(|| States::new(doc.value.clone(), None, None));
+                let states = st.jsonata.then(|| States::new(&doc, None, None));
                 self.with_query(
                     fiber,
                     &st.name,
@@ -1536,9 +1532,7 @@ impl Execution {
 
     fn start_map(&mut self, plan: &Plan, fid: u32, m: &MapOp, raw: Sized) -> Flow {
         let st = plan.state(self.fibers[fid as usize].state);
-        let states = st
-            .jsonata
-            .then(|| States::new(raw.value.clone(), None, None));
+        let states = st.jsonata.then(|| States::new(&raw, None, None));
         let r = self.with_query(fid, &st.name, None, states.as_ref(), |env, here| {
             if m.item_reader.is_some() {
                 return Err(Failure::new(

@@ -808,3 +808,26 @@ fn assign_limits_and_expression_failures_are_aws_errors() {
     assert_eq!(e, "States.Runtime");
     assert!(c.contains("$nope"), "{c}");
 }
+
+#[test]
+fn plain_reads_taken_without_the_evaluator_give_what_jsonata_gives() {
+    // Regression guard for the FastRead shortcut: arrays on the way and integers beyond
+    // 2^53 go to the evaluator, everything else reads the same either way.
+    let def = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
+        "A":{"Type":"Pass","Assign":{"x":"{% $states.input.o %}"},"Next":"B"},
+        "B":{"Type":"Pass","Output":{"mapped":"{% $states.input.a.b %}","big":"{% $states.input.n %}",
+             "var":"{% $x.k %}","whole":"{% $states.input.o %}","item":"{% $states.context.State.Name %}"},"End":true}}}"#;
+    assert_eq!(
+        ok(
+            def,
+            r#"{"a":[{"b":1},{"b":2}],"n":9007199254740993,"o":{"k":[1,[2]]}}"#
+        ),
+        r#"{"mapped":[1,2],"big":9.007199254740992E15,"var":[1,[2]],"whole":{"k":[1,[2]]},"item":"B"}"#
+    );
+    let missing = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
+        "A":{"Type":"Pass","Output":"{% $states.input.a.b %}","End":true}}}"#;
+    assert_eq!(
+        failed(run(missing, r#"{"a":5}"#)).0,
+        "States.QueryEvaluationError"
+    );
+}

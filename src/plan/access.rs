@@ -144,6 +144,11 @@ impl Accessor {
         self.path.text()
     }
 
+    /// Whether this `$$` path is a context field and nothing below it.
+    pub fn is_field_only(&self) -> bool {
+        matches!(&self.context, Some((_, None)))
+    }
+
     /// The context field this accessor starts from, if it reads `$$`.
     pub fn context_field(&self) -> Option<ContextField> {
         self.context.as_ref().map(|(f, _)| *f)

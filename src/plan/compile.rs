@@ -69,12 +69,74 @@ fn assign_fields(t: &Template) -> Vec<(Str, Template)> {
     }
 }
 
-/// Whether a JSONata expression may read `$states.context` (or all of `$states`).
-fn reads_context(text: &str) -> bool {
-    text.contains("context")
-        || text
-            .match_indices("$states")
-            .any(|(i, m)| !text[i + m.len()..].starts_with('.'))
+/// The members of the context object a JSONata expression may read through
+/// `$states.context`: those it names, or all when it takes `$states` or `$states.context`
+/// whole or names none. Over-counting only costs time; under-counting is what must not be.
+fn context_parts(text: &str) -> u8 {
+    if text
+        .match_indices("$states")
+        .any(|(i, m)| !text[i + m.len()..].starts_with('.'))
+    {
+        return context::ALL;
+    }
+    if !text.contains("context") {
+        return 0;
+    }
+    let mut parts = 0;
+    for (word, bit) in [
+        ("Execution", context::EXECUTION),
+        ("StateMachine", context::STATE_MACHINE),
+        ("State", context::STATE),
+        ("Map", context::MAP),
+        ("Task", context::TASK),
+    ] {
+        if text.contains(word) {
+            parts |= bit;
+        }
+    }
+    if parts == 0 { context::ALL } else { parts }
+}
+
+/// The `FastRead` an expression is, if it is a path of plain names from `$states` or a
+/// variable.
+fn fast_read(text: &str, slots: &HashMap<String, u16>) -> Option<FastRead> {
+    let plain = |n: &str| {
+        let mut c = n.chars();
+        matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+            && !matches!(
+                n,
+                "and" | "or" | "in" | "true" | "false" | "null" | "function"
+            )
+    };
+    let mut parts = text.strip_prefix('$')?.split('.');
+    let root = parts.next()?;
+    let rest: Vec<&str> = parts.collect();
+    if !plain(root) || !rest.iter().all(|n| plain(n)) {
+        return None;
+    }
+    let names = |r: &[&str]| r.iter().map(|n| Str::new(n)).collect::<Box<[Str]>>();
+    if root != "states" {
+        return slots
+            .get(root)
+            .map(|slot| FastRead::Variable(*slot, names(&rest)));
+    }
+    let (member, below) = rest.split_first()?;
+    Some(match *member {
+        "input" => FastRead::Input(names(below)),
+        "result" => FastRead::Result(names(below)),
+        "errorOutput" => FastRead::ErrorOutput(names(below)),
+        "context" => {
+            // Only a path that ends on a field the executor produces directly.
+            let path = Path::parse(&format!("$${}", text.strip_prefix("$states.context")?)).ok()?;
+            let a = Accessor::new(path);
+            match a.context_field() {
+                Some(f) if f != ContextField::Whole && a.is_field_only() => FastRead::Context(f),
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
 }
 
 impl Compiler {
@@ -139,13 +201,15 @@ impl Compiler {
             let msg = format!("{err}").replace('\'', "");
             crate::jsonata::compile(&format!("$error('{msg}')")).expect("a literal call")
         });
-        let needs_context = reads_context(&e.text);
-        self.needs_execution_input |= needs_context;
+        let context = context_parts(&e.text);
+        let fast = fast_read(&e.text, &self.slots);
+        self.needs_execution_input |= context & context::EXECUTION != 0;
         Box::new(JsonataOp {
             field: Str::new(field),
             text: e.text.clone(),
             expr,
-            needs_context,
+            context,
+            fast,
         })
     }
 

@@ -100,8 +100,35 @@ pub struct JsonataOp {
     /// The expression text between `{%` and `%}`.
     pub text: Str,
     pub expr: crate::jsonata::Expression,
-    /// Whether it may read `$states.context` (then the context object is built).
-    pub needs_context: bool,
+    /// The members of the context object it may read as `$states.context` (`context::*`
+    /// bits; 0: none, so the context object is never built for it).
+    pub context: u8,
+    /// A plain read (`$states.input.a.b`, `$name.a`, `$states.context.Map.Item.Value`),
+    /// done without the JSONata evaluator when the data allows.
+    pub fast: Option<FastRead>,
+}
+
+/// A JSONata expression that is a path of plain names from `$states` or a variable. Read
+/// directly through objects, it gives what JSONata gives; where the walk meets an array
+/// (JSONata maps over it) or an integer beyond 2^53 (JSONata's doubles round it), the
+/// evaluator runs instead.
+#[derive(Debug)]
+pub enum FastRead {
+    Input(Box<[Str]>),
+    Result(Box<[Str]>),
+    ErrorOutput(Box<[Str]>),
+    Context(ContextField),
+    Variable(u16, Box<[Str]>),
+}
+
+/// Members of the context object a JSONata expression may read.
+pub mod context {
+    pub const EXECUTION: u8 = 1;
+    pub const STATE_MACHINE: u8 = 2;
+    pub const STATE: u8 = 4;
+    pub const MAP: u8 = 8;
+    pub const TASK: u8 = 16;
+    pub const ALL: u8 = 31;
 }
 
 /// `InputPath` / `OutputPath` / `ItemsPath`.
