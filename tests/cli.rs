@@ -665,3 +665,101 @@ fn jsonata_bad_usage_exits_2_and_step_functions_mode_has_no_eval() {
         Some("U1001")
     );
 }
+
+/// W1-like JSONata workflow with a Task: `Arguments` is what the resource receives.
+const JSONATA_ORDER: &str = r#"{"QueryLanguage":"JSONata","StartAt":"Prepare","States":{
+  "Prepare":{"Type":"Pass","Assign":{"customer":"{% $states.input.customer %}"},"Next":"Charge"},
+  "Charge":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke",
+    "Arguments":{"FunctionName":"charge","Payload":{"who":"{% $customer %}","cents":"{% $states.input.amount * 100 %}"}},
+    "Catch":[{"ErrorEquals":["Card.Declined"],"Output":{"declined":"{% $customer %}","why":"{% $states.errorOutput.Cause %}"},"Next":"Done"}],
+    "Output":{"customer":"{% $customer %}","charged":"{% $states.result.Payload.charged %}"},"Next":"Done"},
+  "Done":{"Type":"Succeed"}}}"#;
+
+#[test]
+fn jsonata_workflows_run_with_mock_configs_and_catch_with_variables() {
+    let def = Temp::new("JOrder.asl.json", JSONATA_ORDER);
+    let config = Temp::new(
+        "JMockConfigFile.json",
+        r#"{
+          "StateMachines": {"JOrder": {"TestCases": {
+            "HappyPath": {"Charge": "ChargeOk"},
+            "Declined": {"Charge": "ChargeDeclined"}}}},
+          "MockedResponses": {
+            "ChargeOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"charged": 700}}}},
+            "ChargeDeclined": {"0": {"Throw": {"Error": "Card.Declined", "Cause": "insufficient funds"}}}
+          }
+        }"#,
+    );
+    let input = r#"{"customer":"ada","amount":7}"#;
+    let o = run(&[
+        "run",
+        def.path(),
+        "--input",
+        input,
+        "--mock-config",
+        config.path(),
+        "--test-case",
+        "HappyPath",
+    ]);
+    assert_succeeded(&o);
+    assert_eq!(
+        json::to_string(&output_of(&stdout_json(&o))),
+        r#"{"customer":"ada","charged":700}"#
+    );
+    let o = run(&[
+        "run",
+        def.path(),
+        "--input",
+        input,
+        "--mock-config",
+        config.path(),
+        "--test-case",
+        "Declined",
+    ]);
+    assert_succeeded(&o);
+    assert_eq!(
+        json::to_string(&output_of(&stdout_json(&o))),
+        r#"{"declined":"ada","why":"insufficient funds"}"#
+    );
+}
+
+#[test]
+fn process_runs_jsonata_and_dead_letters_query_evaluation_errors() {
+    let def = Temp::new(
+        "jsonata-hello.asl.json",
+        r#"{"QueryLanguage":"JSONata","StartAt":"Greet","States":{
+          "Greet":{"Type":"Pass","Assign":{"n":"{% $states.input.name %}"},"Next":"Out"},
+          "Out":{"Type":"Pass","Output":{"greeting":"{% 'hello ' & $n %}"},"End":true}}}"#,
+    );
+    let dlq = Temp::new("jsonata-dead.jsonl", "");
+    let mut child = bin()
+        .args(["process", def.path(), "--dead-letters", dlq.path()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"name\":\"a\"}\n{\"nameless\":true}\n{\"name\":\"b\"}\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_succeeded(&o);
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "{\"greeting\":\"hello a\"}\n{\"greeting\":\"hello b\"}\n"
+    );
+    let dead = std::fs::read_to_string(&dlq.0).unwrap();
+    let envelope = json::parse(dead.trim().as_bytes()).unwrap();
+    assert_eq!(
+        envelope.get("error"),
+        Some(&Value::string("States.QueryEvaluationError"))
+    );
+    let cause = envelope.get("cause").and_then(|c| c.as_str()).unwrap_or("");
+    assert!(
+        cause.contains("'$states.input.name'") && cause.contains("'Assign/n'"),
+        "{cause}"
+    );
+}
