@@ -535,3 +535,50 @@ fn the_kafka_bench_times_a_passthrough_and_the_workflow_on_the_same_records() {
         assert!(j.get(k).unwrap().as_f64().unwrap() > 0.0, "{k}");
     }
 }
+
+/// W1-like JSONata with variables: records without a `seq` fail in the expression.
+const JSONATA_SEQ: &str = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
+  "A":{"Type":"Pass","Assign":{"s":"{% $states.input.seq %}"},"Next":"B"},
+  "B":{"Type":"Pass","Output":{"key":"{% $states.input.key %}","seq":"{% $s %}","doubled":"{% $s * 2 %}"},"End":true}}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonata_workflows_run_on_kafka_and_dead_letter_their_evaluation_errors() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    let records: Vec<(String, Vec<u8>)> = (0..60)
+        .map(|i| {
+            let key = format!("k{}", i % 5);
+            let payload = if i % 20 == 7 {
+                format!(r#"{{"key":"{key}"}}"#)
+            } else {
+                format!(r#"{{"key":"{key}","seq":{i}}}"#)
+            };
+            (key, payload.into_bytes())
+        })
+        .collect();
+    produce(&brokers, &records).await;
+    let c = config(&brokers, "gj", 5000);
+    run_until(&c, JSONATA_SEQ, |m| {
+        m.outputs.load(std::sync::atomic::Ordering::Relaxed)
+            + m.dead_letters.load(std::sync::atomic::Ordering::Relaxed)
+            >= 60
+    })
+    .await;
+    let outs = read_all(&brokers, "out", 57);
+    let dead = read_all(&brokers, "dlq", 3);
+    assert_eq!((outs.len(), dead.len()), (57, 3));
+    for (k, v) in &outs {
+        let seq = v.get("seq").unwrap().as_i64().unwrap();
+        assert_eq!(v.get("key"), Some(&Value::string(k)));
+        assert_eq!(v.get("doubled").unwrap().as_i64(), Some(2 * seq));
+    }
+    for (_, d) in &dead {
+        assert_eq!(
+            d.get("error"),
+            Some(&Value::string("States.QueryEvaluationError"))
+        );
+        let cause = d.get("cause").and_then(|c| c.as_str()).unwrap_or("");
+        assert!(cause.contains("'Assign/s'"), "{cause}");
+    }
+    assert_eq!(committed(&brokers, "gj").values().sum::<i64>(), 60);
+}
