@@ -7,7 +7,10 @@ use std::cell::{OnceCell, RefCell};
 use super::data::{Env, Failure, Handling, Here, Sized};
 use crate::json::{Number, Object, Str, Value};
 use crate::jsonata::{Evaluated, Options, Variables};
-use crate::plan::{ContextField, ContextSource, FastRead, JsonataOp, STATES_SLOT, context};
+use crate::plan::{
+    CompareOp, CompareSide, ContextField, ContextSource, FastCompare, FastRead, JsonataOp,
+    STATES_SLOT, context,
+};
 
 /// What `$states` holds in one state's evaluation. The object is built once per state, the
 /// first time an expression reads it, with only the members of the context object that the
@@ -176,6 +179,54 @@ fn fast_read(
     }
 }
 
+/// What a `FastCompare` gives; `None` when the evaluator must decide.
+fn fast_compare(c: &FastCompare, states: &States, ctx: &dyn ContextSource) -> Option<bool> {
+    let side = |o: &CompareSide| -> Option<Option<Value>> {
+        match o {
+            CompareSide::Literal(v) => Some(Some(v.clone())),
+            CompareSide::Read(f) => fast_read(f, states, ctx).ok().map(|v| v.map(|(v, _)| v)),
+        }
+    };
+    let (Some(l), Some(r)) = (side(&c.left)?, side(&c.right)?) else {
+        // JSONata: `=` and `!=` with an undefined side are false; `<` and the others are
+        // undefined, which the evaluator reports.
+        return matches!(c.op, CompareOp::Eq | CompareOp::Ne).then_some(false);
+    };
+    let ord = match (&l, &r) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64().partial_cmp(&b.as_f64())?,
+        (Value::String(a), Value::String(b)) if a.is_ascii() && b.is_ascii() => {
+            a.as_str().cmp(b.as_str())
+        }
+        (Value::Bool(_) | Value::Null, _) | (_, Value::Bool(_) | Value::Null)
+            if matches!(c.op, CompareOp::Eq | CompareOp::Ne)
+                && !matches!(l, Value::Array(_) | Value::Object(_))
+                && !matches!(r, Value::Array(_) | Value::Object(_)) =>
+        {
+            let same = match (&l, &r) {
+                (Value::Bool(a), Value::Bool(b)) => a == b,
+                (Value::Null, Value::Null) => true,
+                _ => false,
+            };
+            return Some(same == (c.op == CompareOp::Eq));
+        }
+        (Value::Number(_), Value::String(_)) | (Value::String(_), Value::Number(_))
+            if matches!(c.op, CompareOp::Eq | CompareOp::Ne) =>
+        {
+            return Some(c.op == CompareOp::Ne);
+        }
+        _ => return None,
+    };
+    use std::cmp::Ordering::*;
+    Some(match c.op {
+        CompareOp::Eq => ord == Equal,
+        CompareOp::Ne => ord != Equal,
+        CompareOp::Lt => ord == Less,
+        CompareOp::Le => ord != Greater,
+        CompareOp::Gt => ord == Greater,
+        CompareOp::Ge => ord != Less,
+    })
+}
+
 /// Evaluates one expression of the state; undefined and function results are errors.
 pub fn eval(op: &JsonataOp, env: &mut Env<'_>, here: Here<'_>) -> Result<Value, Failure> {
     eval_bounded(op, env, here).map(|(v, _)| v)
@@ -196,6 +247,11 @@ fn eval_bounded(
             ),
         ));
     };
+    if let Some(c) = &op.compare
+        && let Some(b) = fast_compare(c, states, env.ctx)
+    {
+        return Ok((Value::Bool(b), None));
+    }
     if let Some(f) = &op.fast {
         match fast_read(f, states, env.ctx) {
             Ok(Some(found)) => return Ok(found),

@@ -831,3 +831,56 @@ fn plain_reads_taken_without_the_evaluator_give_what_jsonata_gives() {
         "States.QueryEvaluationError"
     );
 }
+
+#[test]
+fn comparisons_taken_without_the_evaluator_agree_with_it() {
+    // Regression guard for the FastCompare shortcut: every pairing of these values under
+    // every operator gives what the JSONata evaluator gives (or its error).
+    let values = [
+        "1",
+        "2.5",
+        "1.0",
+        "\"a\"",
+        "\"b\"",
+        "\"é\"",
+        "true",
+        "false",
+        "null",
+        "[1]",
+        "{\"a\":1}",
+    ];
+    for op in ["=", "!=", "<", "<=", ">", ">="] {
+        let expr = format!("$states.input.l {op} $states.input.r");
+        let def = format!(
+            r#"{{"QueryLanguage":"JSONata","StartAt":"A","States":{{"A":{{"Type":"Pass","Output":"{{% {expr} %}}","End":true}}}}}}"#
+        );
+        let reference = crate::jsonata::compile(&format!("$l {op} $r")).unwrap();
+        for l in values.iter().map(Some).chain([None]) {
+            for r in values.iter().map(Some).chain([None]) {
+                let mut input = String::from("{");
+                let mut bindings = Vec::new();
+                if let Some(l) = l {
+                    input.push_str(&format!(r#""l":{l}"#));
+                    bindings.push(("l", v(l)));
+                }
+                if let Some(r) = r {
+                    if l.is_some() {
+                        input.push(',');
+                    }
+                    input.push_str(&format!(r#""r":{r}"#));
+                    bindings.push(("r", v(r)));
+                }
+                input.push('}');
+                let want = match reference.evaluate(None, &bindings) {
+                    Ok(Some(v)) => Ok(to_string(&v)),
+                    Ok(None) | Err(_) => Err(()),
+                };
+                let got = match run(&def, &input) {
+                    Outcome::Succeeded(v) => Ok(to_string(&v)),
+                    _ => Err(()),
+                };
+                assert_eq!(got, want, "{l:?} {op} {r:?}");
+            }
+        }
+    }
+}

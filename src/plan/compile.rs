@@ -139,6 +139,62 @@ fn fast_read(text: &str, slots: &HashMap<String, u16>) -> Option<FastRead> {
     })
 }
 
+/// The `FastCompare` an expression is, if it is `a op b` of plain reads and literals.
+fn fast_compare(text: &str, slots: &HashMap<String, u16>) -> Option<FastCompare> {
+    let at = text.find(['=', '!', '<', '>'])?;
+    let rest = &text[at..];
+    let (op, len) = [
+        ("!=", CompareOp::Ne),
+        ("<=", CompareOp::Le),
+        (">=", CompareOp::Ge),
+        ("=", CompareOp::Eq),
+        ("<", CompareOp::Lt),
+        (">", CompareOp::Gt),
+    ]
+    .into_iter()
+    .find(|(t, _)| rest.starts_with(t))
+    .map(|(t, op)| (op, t.len()))?;
+    let operand = |s: &str| -> Option<CompareSide> {
+        let s = s.trim();
+        if s.starts_with('$') {
+            return fast_read(s, slots).map(CompareSide::Read);
+        }
+        let lit = match s {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            "null" => Value::Null,
+            _ => {
+                let quoted = s
+                    .strip_prefix('\'')
+                    .and_then(|x| x.strip_suffix('\''))
+                    .or_else(|| s.strip_prefix('"').and_then(|x| x.strip_suffix('"')));
+                match quoted {
+                    Some(q) if q.is_ascii() && !q.contains(['\'', '"', '\\']) => Value::string(q),
+                    Some(_) => return None,
+                    None => {
+                        let digits = s.strip_prefix('-').unwrap_or(s);
+                        if digits.is_empty()
+                            || !digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+                            || digits.starts_with('.')
+                            || digits.ends_with('.')
+                            || digits.matches('.').count() > 1
+                        {
+                            return None;
+                        }
+                        Value::Number(crate::json::Number::Float(s.parse::<f64>().ok()?))
+                    }
+                }
+            }
+        };
+        Some(CompareSide::Literal(lit))
+    };
+    Some(FastCompare {
+        left: operand(&text[..at])?,
+        op,
+        right: operand(&rest[len..])?,
+    })
+}
+
 impl Compiler {
     /// Numbers every variable name that some `Assign` writes, in order of appearance.
     fn collect_variables(&mut self, m: &Machine) {
@@ -203,6 +259,7 @@ impl Compiler {
         });
         let context = context_parts(&e.text);
         let fast = fast_read(&e.text, &self.slots);
+        let compare = fast_compare(&e.text, &self.slots).map(Box::new);
         self.needs_execution_input |= context & context::EXECUTION != 0;
         Box::new(JsonataOp {
             field: Str::new(field),
@@ -210,6 +267,7 @@ impl Compiler {
             expr,
             context,
             fast,
+            compare,
         })
     }
 

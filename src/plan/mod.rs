@@ -106,6 +106,34 @@ pub struct JsonataOp {
     /// A plain read (`$states.input.a.b`, `$name.a`, `$states.context.Map.Item.Value`),
     /// done without the JSONata evaluator when the data allows.
     pub fast: Option<FastRead>,
+    /// A comparison of two plain reads or literals (`$states.input.v > $limit`), likewise.
+    pub compare: Option<Box<FastCompare>>,
+}
+
+/// `left op right` with each side a `FastRead` or a literal. Numbers and ASCII strings
+/// compare as JSONata compares them, and `=`/`!=` also booleans and null; any other
+/// pairing (an error or a deep comparison in JSONata) goes to the evaluator.
+#[derive(Debug)]
+pub struct FastCompare {
+    pub left: CompareSide,
+    pub op: CompareOp,
+    pub right: CompareSide,
+}
+
+#[derive(Debug)]
+pub enum CompareSide {
+    Read(FastRead),
+    Literal(Value),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
 }
 
 /// A JSONata expression that is a path of plain names from `$states` or a variable. Read
