@@ -35,6 +35,10 @@ pub mod code {
     pub const MISSING_TRANSITION_TARGET: &str = "MISSING_TRANSITION_TARGET";
     pub const MISSING_END_STATE: &str = "MISSING_END_STATE";
     pub const DUPLICATE_STATE_NAME: &str = "DUPLICATE_STATE_NAME";
+    /// A `{% %}` expression that does not parse.
+    pub const INVALID_JSONATA_EXPRESSION: &str = "INVALID_JSONATA_EXPRESSION";
+    /// A JSONata expression Step Functions refuses (a name read from no input).
+    pub const UNSUPPORTED_JSONATA_EXPRESSION: &str = "UNSUPPORTED_JSONATA_EXPRESSION";
 }
 
 #[derive(Clone, Debug, PartialEq)]

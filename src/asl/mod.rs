@@ -229,22 +229,35 @@ mod tests {
             let p = problems(&jsonata_state(&format!(
                 r#"{{"Type":"Pass",{field},"End":true}}"#
             )));
+            // As AWS reports it: at the state, naming the field.
+            assert_eq!(p, ["SCHEMA_VALIDATION_FAILED@/States/A"], "{field}");
             let name = field.split('"').nth(1).unwrap();
-            assert_eq!(
-                p,
-                [format!("SCHEMA_VALIDATION_FAILED@/States/A/{name}")],
-                "{field}"
+            let m = messages(&jsonata_state(&format!(
+                r#"{{"Type":"Pass",{field},"End":true}}"#
+            )));
+            assert!(
+                m[0].contains(&format!(
+                    "The QueryLanguage is set to 'JSONata', but field '{name}' is only supported for the 'JSONPath' QueryLanguage"
+                )),
+                "{m:?}"
             );
         }
         assert_eq!(
             problems(&state(r#"{"Type":"Pass","Output":{},"End":true}"#)),
-            ["SCHEMA_VALIDATION_FAILED@/States/A/Output"]
+            ["SCHEMA_VALIDATION_FAILED@/States/A"]
         );
         assert_eq!(
             problems(&state(
                 r#"{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","Arguments":{},"End":true}"#
             )),
-            ["SCHEMA_VALIDATION_FAILED@/States/A/Arguments"]
+            ["SCHEMA_VALIDATION_FAILED@/States/A"]
+        );
+        // A Map's processor takes the definition's language; it cannot set its own.
+        assert_eq!(
+            problems(&state(
+                r#"{"Type":"Map","ItemProcessor":{"QueryLanguage":"JSONata","StartAt":"P","States":{"P":{"Type":"Pass","End":true}}},"End":true}"#
+            )),
+            ["SCHEMA_VALIDATION_FAILED@/States/A/ItemProcessor"]
         );
         // A JSONPath rule in a JSONata Choice, and a JSONata rule in a JSONPath one.
         assert_eq!(
@@ -272,6 +285,25 @@ mod tests {
 
     #[test]
     fn jsonata_strings_are_checked_with_the_position_of_the_error() {
+        // Step Functions gives expressions no input: a bare name is refused, by name.
+        assert_eq!(
+            problems(&jsonata_state(
+                r#"{"Type":"Pass","Output":{"v":"{% phone & $states.input.x[y > 1].z %}"},"End":true}"#
+            )),
+            ["UNSUPPORTED_JSONATA_EXPRESSION@/States/A/Output/v"]
+        );
+        assert!(
+            messages(&jsonata_state(
+                r#"{"Type":"Pass","Output":"{% {'a': phone} %}","End":true}"#
+            ))[0]
+                .contains("Reference to 'phone' at the top level is not supported")
+        );
+        assert!(
+            problems(&jsonata_state(
+                r#"{"Type":"Pass","Output":"{% $map($states.input.a, function($v){ $v.b }) ~> $sum() %}","End":true}"#
+            ))
+            .is_empty()
+        );
         assert_eq!(
             problems(&jsonata_state(
                 r#"{"Type":"Pass","Output":{"a":"{% $x"},"End":true}"#
@@ -287,6 +319,7 @@ mod tests {
         let def = jsonata_state(r#"{"Type":"Pass","Output":"{% 1 + ) %}","End":true}"#);
         let d = load(def.as_bytes(), MachineType::Standard).unwrap_err();
         assert_eq!(d.len(), 1);
+        assert_eq!(d[0].code, "INVALID_JSONATA_EXPRESSION");
         assert_eq!(d[0].location, "/States/A/Output");
         assert!(d[0].message.contains("'1 + )'"), "{}", d[0].message);
         // The span points at the `)` inside the field's string.

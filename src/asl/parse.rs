@@ -165,9 +165,9 @@ impl Reader {
                 for (key, instead) in JSONPATH_FIELDS {
                     if f.take(key).is_some() {
                         self.schema(
-                            at(loc, key),
+                            loc,
                             format!(
-                                "The field '{key}' is a JSONPath field and cannot be used in a state whose QueryLanguage is JSONata: use {instead}"
+                                "The QueryLanguage is set to 'JSONata', but field '{key}' is only supported for the 'JSONPath' QueryLanguage (use {instead})"
                             ),
                         );
                     }
@@ -177,9 +177,9 @@ impl Reader {
                 for key in JSONATA_FIELDS {
                     if f.take(key).is_some() {
                         self.schema(
-                            at(loc, key),
+                            loc,
                             format!(
-                                "The field '{key}' is a JSONata field and cannot be used in a state whose QueryLanguage is JSONPath: set \"QueryLanguage\": \"JSONata\" on the state or the definition"
+                                "The QueryLanguage is set to 'JSONPath', but field '{key}' is only supported for the 'JSONata' QueryLanguage (set \"QueryLanguage\": \"JSONata\" on the state or the definition)"
                             ),
                         );
                     }
@@ -208,9 +208,24 @@ impl Reader {
             return Err(());
         }
         match crate::jsonata::compile(text) {
-            Ok(_) => Ok(Some(JsonataExpr {
-                text: Str::new(text),
-            })),
+            Ok(expr) => {
+                let names = expr.top_level_names();
+                for name in &names {
+                    self.diags.push(Diagnostic::error(
+                        code::UNSUPPORTED_JSONATA_EXPRESSION,
+                        loc,
+                        format!(
+                            "Reference to '{name}' at the top level is not supported. The expression has no input: read the state's input as $states.input.{name}"
+                        ),
+                    ));
+                }
+                if !names.is_empty() {
+                    return Err(());
+                }
+                Ok(Some(JsonataExpr {
+                    text: Str::new(text),
+                }))
+            }
             Err(e) => {
                 // The error's position counts characters of the expression: make it a byte
                 // span inside the field's string.
@@ -222,9 +237,12 @@ impl Reader {
                         .map_or(text.len(), |(i, _)| i);
                 self.diags.push(
                     Diagnostic::error(
-                        code::SCHEMA_VALIDATION_FAILED,
+                        code::INVALID_JSONATA_EXPRESSION,
                         loc,
-                        format!("The JSONata expression '{text}' is not valid: {e}"),
+                        format!(
+                            "{} (in the JSONata expression '{text}', at character {})",
+                            e.message, e.position
+                        ),
                     )
                     .with_span(start.min(s.len()), (start + 1).min(s.len())),
                 );
@@ -1603,9 +1621,8 @@ impl Reader {
         };
         let mut pf = Fields::new(po);
         self.comment(&mut pf, &ploc);
-        if let Some(q) = pf.take("QueryLanguage") {
-            self.query_language(q, &at(&ploc, "QueryLanguage"));
-        }
+        // AWS refuses QueryLanguage here ("Field 'QueryLanguage' is not supported"): the
+        // processor's states inherit the definition's.
         let mut mode = ProcessorMode::Inline;
         if let Some(cfg) = pf.take("ProcessorConfig") {
             let cloc = at(&ploc, "ProcessorConfig");

@@ -1059,3 +1059,76 @@ fn tail_call_optimize(mut expr: Node) -> Node {
         _ => expr,
     }
 }
+
+/// Names read from the expression's own input at the top level (`phone` in `phone & 'x'`,
+/// but not in `$states.input.phone` nor inside a predicate or a later path step). Step
+/// Functions evaluates with no input, so it refuses these at definition time.
+pub fn top_level_names(n: &Node, out: &mut Vec<String>) {
+    visit(n, true, out);
+}
+
+fn visit(n: &Node, top: bool, out: &mut Vec<String>) {
+    for s in n.predicate.iter().chain(&n.stages) {
+        if let Stage::Filter(f) = s {
+            visit(f, false, out);
+        }
+    }
+    if let Some(g) = &n.group {
+        for (k, v) in &g.pairs {
+            visit(k, false, out);
+            visit(v, false, out);
+        }
+    }
+    match &n.kind {
+        Kind::Path { steps, .. } => {
+            for (i, s) in steps.iter().enumerate() {
+                visit(s, top && i == 0, out);
+            }
+        }
+        Kind::Name(name) if top && !out.iter().any(|o| o == name.as_str()) => {
+            out.push(name.to_string());
+        }
+        Kind::Binary { lhs, rhs, .. } | Kind::Apply { lhs, rhs } => {
+            visit(lhs, top, out);
+            visit(rhs, top, out);
+        }
+        Kind::Neg(x) => visit(x, top, out),
+        Kind::Array { items, .. } | Kind::Block { exprs: items, .. } => {
+            items.iter().for_each(|i| visit(i, top, out))
+        }
+        Kind::Object(pairs) => {
+            for (k, v) in pairs {
+                visit(k, top, out);
+                visit(v, top, out);
+            }
+        }
+        Kind::Condition {
+            cond,
+            then,
+            otherwise,
+        } => {
+            visit(cond, top, out);
+            visit(then, top, out);
+            if let Some(o) = otherwise {
+                visit(o, top, out);
+            }
+        }
+        Kind::Bind { rhs, .. } => visit(rhs, top, out),
+        Kind::Function {
+            procedure, args, ..
+        } => {
+            visit(procedure, top, out);
+            args.iter().for_each(|a| visit(a, top, out));
+        }
+        Kind::Lambda(def) => visit(&def.body, top, out),
+        Kind::Transform(def) => {
+            visit(&def.pattern, false, out);
+            visit(&def.update, false, out);
+            if let Some(d) = &def.delete {
+                visit(d, false, out);
+            }
+        }
+        Kind::Sort { terms } => terms.iter().for_each(|(t, _)| visit(t, false, out)),
+        _ => {}
+    }
+}

@@ -88,6 +88,14 @@ pub enum Evaluated {
 }
 
 impl Expression {
+    /// The names the expression reads from its input at the top level (see
+    /// `ast::top_level_names`): what Step Functions refuses, as it gives no input.
+    pub fn top_level_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        ast::top_level_names(&self.root, &mut out);
+        out
+    }
+
     /// Evaluates against `input` (None: JSONata's undefined input) with variable `bindings`
     /// (names without `$`). `Ok(None)` is an undefined result.
     pub fn evaluate(
