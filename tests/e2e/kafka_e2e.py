@@ -588,7 +588,29 @@ kind = "kafka"
                  f"mixed: one audit record per valid order on mixed-audit ({len(audited)})")
 
 
-SCENARIOS = {"volume": scenario_volume, "headers": scenario_headers,
+def scenario_jsonata(checks, broker, args, work):
+    """The volume scenario's checks on a smaller run of the workflow written in JSONata."""
+    n = 20_000
+    malformed = set(range(7, n, 9973))
+    failing = set(range(3, n, 4999))
+    broker.create_topics("jsonata-in", "jsonata-out", "jsonata-dlq")
+    produce(broker, "jsonata-in", records(n, malformed, (), failing))
+    cfg = write_config(work, broker, "jsonata", "g-jsonata", definition="workflow_jsonata.asl.json")
+    p = Processor(args.bin, cfg, work, "jsonata")
+    outs, dead = wait_for(broker, "jsonata", n, 300, [p])
+    code = p.stop()
+    checks.check(code == 0, f"jsonata: SIGTERM stops the processor with exit code 0 (got {code})")
+    verify(checks, "jsonata", n, outs, dead, malformed, allow_duplicates=False)
+    good = [json.loads(v) for v in outs]
+    checks.check(all(o["doubled"] == 2 * o["id"] for o in good), "jsonata: every output is computed by the JSONata states")
+    errors = sorted({json.loads(v)["error"] for v in dead})
+    checks.check(errors == ["Order.Failed", "stepstream.InvalidJSON"], f"jsonata: dead letters say why ({errors})")
+    causes = [json.loads(v)["cause"] for v in dead if json.loads(v)["error"] == "Order.Failed"]
+    checks.check(all(c.startswith("record ") and c.endswith(" was told to fail") for c in causes),
+                 "jsonata: the Fail state's Cause expression names the record")
+
+
+SCENARIOS = {"volume": scenario_volume, "jsonata": scenario_jsonata, "headers": scenario_headers,
              "ordered": scenario_ordered, "mixed": scenario_mixed,
              "kill9": scenario_kill9, "group": scenario_group, "broker": scenario_broker}
 
