@@ -807,12 +807,12 @@ impl Execution {
                             break;
                         }
                     }
-                    let (next, assign) = match (chosen, c.default) {
+                    let (next, rule_assign) = match (chosen, c.default) {
                         (Some(x), _) => x,
-                        (None, Some(d)) => (d, &st.assign),
+                        (None, Some(d)) => (d, &None),
                         (None, None) => return Err(no_choice(here)),
                     };
-                    let assigns = data::eval_assign(assign, &eff, env, here)?;
+                    let assigns = choice_assigns(&st.assign, rule_assign, &eff, env, here)?;
                     let out = data::apply_path(&st.output_path, eff, env, here)?;
                     Ok((next, out, assigns))
                 });
@@ -918,13 +918,13 @@ impl Execution {
                             break;
                         }
                     }
-                    let (next, assign, output) = match (chosen, c.default) {
+                    let (next, rule_assign, rule_output) = match (chosen, c.default) {
                         (Some(x), _) => x,
-                        (None, Some(d)) => (d, &st.assign, st.output.as_deref()),
+                        (None, Some(d)) => (d, &None, None),
                         (None, None) => return Err(no_choice(here)),
                     };
-                    let assigns = data::eval_assign(assign, &raw, env, here)?;
-                    let out = match output {
+                    let assigns = choice_assigns(&st.assign, rule_assign, &raw, env, here)?;
+                    let out = match rule_output.or(st.output.as_deref()) {
                         Some(t) => data::eval_template(t, &raw, env, here)?,
                         None => raw,
                     };
@@ -1994,4 +1994,20 @@ fn jsonata_condition(
             ),
         )),
     }
+}
+
+/// The assignments of a Choice state: the state's own `Assign` applies whichever way the
+/// state goes ("regardless of which choice rule matches", AWS's Choice page), then the
+/// matched rule's, whose values win for a name both assign (as the rule's `Output` wins
+/// over the state's, which the corpus shows).
+fn choice_assigns(
+    state: &Option<crate::plan::AssignOp>,
+    rule: &Option<crate::plan::AssignOp>,
+    doc: &Sized,
+    env: &mut Env<'_>,
+    here: Here<'_>,
+) -> Result<Assigned, Failure> {
+    let mut out = data::eval_assign(state, doc, env, here)?;
+    out.extend(data::eval_assign(rule, doc, env, here)?);
+    Ok(out)
 }

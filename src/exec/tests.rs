@@ -884,3 +884,22 @@ fn comparisons_taken_without_the_evaluator_agree_with_it() {
         }
     }
 }
+
+#[test]
+fn a_choice_state_assigns_whichever_way_it_goes_and_the_matched_rule_wins() {
+    let def = r#"{"QueryLanguage":"JSONata","StartAt":"C","States":{
+        "C":{"Type":"Choice","Assign":{"a":"state","b":"state"},
+             "Choices":[{"Condition":"{% $states.input.go %}","Assign":{"b":"rule"},"Next":"Show"}],
+             "Default":"Show"},
+        "Show":{"Type":"Pass","Output":"{% [$a, $b] %}","End":true}}}"#;
+    assert_eq!(ok(def, r#"{"go":true}"#), r#"["state","rule"]"#);
+    assert_eq!(ok(def, r#"{"go":false}"#), r#"["state","state"]"#);
+    // The same in JSONPath.
+    let def = r#"{"StartAt":"C","States":{
+        "C":{"Type":"Choice","Assign":{"a":"state","b":"state"},
+             "Choices":[{"Variable":"$.go","BooleanEquals":true,"Assign":{"b":"rule"},"Next":"Show"}],
+             "Default":"Show"},
+        "Show":{"Type":"Pass","Parameters":{"v.$":"States.Array($a, $b)"},"OutputPath":"$.v","End":true}}}"#;
+    assert_eq!(ok(def, r#"{"go":true}"#), r#"["state","rule"]"#);
+    assert_eq!(ok(def, r#"{"go":false}"#), r#"["state","state"]"#);
+}
