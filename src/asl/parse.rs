@@ -137,6 +137,15 @@ pub fn valid_variable_name(name: &str) -> bool {
         && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
+/// The template of the array `v` made of `items`: `v` itself when nothing in it is dynamic.
+fn array_template(v: &Value, items: Vec<Template>) -> Template {
+    if items.iter().all(|t| matches!(t, Template::Static(_))) {
+        Template::Static(v.clone())
+    } else {
+        Template::Array(items)
+    }
+}
+
 /// The expression inside `{% ... %}`, when `s` is one.
 pub fn jsonata_text(s: &str) -> Option<&str> {
     s.strip_prefix("{%")?.strip_suffix("%}")
@@ -286,11 +295,7 @@ impl Reader {
                     .enumerate()
                     .map(|(i, item)| self.jsonata_node(item, &format!("{loc}[{i}]"), ok))
                     .collect();
-                if items.iter().all(|t| matches!(t, Template::Static(_))) {
-                    Template::Static(v.clone())
-                } else {
-                    Template::Array(items)
-                }
+                array_template(v, items)
             }
             other => Template::Static(other.clone()),
         }
@@ -540,11 +545,7 @@ impl Reader {
                     .enumerate()
                     .map(|(i, item)| self.template_node(item, &format!("{loc}[{i}]")))
                     .collect();
-                if items.iter().all(|t| matches!(t, Template::Static(_))) {
-                    Template::Static(v.clone())
-                } else {
-                    Template::Array(items)
-                }
+                array_template(v, items)
             }
             other => Template::Static(other.clone()),
         }

@@ -838,17 +838,7 @@ impl Execution {
                 }
             }
             StateOp::Fail(fail) => {
-                let r = self.with_env(fid, &st.name, None, |env, here| {
-                    let error = text(&fail.error, "ErrorPath", &raw, env, here)?;
-                    let cause = text(&fail.cause, "CausePath", &raw, env, here)?;
-                    Ok(Failure {
-                        error,
-                        cause,
-                        handling: Handling::Normal,
-                    })
-                });
-                let failure = r.unwrap_or_else(|e| e);
-                self.fiber_failed(plan, fid, failure)
+                self.fail_state(plan, fid, st, fail, &raw, None, ("ErrorPath", "CausePath"))
             }
             StateOp::Parallel(p) => {
                 let r = self.with_env(fid, &st.name, None, |env, here| {
@@ -941,17 +931,7 @@ impl Execution {
                 self.sleep(plan, fid, r)
             }
             StateOp::Fail(fail) => {
-                let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
-                    let error = text(&fail.error, "Error", &raw, env, here)?;
-                    let cause = text(&fail.cause, "Cause", &raw, env, here)?;
-                    Ok(Failure {
-                        error,
-                        cause,
-                        handling: Handling::Normal,
-                    })
-                });
-                let failure = r.unwrap_or_else(|e| e);
-                self.fiber_failed(plan, fid, failure)
+                self.fail_state(plan, fid, st, fail, &raw, Some(&states), ("Error", "Cause"))
             }
             StateOp::Parallel(p) => {
                 let r = self.with_query(fid, &st.name, None, Some(&states), |env, here| {
@@ -964,6 +944,32 @@ impl Execution {
             }
             StateOp::Map(m) => self.start_map(plan, fid, m, raw),
         }
+    }
+
+    /// A Fail state: its `Error` and `Cause` (fields named `fields` in errors), read from
+    /// its raw input, fail the fiber.
+    #[allow(clippy::too_many_arguments)]
+    fn fail_state(
+        &mut self,
+        plan: &Plan,
+        fid: u32,
+        st: &StatePlan,
+        fail: &crate::plan::FailOp,
+        raw: &Sized,
+        states: Option<&States>,
+        fields: (&str, &str),
+    ) -> Flow {
+        let r = self.with_query(fid, &st.name, None, states, |env, here| {
+            let error = text(&fail.error, fields.0, raw, env, here)?;
+            let cause = text(&fail.cause, fields.1, raw, env, here)?;
+            Ok(Failure {
+                error,
+                cause,
+                handling: Handling::Normal,
+            })
+        });
+        let failure = r.unwrap_or_else(|e| e);
+        self.fiber_failed(plan, fid, failure)
     }
 
     /// Stores a state's assignments and moves on to `next` with its output.

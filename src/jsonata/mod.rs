@@ -139,18 +139,7 @@ impl Expression {
         vars: &dyn Variables,
         options: &Options,
     ) -> Result<Evaluated, Error> {
-        let mut ev = eval::Eval::new(options.limits, options.now_millis, options.seed);
-        ev.vars = Some(vars);
-        ev.step_functions = options.step_functions;
-        let input = input.map(Val::from_json).unwrap_or_default();
-        ev.root = input.clone();
-        let input = if matches!(input, Val::JArray(_)) {
-            Val::array_with(vec![input], flag::SEQUENCE | flag::OUTER_WRAPPER)
-        } else {
-            input
-        };
-        let env = Frame::root();
-        let result = ev.eval(&self.root, &input, &env)?;
+        let result = self.run_val(input, Frame::root(), Some(vars), options)?;
         if matches!(result, Val::Func(_)) {
             return Ok(Evaluated::Function);
         }
@@ -168,6 +157,19 @@ impl Expression {
         vars: Option<&dyn Variables>,
         options: &Options,
     ) -> Result<Option<Value>, Error> {
+        let result = self.run_val(input, env, vars, options)?;
+        check_result(&result)?;
+        Ok(result.to_json())
+    }
+
+    /// One evaluation, its result still the evaluator's value.
+    fn run_val(
+        &self,
+        input: Option<&Value>,
+        env: std::rc::Rc<Frame>,
+        vars: Option<&dyn Variables>,
+        options: &Options,
+    ) -> Result<Val, Error> {
         let mut ev = eval::Eval::new(options.limits, options.now_millis, options.seed);
         ev.vars = vars;
         ev.step_functions = options.step_functions;
@@ -178,9 +180,7 @@ impl Expression {
         } else {
             input
         };
-        let result = ev.eval(&self.root, &input, &env)?;
-        check_result(&result)?;
-        Ok(result.to_json())
+        ev.eval(&self.root, &input, &env)
     }
 }
 
