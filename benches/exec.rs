@@ -11,10 +11,10 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use simd_json::prelude::Writable;
 use stepstream::asl::{self, MachineType};
-use stepstream::driver::Driver;
 use stepstream::exec::Outcome;
 use stepstream::json::{self, Str, Value};
 use stepstream::plan::{self, Plan};
+use stepstream::stream::driver::Driver;
 use stepstream::tasks::Registry;
 use stepstream::tasks::mock::MockFile;
 

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use stepstream::asl::{self, MachineType};
-use stepstream::driver;
 use stepstream::exec::{Outcome, TaskError};
 use stepstream::json::{self, Value};
+use stepstream::stream::driver;
 use stepstream::tasks::Registry;
 
 const DEFINITION: &str = r#"{

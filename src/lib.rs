@@ -12,7 +12,6 @@
 //! * [`asl`]: parse and validate definitions; every problem is a [`asl::Diagnostic`].
 //! * [`plan`]: compile a validated definition into a flat, index-addressed [`plan::Plan`].
 //! * [`exec`]: the pure step function that runs one execution of a plan.
-//! * [`driver`]: runs many executions on one thread, performing their tasks and timers.
 //! * [`tasks`]: the resources tasks call, and mocks.
 //! * [`stream`]: shards, sources and sinks, dead letters.
 //! * [`json`], [`jsonpath`], [`intrinsics`], [`time`], [`random`]: the languages and values.
@@ -40,10 +39,7 @@
 //! ```
 
 pub mod asl;
-pub mod bench;
-pub mod bench_kafka;
 pub mod config;
-pub mod driver;
 pub mod exec;
 pub mod intrinsics;
 pub mod json;

@@ -2,6 +2,8 @@
 //! to exit codes: 0 success, 1 invalid definition (validate) or failed execution (run),
 //! 2 bad usage, unreadable files or an invalid definition given to `run`.
 
+mod bench;
+
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,12 +12,11 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use stepstream::asl::{self, Diagnostic, MachineType};
-use stepstream::bench;
-use stepstream::driver::{self, Finished};
 use stepstream::exec::Outcome;
 use stepstream::json::{self, Value};
 use stepstream::plan::{self, Plan};
 use stepstream::random::Rng;
+use stepstream::stream::driver::{self, Finished};
 use stepstream::tasks::Registry;
 use stepstream::tasks::mock::{MockConfig, MockFile};
 use stepstream::time::Timestamp;
@@ -308,7 +309,7 @@ fn main() -> ExitCode {
             };
             if let Some(brokers) = brokers {
                 let r = resources.and_then(|resources| {
-                    stepstream::bench_kafka::run_kafka(&stepstream::bench_kafka::KafkaOptions {
+                    bench::kafka::run_kafka(&bench::kafka::KafkaOptions {
                         brokers,
                         partitions: partitions.max(1),
                         definition,
@@ -603,16 +604,36 @@ fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<E
                 .map_err(|e| format!("cannot listen on {listen} (http.listen): {e}"))?;
             stepstream::log::info(
                 "http_listening",
-                &[("address", Value::from(listener.local_addr().map(|a| a.to_string()).unwrap_or_default()))],
+                &[(
+                    "address",
+                    Value::from(
+                        listener
+                            .local_addr()
+                            .map(|a| a.to_string())
+                            .unwrap_or_default(),
+                    ),
+                )],
             );
             tokio::spawn(stepstream::server::serve(listener, Arc::clone(&metrics)));
         }
         let (tx, rx) = tokio::sync::watch::channel(false);
+        // Installed before anything starts, so a signal that comes early still stops the
+        // process cleanly instead of killing it.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                _ = wait(interrupt.take()) => {}
+                _ = wait(term.take()) => {}
             }
             stepstream::log::info("signal", &[("action", Value::string("stopping"))]);
             let _ = tx.send(true);

@@ -137,7 +137,7 @@ impl Metrics {
         for p in pipelines.iter() {
             let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
             for s in &p.shards {
-                let h = s.latency_us.lock().unwrap_or_else(|e| e.into_inner());
+                let h = s.latency_ns.lock().unwrap_or_else(|e| e.into_inner());
                 match &mut merged {
                     None => merged = Some(h.clone()),
                     Some(m) => {
@@ -149,7 +149,7 @@ impl Metrics {
                 for q in [0.5, 0.9, 0.99, 0.999] {
                     latency_rows.push((
                         format!("{{pipeline=\"{}\",quantile=\"{q}\"}}", p.name),
-                        m.value_at_quantile(q) as f64 / 1e6,
+                        m.value_at_quantile(q) as f64 / 1e9,
                     ));
                 }
                 latency_rows.push((format!("_count{{pipeline=\"{}\"}}", p.name), m.len() as f64));

@@ -2,6 +2,9 @@
 //! rules), ISO-8601 text out (`$$.Execution.StartTime`, `startDate`), and instants as
 //! nanoseconds since the Unix epoch in between. Written here rather than pulled from a date
 //! crate: ASL needs exactly one strict format and one output format.
+//!
+//! And the shard's `Clock`: the one place the runtime reads the time, so tests can run it on
+//! virtual time.
 
 use std::fmt;
 
@@ -120,6 +123,45 @@ impl Timestamp {
     }
 }
 
+/// The time as a shard sees it: wall-clock milliseconds since the epoch (for the context
+/// object, `$now()`, Wait timestamps), advanced by tokio's monotonic clock from one anchor.
+/// So a shard and its timers agree on one timeline, a wall-clock step does not fire or stall
+/// every pending Wait at once, and a test that pauses tokio's time (`start_paused`) runs Wait
+/// states, Retry backoff and time-outs on virtual time without sleeping.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// The epoch milliseconds at `base`.
+    epoch_ms: i64,
+    base: tokio::time::Instant,
+}
+
+impl Clock {
+    /// Anchored to the system's wall clock now.
+    pub fn system() -> Clock {
+        Clock::starting_at(Timestamp::now().as_millis())
+    }
+
+    /// Reads `epoch_ms` now and advances from there (tests pin the start this way).
+    pub fn starting_at(epoch_ms: i64) -> Clock {
+        Clock {
+            epoch_ms,
+            base: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        self.epoch_ms
+            .saturating_add(self.base.elapsed().as_millis() as i64)
+    }
+
+    /// The tokio instant of an epoch time, for sleeping until it.
+    pub fn instant_at(&self, epoch_ms: i64) -> tokio::time::Instant {
+        let ms = epoch_ms.saturating_sub(self.epoch_ms).max(0) as u64;
+        self.base + std::time::Duration::from_millis(ms)
+    }
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_iso8601())
@@ -167,6 +209,16 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_clock_follows_tokios_time() {
+        let clock = Clock::starting_at(1_000);
+        assert_eq!(clock.now_ms(), 1_000);
+        tokio::time::sleep_until(clock.instant_at(61_000)).await;
+        assert_eq!(clock.now_ms(), 61_000);
+        // A time already past is now.
+        assert_eq!(clock.instant_at(0), clock.instant_at(1_000));
+    }
 
     #[test]
     fn parses_what_aws_accepts() {

@@ -554,7 +554,9 @@ fn librdkafka_logs_reach_the_json_log_and_debug_turns_on_its_detail() {
         env!("CARGO_MANIFEST_DIR"),
         "/configs/workflows/w1_transform.asl.json"
     );
-    let stderr_of = |options: &str| {
+    // Runs the process until a line of its log matches `seen` (no fixed sleep), stops it
+    // with SIGTERM, and returns its whole log.
+    let stderr_of = |options: &str, seen: &str| {
         let cfg = Temp::new(
             "stepstream.toml",
             &format!(
@@ -563,30 +565,57 @@ fn librdkafka_logs_reach_the_json_log_and_debug_turns_on_its_detail() {
                  output_topic = \"out\"\ndead_letter_topic = \"dlq\"\n"
             ),
         );
-        let child = bin()
+        let mut child = bin()
             .args(["process", "--config", cfg.path()])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut log = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !log.contains(seen) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+                Err(_) => break,
+            }
+        }
         let killed = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status()
             .unwrap();
         assert!(killed.success());
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "SIGTERM stops it cleanly");
-        String::from_utf8(out.stderr).unwrap()
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        for line in rx.try_iter() {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        assert_eq!(status.code(), Some(0), "SIGTERM stops it cleanly:\n{log}");
+        log
     };
-    let plain = stderr_of("");
+    let plain = stderr_of("", r#""facility":"FAIL""#);
     assert!(
         plain.contains(r#""level":"ERROR","event":"librdkafka","facility":"FAIL""#)
             && plain.contains("127.0.0.1:1"),
         "a refused connection is logged with librdkafka's own words:\n{plain}"
     );
     assert!(!plain.contains(r#""level":"DEBUG""#), "{plain}");
-    let debug = stderr_of("\"debug\" = \"broker\"");
+    let debug = stderr_of("\"debug\" = \"broker\"", r#""level":"DEBUG""#);
     assert!(
         debug.contains(r#""level":"DEBUG","event":"librdkafka""#),
         "debug lines appear when asked for:\n{}",

@@ -417,7 +417,8 @@ fn tasks_produce_to_kafka_and_aws_messaging_maps_onto_topics() {
         "p",
     ));
     let input = json::parse(br#"{"id":"o-1","total":12}"#).unwrap();
-    let done = stepstream::driver::run_one(plan, Arc::new(registry), "e", input.clone(), None);
+    let done =
+        stepstream::stream::driver::run_one(plan, Arc::new(registry), "e", input.clone(), None);
     let Outcome::Succeeded(out) = done.outcome else {
         panic!("{:?}", done.outcome)
     };
@@ -480,7 +481,7 @@ fn a_binding_topic_limits_where_kafka_produce_may_write() {
         &asl::load(def.as_bytes(), MachineType::Express).unwrap(),
         "p",
     ));
-    let done = stepstream::driver::run_one(
+    let done = stepstream::stream::driver::run_one(
         plan,
         Arc::new(registry),
         "e",
@@ -507,32 +508,38 @@ fn the_kafka_bench_times_a_passthrough_and_the_workflow_on_the_same_records() {
     std::fs::write(&def, SEQ).unwrap();
     let event = dir.join("event.json");
     std::fs::write(&event, br#"{"eventId":"evt-000000","key":"k","seq":1}"#).unwrap();
-    let report = stepstream::bench_kafka::run_kafka(&stepstream::bench_kafka::KafkaOptions {
-        brokers: mock.bootstrap_servers(),
-        partitions: 2,
-        definition: def,
-        input_file: event,
-        mock_file: None,
-        resources: Vec::new(),
-        executions: 500,
-        shards: 2,
-        headers: true,
-        topic_prefix: Some("kb".into()),
-    })
-    .unwrap();
+    // The bench is part of the command line: run it as a user does, on the mock's port.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stepstream"))
+        .arg("bench")
+        .arg(&def)
+        .arg("--input-file")
+        .arg(&event)
+        .args(["--brokers", &mock.bootstrap_servers()])
+        .args(["--partitions", "2", "--executions", "500", "--shards", "2"])
+        .args(["--topic-prefix", "kb", "--format", "json"])
+        .output()
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(report.executions, 500);
-    assert_eq!(report.outputs + report.dead_letters, 500);
-    assert_eq!(report.outputs, 500);
-    assert!(report.passthrough_seconds > 0.0 && report.stepstream_seconds > 0.0);
-    assert!(report.latency_us[2] >= report.latency_us[0] && report.latency_us[0] > 0);
-    let j = report.to_json();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = stepstream::json::parse(&out.stdout).unwrap();
+    let num = |k: &str| j.get(k).and_then(|v| v.as_f64()).unwrap_or(-1.0);
+    assert_eq!(num("executions"), 500.0);
+    assert_eq!(num("outputs"), 500.0);
+    assert_eq!(num("dead_letters"), 0.0);
+    assert!(num("passthrough_seconds") > 0.0 && num("stepstream_seconds") > 0.0);
+    let lat = j.get("latency_us").unwrap();
+    let q = |k: &str| lat.get(k).and_then(|v| v.as_f64()).unwrap();
+    assert!(q("p99") >= q("p50") && q("p50") > 0.0, "{lat:?}");
     for k in [
         "passthrough_per_second",
         "stepstream_per_second",
         "stepstream_vs_passthrough",
     ] {
-        assert!(j.get(k).unwrap().as_f64().unwrap() > 0.0, "{k}");
+        assert!(num(k) > 0.0, "{k}");
     }
 }
 

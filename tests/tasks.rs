@@ -16,9 +16,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use stepstream::asl::{self, MachineType};
 use stepstream::config::{ResourceBinding, ResourceKind};
-use stepstream::driver::{self, Driver};
 use stepstream::exec::Outcome;
 use stepstream::json::{self, Value};
+use stepstream::stream::driver::{self, Driver};
 use stepstream::tasks::Registry;
 
 /// A test server: requests served by `handle`, connections and requests counted.

@@ -154,6 +154,8 @@ mod tests {
     ) -> (Vec<String>, Vec<Value>, Summary) {
         let mut out = Vec::new();
         let mut dlq = Vec::new();
+        // Waits take no real time.
+        crate::stream::shard::VIRTUAL_TIME.set(true);
         let s = run(
             plan(def),
             Arc::new(Registry::new()),

@@ -5,6 +5,7 @@
 //! The pieces: `shard` (threads that own executions), `lines` (the embedded default: JSON
 //! lines on standard input and output, no broker), and the dead-letter envelope here.
 
+pub mod driver;
 pub mod kafka;
 pub mod lines;
 pub mod offsets;
@@ -27,19 +28,20 @@ impl Source {
     /// The execution name for this record: derived from its coordinates, so a re-run of the
     /// same record is recognisable (AWS names allow letters, digits, `-` and `_`).
     pub fn execution_name(&self) -> Str {
-        let topic: String = self
-            .topic
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(60)
-            .collect();
-        Str::from(format!("{topic}-{}-{}", self.partition, self.offset))
+        let mut name = String::with_capacity(self.topic.len().min(60) + 24);
+        name.extend(self.topic.chars().take(60).map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        }));
+        let mut digits = itoa::Buffer::new();
+        name.push('-');
+        name.push_str(digits.format(self.partition));
+        name.push('-');
+        name.push_str(digits.format(self.offset));
+        Str::from(name)
     }
 
     pub fn to_json(&self) -> Value {

@@ -1,5 +1,8 @@
 //! Shards: N threads, each owning a driver and its executions (nothing shared on the hot
-//! path). A record goes to the shard of its key (or of its partition), so records with one key
+//! path). There is one shard loop (`Shard::run`) for every mode: it takes records from a
+//! `RecordSource` (the pool's queue fed by standard input or Kafka readers, or the bench's
+//! generator) and hands each result to a `ResultSink` (the pool's result channel, or the
+//! bench's counters), so what `bench` measures is what production runs. A record goes to the shard of its key (or of its partition), so records with one key
 //! start in order on one thread. With `ordered_keys`, a record also waits until the execution
 //! of the previous record with its key has finished, so executions that wait (Wait states,
 //! I/O tasks) still finish, produce and call out in input order per key. Each shard holds at
@@ -16,10 +19,10 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use super::{Disposition, Processed, Record, dead_letter, outcome_dead_letter};
-use crate::driver::{Driver, Finished};
 use crate::exec::{MapBudget, Outcome, PAYLOAD_LIMIT};
 use crate::json;
 use crate::plan::Plan;
+use crate::stream::driver::{Driver, Finished};
 use crate::tasks::Registry;
 
 /// How the pool is laid out.
@@ -58,8 +61,8 @@ impl Default for ShardConfig {
 /// by another shard.
 #[derive(Debug)]
 pub struct ShardStats {
-    /// Microseconds from receiving a record to its result being ready.
-    pub latency_us: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
+    /// Nanoseconds from receiving a record to its result being ready (serialized).
+    pub latency_ns: std::sync::Mutex<hdrhistogram::Histogram<u64>>,
     pub records: AtomicU64,
     pub succeeded: AtomicU64,
     pub failed: AtomicU64,
@@ -74,8 +77,8 @@ pub struct ShardStats {
 impl Default for ShardStats {
     fn default() -> ShardStats {
         ShardStats {
-            latency_us: std::sync::Mutex::new(
-                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            latency_ns: std::sync::Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 3)
                     .expect("valid histogram bounds"),
             ),
             records: AtomicU64::new(0),
@@ -90,10 +93,75 @@ impl Default for ShardStats {
     }
 }
 
+impl ShardStats {
+    /// Fresh counters for a shard laid out by `config` (with its Map budget, if bounded).
+    pub fn new(config: &ShardConfig) -> ShardStats {
+        ShardStats {
+            map_budget: (config.max_map_iterations > 0)
+                .then(|| Arc::new(MapBudget::new(config.max_map_iterations))),
+            ..ShardStats::default()
+        }
+    }
+}
+
+/// Adds to a counter only this shard writes: a plain load and store (no locked
+/// read-modify-write), still read whole by other threads.
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
+#[inline]
+fn drop_one(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).saturating_sub(1),
+        Ordering::Relaxed,
+    );
+}
+
 fn record_latency(stats: &ShardStats, received: std::time::Instant) {
-    let us = received.elapsed().as_micros().max(1) as u64;
-    if let Ok(mut h) = stats.latency_us.lock() {
-        h.saturating_record(us);
+    let ns = received.elapsed().as_nanos().max(1) as u64;
+    if let Ok(mut h) = stats.latency_ns.lock() {
+        h.saturating_record(ns);
+    }
+}
+
+/// Where a shard's records come from.
+pub trait RecordSource {
+    /// The next record, waiting until there is one; `None` once the source has ended.
+    fn next(&mut self) -> impl std::future::Future<Output = Option<Record>>;
+    /// The next record if one is there without waiting.
+    fn ready(&mut self) -> Option<Record>;
+}
+
+/// Where a shard's results go.
+pub trait ResultSink {
+    fn deliver(&mut self, result: Processed);
+}
+
+/// Results kept in delivery order (tests, one-off runs).
+impl ResultSink for Vec<Processed> {
+    fn deliver(&mut self, result: Processed) {
+        self.push(result);
+    }
+}
+
+/// The pool's queue: records handed over by `ShardPool::submit`.
+impl RecordSource for mpsc::Receiver<Record> {
+    async fn next(&mut self) -> Option<Record> {
+        self.recv().await
+    }
+
+    fn ready(&mut self) -> Option<Record> {
+        self.try_recv().ok()
+    }
+}
+
+/// The pool's results, read by the pipeline's sink thread.
+impl ResultSink for crossbeam_channel::Sender<Processed> {
+    fn deliver(&mut self, result: Processed) {
+        // The receiver goes only when the pipeline stops; nothing is left to deliver to.
+        let _ = self.send(result);
     }
 }
 
@@ -118,24 +186,19 @@ impl ShardPool {
         let mut handles = Vec::new();
         let mut stats = Vec::new();
         for k in 0..config.shards.max(1) {
-            let (tx, rx) = mpsc::channel(config.queue.max(1));
-            let s = Arc::new(ShardStats {
-                map_budget: (config.max_map_iterations > 0)
-                    .then(|| Arc::new(MapBudget::new(config.max_map_iterations))),
-                ..ShardStats::default()
-            });
-            let (plan, registry, out, st) = (
+            let (tx, mut rx) = mpsc::channel(config.queue.max(1));
+            let s = Arc::new(ShardStats::new(config));
+            let shard = Shard::new(
                 Arc::clone(&plan),
                 Arc::clone(&registry),
-                out.clone(),
+                config,
                 Arc::clone(&s),
+                out.clone(),
             );
-            let max = config.max_in_flight.max(1);
-            let ordered = config.ordered_keys;
-            let h = std::thread::Builder::new()
-                .name(format!("shard-{k}"))
-                .stack_size(crate::json::STACK_FOR_DEPTH)
-                .spawn(move || shard_main(plan, registry, rx, out, max, ordered, st))?;
+            let h = spawn_thread(k, move || async move {
+                let mut shard = shard;
+                shard.run(&mut rx).await
+            })?;
             senders.push(tx);
             handles.push(h);
             stats.push(s);
@@ -200,25 +263,23 @@ impl ShardPool {
 }
 
 fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
-    stats
-        .transitions
-        .fetch_add(f.transitions, Ordering::Relaxed);
-    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    bump(&stats.transitions, f.transitions);
+    drop_one(&stats.in_flight);
     let rec = f.tag;
-    record_latency(stats, rec.received);
     let (disposition, status) = match &f.outcome {
         Outcome::Succeeded(v) => {
-            stats.succeeded.fetch_add(1, Ordering::Relaxed);
-            let mut out = Vec::with_capacity(256);
+            bump(&stats.succeeded, 1);
+            // The input's size is the best guess of the output's, and saves regrowing.
+            let mut out = Vec::with_capacity(rec.payload.len().max(256));
             json::write(v, &mut out);
             (Disposition::Output(out), "SUCCEEDED")
         }
         other => {
             let status = other.status();
             if status == "TIMED_OUT" {
-                stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                bump(&stats.timed_out, 1);
             } else {
-                stats.failed.fetch_add(1, Ordering::Relaxed);
+                bump(&stats.failed, 1);
             }
             (
                 Disposition::DeadLetter(outcome_dead_letter(
@@ -231,6 +292,7 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
             )
         }
     };
+    record_latency(stats, rec.received);
     Processed {
         source: rec.source,
         key: rec.key,
@@ -243,7 +305,7 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
 
 /// A record that never becomes an execution (not JSON, too big).
 fn rejected(rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Processed {
-    stats.rejected.fetch_add(1, Ordering::Relaxed);
+    bump(&stats.rejected, 1);
     record_latency(stats, rec.received);
     let name = rec.source.execution_name();
     Processed {
@@ -263,7 +325,7 @@ fn rejected(rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Proces
 }
 
 fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Processed> {
-    stats.records.fetch_add(1, Ordering::Relaxed);
+    bump(&stats.records, 1);
     if rec.payload.len() as u64 > PAYLOAD_LIMIT {
         let cause = format!(
             "The record is {} bytes, over the {PAYLOAD_LIMIT} byte payload limit of an execution input",
@@ -280,7 +342,7 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
     };
     let name = rec.source.execution_name();
     let len = rec.payload.len();
-    stats.in_flight.fetch_add(1, Ordering::Relaxed);
+    bump(&stats.in_flight, 1);
     driver
         .start(rec, name, value, Some(len))
         .map(|f| processed(f, stats))
@@ -300,18 +362,129 @@ fn lane_of(rec: &Record) -> Option<u64> {
     rec.key.as_deref().map(crate::random::Rng::seed_from)
 }
 
-/// One shard's loop: its driver, and its key lanes when ordered.
-struct ShardLoop {
-    driver: Driver<Tag>,
-    out: crossbeam_channel::Sender<Processed>,
-    stats: Arc<ShardStats>,
-    lanes: Option<KeyLanes>,
+/// Starts a shard thread (`shard-K`, with the stack deep JSON needs) running `body` on its
+/// own single-threaded tokio runtime.
+pub fn spawn_thread<F, R>(
+    k: usize,
+    body: impl FnOnce() -> F + Send + 'static,
+) -> std::io::Result<JoinHandle<R>>
+where
+    F: std::future::Future<Output = R>,
+    R: Send + 'static,
+{
+    #[cfg(test)]
+    let paused = VIRTUAL_TIME.get();
+    std::thread::Builder::new()
+        .name(format!("shard-{k}"))
+        .stack_size(crate::json::STACK_FOR_DEPTH)
+        .spawn(move || {
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_all();
+            #[cfg(test)]
+            builder.start_paused(paused);
+            let rt = builder.build().expect("a tokio runtime for the shard");
+            rt.block_on(body())
+        })
 }
 
-impl ShardLoop {
+#[cfg(test)]
+thread_local! {
+    /// Set by a test on its own thread: the shards it starts run on paused tokio time, which
+    /// jumps ahead whenever a shard is idle, so Waits, backoffs and slow tasks take no real
+    /// time.
+    pub(crate) static VIRTUAL_TIME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// One shard: its driver (the executions it runs), its key lanes when ordered, and where
+/// its results go.
+pub struct Shard<K> {
+    driver: Driver<Tag>,
+    sink: K,
+    stats: Arc<ShardStats>,
+    lanes: Option<KeyLanes>,
+    max_in_flight: usize,
+}
+
+impl<K: ResultSink> Shard<K> {
+    pub fn new(
+        plan: Arc<Plan>,
+        registry: Arc<Registry>,
+        config: &ShardConfig,
+        stats: Arc<ShardStats>,
+        sink: K,
+    ) -> Shard<K> {
+        let mut driver = Driver::new(plan, registry);
+        driver.set_map_budget(stats.map_budget.clone());
+        Shard {
+            driver,
+            sink,
+            stats,
+            lanes: config.ordered_keys.then(KeyLanes::default),
+            max_in_flight: config.max_in_flight.max(1),
+        }
+    }
+
+    /// Reads the time from `clock` (tests pass one on paused tokio time).
+    pub fn set_clock(&mut self, clock: crate::time::Clock) {
+        self.driver.set_clock(clock);
+    }
+
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    pub fn into_sink(self) -> K {
+        self.sink
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    pub fn stats(&self) -> &Arc<ShardStats> {
+        &self.stats
+    }
+
     /// Records held: running, plus waiting for their key.
-    fn held(&self) -> usize {
+    pub fn held(&self) -> usize {
         self.driver.running() + self.lanes.as_ref().map_or(0, |l| l.waiting)
+    }
+
+    /// Timer entries of the shard's executions (for tests of their reclaiming).
+    pub fn timer_entries(&self) -> usize {
+        self.driver.timer_entries()
+    }
+
+    /// Runs until `source` has ended and every record taken from it has been delivered.
+    /// Takes a record only while fewer than `max_in_flight` are held, and between waits
+    /// takes every record that is ready without going back to the scheduler.
+    pub async fn run(&mut self, source: &mut impl RecordSource) {
+        let mut done: Vec<Finished<Tag>> = Vec::new();
+        let mut open = true;
+        while open || self.held() > 0 {
+            let room = self.held() < self.max_in_flight;
+            let running = self.driver.running() > 0;
+            tokio::select! {
+                biased;
+                rec = source.next(), if open && room => match rec {
+                    Some(rec) => {
+                        self.admit(rec);
+                        while self.held() < self.max_in_flight {
+                            match source.ready() {
+                                Some(rec) => self.admit(rec),
+                                None => break,
+                            }
+                        }
+                    }
+                    None => open = false,
+                },
+                _ = self.driver.wait(&mut done), if running => {
+                    for f in done.drain(..) {
+                        self.finished(f);
+                    }
+                }
+            }
+        }
     }
 
     /// Takes a record in: starts it, or, when an execution of its key is running, queues it.
@@ -348,7 +521,7 @@ impl ShardLoop {
     fn start_one(&mut self, rec: Record) -> bool {
         match start(&mut self.driver, rec, &self.stats) {
             Some(p) => {
-                let _ = self.out.send(p);
+                self.sink.deliver(p);
                 true
             }
             None => false,
@@ -374,65 +547,14 @@ impl ShardLoop {
     /// Hands on a finished execution and, when ordered, starts the next record of its key.
     fn finished(&mut self, f: Finished<Tag>) {
         let lane = self.lanes.as_ref().and_then(|_| lane_of(&f.tag));
-        let _ = self.out.send(processed(f, &self.stats));
+        let p = processed(f, &self.stats);
+        self.sink.deliver(p);
         if let Some(lane) = lane
             && let Some(next) = self.next_in_lane(lane)
         {
             self.run_lane(lane, next);
         }
     }
-}
-
-fn shard_main(
-    plan: Arc<Plan>,
-    registry: Arc<Registry>,
-    mut rx: mpsc::Receiver<Record>,
-    out: crossbeam_channel::Sender<Processed>,
-    max_in_flight: usize,
-    ordered_keys: bool,
-    stats: Arc<ShardStats>,
-) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime for the shard");
-    rt.block_on(async move {
-        let mut driver = Driver::new(plan, registry);
-        driver.set_map_budget(stats.map_budget.clone());
-        let mut shard = ShardLoop {
-            driver,
-            out,
-            stats,
-            lanes: ordered_keys.then(KeyLanes::default),
-        };
-        let mut done: Vec<Finished<Tag>> = Vec::new();
-        let mut open = true;
-        while open || shard.held() > 0 {
-            let room = shard.held() < max_in_flight;
-            let running = shard.driver.running() > 0;
-            tokio::select! {
-                biased;
-                rec = rx.recv(), if open && room => match rec {
-                    Some(rec) => {
-                        shard.admit(rec);
-                        // Take what is already queued without going back to the scheduler.
-                        while shard.held() < max_in_flight {
-                            match rx.try_recv() {
-                                Ok(rec) => shard.admit(rec),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    None => open = false,
-                },
-                _ = shard.driver.wait(&mut done), if running => {
-                    for f in done.drain(..) {
-                        shard.finished(f);
-                    }
-                }
-            }
-        }
-    });
 }
 
 #[cfg(test)]
@@ -442,19 +564,35 @@ mod tests {
     use crate::json::{Str, Value};
     use crate::stream::Source;
 
-    /// One shard running `def` (tasks go to `registry`), its results sent to the receiver.
+    /// Records all there from the start, so the shard never waits for its source (paused
+    /// time jumps ahead only while every execution waits for time).
+    struct Queue(VecDeque<Record>);
+
+    impl RecordSource for Queue {
+        async fn next(&mut self) -> Option<Record> {
+            self.0.pop_front()
+        }
+
+        fn ready(&mut self) -> Option<Record> {
+            self.0.pop_front()
+        }
+    }
+
+    /// Runs `records` through one shard running `def` (tasks go to `registry`) on paused,
+    /// auto-advancing time; returns the results in the order the shard delivered them, and
+    /// its stats.
     fn one_shard(
         def: &str,
         registry: Registry,
         max_in_flight: usize,
         ordered_keys: bool,
         max_map_iterations: usize,
-    ) -> (ShardPool, crossbeam_channel::Receiver<Processed>) {
+        records: Vec<Record>,
+    ) -> (Vec<Processed>, Arc<ShardStats>) {
         let plan = Arc::new(crate::plan::compile(
             &load(def.as_bytes(), MachineType::Express).unwrap(),
             "shard-test",
         ));
-        let (tx, rx) = crossbeam_channel::unbounded();
         let config = ShardConfig {
             shards: 1,
             max_in_flight,
@@ -462,10 +600,24 @@ mod tests {
             ordered_keys,
             max_map_iterations,
         };
-        (
-            ShardPool::start(plan, Arc::new(registry), &config, tx).unwrap(),
-            rx,
-        )
+        let stats = Arc::new(ShardStats::new(&config));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let results = rt.block_on(async {
+            let mut shard = Shard::new(
+                plan,
+                Arc::new(registry),
+                &config,
+                Arc::clone(&stats),
+                Vec::new(),
+            );
+            shard.run(&mut Queue(records.into())).await;
+            shard.into_sink()
+        });
+        (results, stats)
     }
 
     fn record(offset: i64, key: Option<&str>, payload: String) -> Record {
@@ -498,15 +650,20 @@ mod tests {
                 Ok(call.input)
             }
         });
-        let (pool, rx) = one_shard(def, registry, 64, ordered_keys, 0);
-        for (offset, (key, n, ms)) in records.iter().enumerate() {
-            let payload = format!(r#"{{"n":{n},"ms":{ms}}}"#);
-            pool.submit(record(offset as i64, Some(key), payload))
-                .unwrap();
-        }
-        pool.close();
-        let finished = rx
+        let records = records
             .iter()
+            .enumerate()
+            .map(|(offset, (key, n, ms))| {
+                record(
+                    offset as i64,
+                    Some(key),
+                    format!(r#"{{"n":{n},"ms":{ms}}}"#),
+                )
+            })
+            .collect();
+        let (results, _) = one_shard(def, registry, 64, ordered_keys, 0, records);
+        let finished = results
+            .into_iter()
             .map(|p| match p.disposition {
                 Disposition::Output(b) => String::from_utf8(b).unwrap().parse().unwrap(),
                 Disposition::DeadLetter(b) => panic!("{}", String::from_utf8_lossy(&b)),
@@ -534,20 +691,17 @@ mod tests {
                 Ok(call.input)
             }
         });
-        let (pool, rx) = one_shard(def, registry, 4, false, max_map_iterations);
         let items: Vec<String> = (0..20).map(|i| i.to_string()).collect();
-        for offset in 0..4 {
-            pool.submit(record(offset, None, format!("[{}]", items.join(","))))
-                .unwrap();
-        }
-        let budget = pool.stats()[0].map_budget.clone();
-        pool.close();
-        let outputs = rx
+        let records = (0..4)
+            .map(|offset| record(offset, None, format!("[{}]", items.join(","))))
+            .collect();
+        let (results, stats) = one_shard(def, registry, 4, false, max_map_iterations, records);
+        let outputs = results
             .iter()
             .filter(|p| matches!(p.disposition, Disposition::Output(_)))
             .count();
         assert_eq!(outputs, 4);
-        if let Some(b) = budget {
+        if let Some(b) = &stats.map_budget {
             assert_eq!(b.available(), max_map_iterations, "tokens given back");
         }
         peak.load(Ordering::SeqCst) as usize
@@ -568,7 +722,6 @@ mod tests {
         // item (slow). When the first finishes, the second's other items start at once, not
         // after its slow item.
         let def = r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:slow","End":true}}},"End":true}}}"#;
-        let started = std::time::Instant::now();
         let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut registry = Registry::new();
         let seen = Arc::clone(&calls);
@@ -579,20 +732,22 @@ mod tests {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            seen.lock().unwrap().push((id, started.elapsed()));
+            // The shard's (virtual) time.
+            seen.lock().unwrap().push((id, tokio::time::Instant::now()));
             let ms = call.input.get("ms").and_then(Value::as_i64).unwrap_or(0) as u64;
             async move {
                 tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
                 Ok(call.input)
             }
         });
-        let (pool, rx) = one_shard(def, registry, 8, false, 2);
         let a = r#"[{"id":"a0","ms":20},{"id":"a1","ms":20},{"id":"a2","ms":20}]"#;
         let b = r#"[{"id":"b0","ms":600},{"id":"b1","ms":0},{"id":"b2","ms":0}]"#;
-        pool.submit(record(0, None, a.to_string())).unwrap();
-        pool.submit(record(1, None, b.to_string())).unwrap();
-        pool.close();
-        assert_eq!(rx.iter().count(), 2);
+        let records = vec![
+            record(0, None, a.to_string()),
+            record(1, None, b.to_string()),
+        ];
+        let (results, _) = one_shard(def, registry, 8, false, 2, records);
+        assert_eq!(results.len(), 2);
         let calls = calls.lock().unwrap();
         let at = |id: &str| calls.iter().find(|(i, _)| i == id).unwrap().1;
         assert!(at("b1") > at("a0"));

@@ -123,7 +123,7 @@ impl Registry {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use stepstream::{asl, driver, exec::{Outcome, TaskError}, json::{self, Value}, tasks::Registry};
+    /// use stepstream::{asl, stream::driver, exec::{Outcome, TaskError}, json::{self, Value}, tasks::Registry};
     ///
     /// let def = br#"{"StartAt":"Check","States":{"Check":{"Type":"Task",
     ///   "Resource":"arn:aws:lambda:us-east-1:123456789012:function:check",

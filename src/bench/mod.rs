@@ -1,4 +1,4 @@
-//! `stepstream bench`: N executions of a workflow in process, on K shard threads with up to C
+//! `stepstream bench`, part of the command line (not the library): N executions of a workflow in process, on K shard threads with up to C
 //! executions in flight, timed from the input bytes (parse) to the output bytes (serialize).
 //! Reports throughput, latency percentiles from hdrhistogram (merged across shards) and, for
 //! workloads that wait, how many executions were waiting at once and what each cost in
@@ -8,19 +8,25 @@
 //! pre-serialized copy, so generating an input is a copy, not a serialization) and optional
 //! fields rotated over a list of values (`--rotate type=configs/events/w5_types.json`).
 
+pub mod kafka;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
-use crate::asl::{self, MachineType};
-use crate::driver::{Driver, Finished};
-use crate::exec::Outcome;
-use crate::json::{self, Parser, Str, Value};
-use crate::plan::{self, Plan};
-use crate::tasks::Registry;
-use crate::tasks::mock::MockFile;
+use std::sync::atomic::Ordering;
+use stepstream::asl::{self, MachineType};
+
+use stepstream::json::{self, Str, Value};
+use stepstream::plan::{self, Plan};
+use stepstream::stream::shard::{
+    RecordSource, ResultSink, Shard, ShardConfig, ShardStats, spawn_thread,
+};
+use stepstream::stream::{Processed, Record, Source};
+use stepstream::tasks::Registry;
+use stepstream::tasks::mock::MockFile;
 
 /// What to run.
 pub struct Options {
@@ -28,7 +34,7 @@ pub struct Options {
     pub input_file: PathBuf,
     pub mock_file: Option<PathBuf>,
     /// Resource bindings (`[[resources]]` of a configuration).
-    pub resources: Vec<crate::config::ResourceBinding>,
+    pub resources: Vec<stepstream::config::ResourceBinding>,
     pub executions: u64,
     pub concurrency: usize,
     pub shards: usize,
@@ -137,7 +143,7 @@ impl Report {
 }
 
 /// `{p50, p90, p99, p999, max}` from the five values a report keeps, in that order.
-pub(crate) fn percentiles_json(v: [Value; 5]) -> Value {
+pub fn percentiles_json(v: [Value; 5]) -> Value {
     Value::object_from(["p50", "p90", "p99", "p999", "max"].into_iter().zip(v))
 }
 
@@ -145,12 +151,12 @@ pub(crate) fn percentiles_json(v: [Value; 5]) -> Value {
 type Template = (Vec<u8>, Option<(usize, usize)>);
 
 /// Pre-serialized inputs, one per rotation step.
-pub(crate) struct Inputs {
+pub struct Inputs {
     templates: Vec<Template>,
 }
 
 impl Inputs {
-    pub(crate) fn new(event: &Value, rotate: &[(String, Vec<Value>)], executions: u64) -> Inputs {
+    pub fn new(event: &Value, rotate: &[(String, Vec<Value>)], executions: u64) -> Inputs {
         let width = executions.saturating_sub(1).to_string().len().max(6);
         let count = rotate
             .iter()
@@ -184,7 +190,7 @@ impl Inputs {
     }
 
     /// The input of execution `i`, written into `buf`.
-    pub(crate) fn fill(&self, i: u64, buf: &mut Vec<u8>) {
+    pub fn fill(&self, i: u64, buf: &mut Vec<u8>) {
         let (bytes, digits) = &self.templates[(i % self.templates.len() as u64) as usize];
         buf.clear();
         buf.extend_from_slice(bytes);
@@ -210,132 +216,140 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
-struct ShardResult {
-    hist: Histogram<u64>,
+/// The bench's source: the inputs of executions `next..end`, each as soon as the shard has
+/// room, or at its due time when paced (`rate` per second from `started`). It also watches
+/// the shard's in-flight gauge for the peak and the resident memory there.
+struct Generator {
+    inputs: Arc<Inputs>,
+    next: u64,
+    start: u64,
+    end: u64,
+    topic: Str,
+    partition: i32,
+    rate: Option<f64>,
+    started: tokio::time::Instant,
+    max_start_lag_ns: u64,
+    stats: Arc<ShardStats>,
+    max_in_flight: u64,
+    peak_in_flight: u64,
+    rss_peak: u64,
+}
+
+impl Generator {
+    fn due(&self, i: u64) -> Option<tokio::time::Instant> {
+        self.rate
+            .map(|r| self.started + std::time::Duration::from_secs_f64((i - self.start) as f64 / r))
+    }
+}
+
+impl RecordSource for Generator {
+    async fn next(&mut self) -> Option<Record> {
+        loop {
+            if self.next >= self.end {
+                return None;
+            }
+            if let Some(r) = self.ready() {
+                return Some(r);
+            }
+            if let Some(at) = self.due(self.next) {
+                tokio::time::sleep_until(at).await;
+            }
+        }
+    }
+
+    fn ready(&mut self) -> Option<Record> {
+        if self.next >= self.end {
+            return None;
+        }
+        if let Some(at) = self.due(self.next) {
+            let now = tokio::time::Instant::now();
+            if at > now {
+                return None;
+            }
+            let lag = (now - at).as_nanos() as u64;
+            self.max_start_lag_ns = self.max_start_lag_ns.max(lag);
+        }
+        let running = self.stats.in_flight.load(Ordering::Relaxed);
+        if running > self.peak_in_flight {
+            self.peak_in_flight = running;
+            if running.is_multiple_of(1024) || running == self.max_in_flight {
+                self.rss_peak = self.rss_peak.max(rss_bytes());
+            }
+        }
+        let mut payload = Vec::new();
+        self.inputs.fill(self.next, &mut payload);
+        let record = Record {
+            source: Source {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset: self.next as i64,
+            },
+            key: None,
+            payload,
+            received: Instant::now(),
+        };
+        self.next += 1;
+        Some(record)
+    }
+}
+
+/// The bench's sink: counts outcomes (the output bytes were written by the shard).
+#[derive(Default)]
+struct Counter {
     succeeded: u64,
     failed: u64,
     timed_out: u64,
-    peak_in_flight: u64,
-    rss_peak: u64,
-    max_start_lag_ns: u64,
 }
 
-fn run_shard(
-    plan: Arc<Plan>,
-    registry: Arc<Registry>,
+impl ResultSink for Counter {
+    fn deliver(&mut self, result: Processed) {
+        match result.status {
+            "SUCCEEDED" => self.succeeded += 1,
+            "TIMED_OUT" => self.timed_out += 1,
+            _ => self.failed += 1,
+        }
+    }
+}
+
+/// Runs `range` of the executions on one shard thread: the production shard loop, fed by a
+/// `Generator`, its results counted by a `Counter`.
+fn spawn_shard(
+    k: usize,
+    shard: Shard<Counter>,
     inputs: Arc<Inputs>,
     range: std::ops::Range<u64>,
-    concurrency: usize,
     rate: Option<f64>,
-) -> ShardResult {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime for the shard");
-    rt.block_on(async move {
-        let mut driver: Driver<Instant> = Driver::new(plan, registry);
-        let mut parser = Parser::new();
-        let mut input = Vec::with_capacity(2048);
-        let mut output = Vec::with_capacity(2048);
-        let mut r = ShardResult {
-            hist: Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("histogram bounds"),
-            succeeded: 0,
-            failed: 0,
-            timed_out: 0,
+) -> std::io::Result<std::thread::JoinHandle<(Counter, Generator)>> {
+    spawn_thread(k, move || async move {
+        let mut shard = shard;
+        let mut source = Generator {
+            inputs,
+            next: range.start,
+            start: range.start,
+            end: range.end,
+            topic: Str::new("bench"),
+            partition: k as i32,
+            rate,
+            started: tokio::time::Instant::now(),
+            max_start_lag_ns: 0,
+            stats: Arc::clone(shard.stats()),
+            max_in_flight: 0,
             peak_in_flight: 0,
             rss_peak: 0,
-            max_start_lag_ns: 0,
         };
-        let mut done = Vec::new();
-        let record = |f: Finished<Instant>, r: &mut ShardResult, out: &mut Vec<u8>| {
-            out.clear();
-            match &f.outcome {
-                Outcome::Succeeded(v) => {
-                    json::write(v, out);
-                    r.succeeded += 1;
-                }
-                Outcome::Failed { error, cause } => {
-                    out.extend_from_slice(error.as_deref().unwrap_or("").as_bytes());
-                    out.extend_from_slice(cause.as_deref().unwrap_or("").as_bytes());
-                    r.failed += 1;
-                }
-                Outcome::TimedOut { .. } => r.timed_out += 1,
-            }
-            let ns = f.tag.elapsed().as_nanos() as u64;
-            r.hist.saturating_record(ns.max(1));
-        };
-        let mut next = range.start;
-        let started = Instant::now();
-        let due = |i: u64| {
-            rate.map(|r| started + std::time::Duration::from_secs_f64((i - range.start) as f64 / r))
-        };
-        while next < range.end || driver.running() > 0 {
-            while next < range.end && driver.running() < concurrency {
-                let t0 = Instant::now();
-                if let Some(at) = due(next) {
-                    if at > t0 {
-                        break;
-                    }
-                    r.max_start_lag_ns = r.max_start_lag_ns.max((t0 - at).as_nanos() as u64);
-                }
-                inputs.fill(next, &mut input);
-                let name = {
-                    let mut b = itoa::Buffer::new();
-                    let digits = b.format(next);
-                    let mut s = String::with_capacity(6 + digits.len());
-                    s.push_str("bench-");
-                    s.push_str(digits);
-                    Str::from(s)
-                };
-                next += 1;
-                let value = match parser.parse(&input) {
-                    Ok(v) => v,
-                    Err(_) => {
-                        r.failed += 1;
-                        continue;
-                    }
-                };
-                if let Some(f) = driver.start(t0, name, value, Some(input.len())) {
-                    record(f, &mut r, &mut output);
-                }
-                let running = driver.running() as u64;
-                if running > r.peak_in_flight {
-                    r.peak_in_flight = running;
-                    if running.is_multiple_of(1024) {
-                        r.rss_peak = r.rss_peak.max(rss_bytes());
-                    }
-                }
-            }
-            let next_due = due(next).filter(|_| next < range.end);
-            if let Some(at) = next_due.filter(|_| driver.running() < concurrency) {
-                tokio::select! {
-                    _ = driver.wait(&mut done), if driver.running() > 0 => {}
-                    _ = tokio::time::sleep_until(at.into()) => {}
-                }
-                for f in done.drain(..) {
-                    record(f, &mut r, &mut output);
-                }
-            } else if driver.running() > 0 {
-                driver.wait(&mut done).await;
-                if driver.running() as u64 + done.len() as u64 >= r.peak_in_flight {
-                    r.rss_peak = r.rss_peak.max(rss_bytes());
-                }
-                for f in done.drain(..) {
-                    record(f, &mut r, &mut output);
-                }
-            }
-        }
-        r
+        source.max_in_flight = shard.max_in_flight() as u64;
+        shard.run(&mut source).await;
+        (shard.into_sink(), source)
     })
 }
 
 /// What every bench mode starts from: the compiled definition (named after its file), the
 /// event, and the resources (bindings, then the mock file).
-pub(crate) fn prepare(
+pub fn prepare(
     definition: &PathBuf,
     input_file: &PathBuf,
     mock_file: Option<&PathBuf>,
-    resources: &[crate::config::ResourceBinding],
+    resources: &[stepstream::config::ResourceBinding],
 ) -> Result<(Arc<Plan>, Value, Registry), String> {
     let read =
         |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
@@ -407,10 +421,9 @@ fn percentiles(hist: &Histogram<u64>, unit_ns: u64) -> [u64; 5] {
 /// Runs the benchmark through the streaming pipeline's shards and channels (no broker, no
 /// line I/O): one feeder thread hands the N events to a `ShardPool` of `--shards` shards
 /// (`--concurrency` in flight over all of them, bounded queues), the calling thread collects
-/// every result. Latency is the shards' own (receipt to result, µs resolution).
+/// every result. Latency is the shards' own (receipt to serialized result).
 pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
-    use crate::stream::shard::{ShardConfig, ShardPool};
-    use crate::stream::{Record, Source};
+    use stepstream::stream::shard::ShardPool;
     let (plan, inputs, registry, mut report) = setup(opts)?;
     let per_shard = report.concurrency / report.shards;
     let config = ShardConfig {
@@ -460,59 +473,69 @@ pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
     })?;
     report.seconds = t0.elapsed().as_secs_f64();
     report.rss_peak_bytes = rss_bytes();
-    let mut hist: Histogram<u64> =
-        Histogram::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| e.to_string())?;
-    for s in &stats {
-        let h = s.latency_us.lock().unwrap_or_else(|e| e.into_inner());
-        hist.add(&*h).map_err(|e| e.to_string())?;
-    }
-    report.latency_ns = percentiles(&hist, 1000);
+    report.latency_ns = percentiles(&merged(&stats)?, 1);
     Ok(report)
 }
 
-/// Runs the benchmark.
+/// Runs the benchmark: `--shards` shard threads, each running the production shard loop on
+/// its share of the executions with `--concurrency / shards` in flight.
 pub fn run(opts: &Options) -> Result<Report, String> {
     let (plan, inputs, registry, mut report) = setup(opts)?;
     let (registry, inputs) = (Arc::new(registry), Arc::new(inputs));
     let shards = report.shards;
-    let per_shard_concurrency = report.concurrency / shards;
+    let config = ShardConfig {
+        shards,
+        max_in_flight: report.concurrency / shards,
+        ..ShardConfig::default()
+    };
     report.max_start_lag_ns = opts.rate.map(|_| 0);
-    let t0 = Instant::now();
     let rate = opts.rate.map(|r| r / shards as f64);
+    let stats: Vec<Arc<ShardStats>> = (0..shards)
+        .map(|_| Arc::new(ShardStats::new(&config)))
+        .collect();
+    let t0 = Instant::now();
     let handles: Vec<_> = (0..shards)
         .map(|k| {
             let n = opts.executions;
             let range = (n * k as u64 / shards as u64)..(n * (k as u64 + 1) / shards as u64);
-            let (plan, registry, inputs) = (
+            let shard = Shard::new(
                 Arc::clone(&plan),
                 Arc::clone(&registry),
-                Arc::clone(&inputs),
+                &config,
+                Arc::clone(&stats[k]),
+                Counter::default(),
             );
-            std::thread::Builder::new()
-                .name(format!("shard-{k}"))
-                .spawn(move || {
-                    run_shard(plan, registry, inputs, range, per_shard_concurrency, rate)
-                })
+            spawn_shard(k, shard, Arc::clone(&inputs), range, rate)
                 .map_err(|e| format!("cannot start a shard thread: {e}"))
         })
         .collect::<Result<_, _>>()?;
-    let mut hist: Histogram<u64> =
-        Histogram::new_with_bounds(1, 3_600_000_000_000, 3).map_err(|e| e.to_string())?;
     for h in handles {
-        let r = h
+        let (counts, source) = h
             .join()
             .map_err(|_| "a shard thread panicked".to_string())?;
-        hist.add(&r.hist).map_err(|e| e.to_string())?;
-        report.succeeded += r.succeeded;
-        report.failed += r.failed;
-        report.timed_out += r.timed_out;
-        report.peak_in_flight += r.peak_in_flight;
-        report.max_start_lag_ns = report.max_start_lag_ns.map(|m| m.max(r.max_start_lag_ns));
-        report.rss_peak_bytes = report.rss_peak_bytes.max(r.rss_peak);
+        report.succeeded += counts.succeeded;
+        report.failed += counts.failed;
+        report.timed_out += counts.timed_out;
+        report.peak_in_flight += source.peak_in_flight;
+        report.max_start_lag_ns = report
+            .max_start_lag_ns
+            .map(|m| m.max(source.max_start_lag_ns));
+        report.rss_peak_bytes = report.rss_peak_bytes.max(source.rss_peak);
     }
     report.seconds = t0.elapsed().as_secs_f64();
-    report.latency_ns = percentiles(&hist, 1);
+    report.latency_ns = percentiles(&merged(&stats)?, 1);
     Ok(report)
+}
+
+/// The shards' latency histograms (ns), merged.
+fn merged(stats: &[Arc<ShardStats>]) -> Result<Histogram<u64>, String> {
+    let mut hist: Histogram<u64> =
+        Histogram::new_with_bounds(1, 3_600_000_000_000, 3).map_err(|e| e.to_string())?;
+    for s in stats {
+        let h = s.latency_ns.lock().unwrap_or_else(|e| e.into_inner());
+        hist.add(&*h).map_err(|e| e.to_string())?;
+    }
+    Ok(hist)
 }
 
 #[cfg(test)]

@@ -26,10 +26,10 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::bench::Inputs;
-use crate::config::{Config, Http, Kafka, Pipeline, ResourceBinding, Runtime};
-use crate::json::Value;
-use crate::metrics::Metrics;
-use crate::stream::kafka::{self, Prepared};
+use stepstream::config::{Config, Http, Kafka, Pipeline, ResourceBinding, Runtime};
+use stepstream::json::Value;
+use stepstream::metrics::Metrics;
+use stepstream::stream::kafka::{self, Prepared};
 
 pub struct KafkaOptions {
     pub brokers: String,
@@ -146,7 +146,11 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     rt.block_on(async move {
-        let tag = format!("{}-{}", std::process::id(), crate::driver::now_ms());
+        let tag = format!(
+            "{}-{}",
+            std::process::id(),
+            stepstream::stream::driver::now_ms()
+        );
         let prefix = opts
             .topic_prefix
             .clone()
@@ -192,7 +196,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
                 max_in_flight: 1024,
                 max_pending: 10_000,
                 drain_timeout_ms: 10_000,
-                max_map_iterations: crate::stream::shard::DEFAULT_MAP_ITERATIONS,
+                max_map_iterations: stepstream::stream::shard::DEFAULT_MAP_ITERATIONS,
             },
             http: Http { listen: None },
             pipelines: vec![Pipeline {
@@ -237,7 +241,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             .await
             .map_err(|e| format!("the pipeline task failed: {e}"))??;
 
-        let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)
+        let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)
             .map_err(|e| e.to_string())?;
         for p in metrics
             .pipelines
@@ -246,7 +250,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             .iter()
         {
             for s in &p.shards {
-                if let Ok(h) = s.latency_us.lock() {
+                if let Ok(h) = s.latency_ns.lock() {
                     hist.add(&*h).map_err(|e| e.to_string())?;
                 }
             }
@@ -260,13 +264,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             stepstream_seconds,
             outputs: metrics.outputs.load(Ordering::Relaxed),
             dead_letters: metrics.dead_letters.load(Ordering::Relaxed),
-            latency_us: [
-                hist.value_at_quantile(0.5),
-                hist.value_at_quantile(0.9),
-                hist.value_at_quantile(0.99),
-                hist.value_at_quantile(0.999),
-                hist.max(),
-            ],
+            latency_us: [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| hist.value_at_quantile(q) / 1000),
         })
     })
 }

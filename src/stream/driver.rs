@@ -4,6 +4,16 @@
 //! that waits is kept in a slot until its task results arrive (from futures spawned on the
 //! thread's tokio runtime) or its wake-up time passes. Thousands can wait at once: a waiting
 //! execution costs its slot and one heap entry, no thread and no task.
+//!
+//! Timers are cancelable: an execution has at most one live entry in the heap (the wake-up
+//! time it last asked for), an entry whose execution moved on or finished is dead, and the
+//! heap is compacted when dead entries outnumber the live ones. So timer memory follows what
+//! is in flight: every Express execution that waits asks to be woken at its 5-minute
+//! deadline, and without reclaiming, one execution hung for 30 s would keep the deadline of
+//! every execution started after it (about 2.7 million entries at 90k/s).
+//!
+//! Time comes from the driver's `Clock` (tokio's clock from a wall-clock anchor), so tests
+//! run Waits, Retry backoff and time-outs on virtual time.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,7 +27,7 @@ use crate::exec::{
 use crate::json::{Str, Value};
 use crate::plan::Plan;
 use crate::tasks::{Registry, Reply, TaskCall};
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// A finished execution and what the caller attached to it.
 #[derive(Debug)]
@@ -38,6 +48,26 @@ struct Running<T> {
     started_ms: i64,
     /// Bumped when the slot is reused, so stale timers and results are dropped.
     generation: u32,
+    /// The wake-up time of this execution's live timer entry, if it has one.
+    armed: Option<i64>,
+}
+
+/// Wake-up times of waiting executions: (time, slot, generation), earliest first.
+#[derive(Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    /// Executions with a live entry (`Running::armed`).
+    live: usize,
+}
+
+impl Timers {
+    /// Dead entries allowed beyond the live ones before the heap is compacted; compacting
+    /// when dead entries outnumber live ones keeps the cost amortised O(log n) per push.
+    const SLACK: usize = 64;
+
+    fn needs_compaction(&self) -> bool {
+        self.heap.len() > 2 * self.live + Self::SLACK
+    }
 }
 
 type Completion = (u32, u32, TaskToken, Result<Value, TaskError>);
@@ -50,7 +80,8 @@ pub struct Driver<T> {
     slots: Vec<Option<Running<T>>>,
     generations: Vec<u32>,
     free: Vec<u32>,
-    timers: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    timers: Timers,
+    clock: Clock,
     tx: mpsc::UnboundedSender<Completion>,
     rx: mpsc::UnboundedReceiver<Completion>,
     requests: Vec<TaskRequest>,
@@ -75,7 +106,8 @@ impl<T> Driver<T> {
             slots: Vec::new(),
             generations: Vec::new(),
             free: Vec::new(),
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
+            clock: Clock::system(),
             tx,
             rx,
             requests: Vec::new(),
@@ -83,6 +115,21 @@ impl<T> Driver<T> {
             map_budget: None,
             starved: Vec::new(),
         }
+    }
+
+    /// Reads the time from `clock` from now on.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Entries in the timer heap, live and not yet reclaimed (at most about twice the
+    /// executions waiting for a time).
+    pub fn timer_entries(&self) -> usize {
+        self.timers.heap.len()
     }
 
     /// Bounds the Map iterations of all executions this driver starts from now on (beyond
@@ -113,7 +160,7 @@ impl<T> Driver<T> {
         input: Value,
         input_len: Option<usize>,
     ) -> Option<Finished<T>> {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut start = Start::new(&name, input, now);
         start.input_len = input_len;
         start.identity = self.identity.clone();
@@ -134,6 +181,7 @@ impl<T> Driver<T> {
             tag,
             started_ms: now,
             generation,
+            armed: None,
         });
         self.running += 1;
         self.advance(slot, now)
@@ -170,11 +218,23 @@ impl<T> Driver<T> {
                 Poll::Done(outcome) => return Some(self.finish(slot, outcome, now)),
                 Poll::Pending { wake_at } => {
                     if answered {
-                        now = now_ms();
+                        now = self.clock.now_ms();
                         continue;
                     }
-                    if let Some(t) = wake_at {
-                        self.timers.push(Reverse((t, slot, generation)));
+                    if running.armed != wake_at {
+                        // The old entry (if any) is dead from here on.
+                        match (running.armed, wake_at) {
+                            (None, Some(_)) => self.timers.live += 1,
+                            (Some(_), None) => self.timers.live -= 1,
+                            _ => {}
+                        }
+                        running.armed = wake_at;
+                        if let Some(t) = wake_at {
+                            self.timers.heap.push(Reverse((t, slot, generation)));
+                            if self.timers.needs_compaction() {
+                                self.compact_timers();
+                            }
+                        }
                     }
                     return None;
                 }
@@ -188,6 +248,12 @@ impl<T> Driver<T> {
             .expect("finishing a running slot");
         self.free.push(slot);
         self.running -= 1;
+        if running.armed.is_some() {
+            self.timers.live -= 1;
+            if self.timers.needs_compaction() {
+                self.compact_timers();
+            }
+        }
         self.registry.finished(running.exec.name());
         Finished {
             name: running.exec.name().clone(),
@@ -203,13 +269,26 @@ impl<T> Driver<T> {
         matches!(&self.slots[slot as usize], Some(r) if r.generation == generation)
     }
 
+    /// Whether a timer entry is still wanted: its execution runs and waits for that time.
+    fn timer_live(slots: &[Option<Running<T>>], (t, slot, generation): (i64, u32, u32)) -> bool {
+        matches!(&slots[slot as usize], Some(r) if r.generation == generation && r.armed == Some(t))
+    }
+
+    /// Drops every dead entry.
+    fn compact_timers(&mut self) {
+        let slots = &self.slots;
+        self.timers
+            .heap
+            .retain(|Reverse(e)| Self::timer_live(slots, *e));
+    }
+
     /// The next wake-up time among waiting executions.
     fn next_timer(&mut self) -> Option<i64> {
-        while let Some(Reverse((t, slot, generation))) = self.timers.peek().copied() {
-            if self.live(slot, generation) {
-                return Some(t);
+        while let Some(Reverse(e)) = self.timers.heap.peek().copied() {
+            if Self::timer_live(&self.slots, e) {
+                return Some(e.0);
             }
-            self.timers.pop();
+            self.timers.heap.pop();
         }
         None
     }
@@ -219,15 +298,20 @@ impl<T> Driver<T> {
         while let Ok((slot, generation, token, result)) = self.rx.try_recv() {
             self.deliver(slot, generation, token, result, out);
         }
-        let now = now_ms();
-        while let Some(Reverse((t, slot, generation))) = self.timers.peek().copied() {
-            if t > now {
+        let now = self.clock.now_ms();
+        while let Some(Reverse(e)) = self.timers.heap.peek().copied() {
+            if e.0 > now {
                 break;
             }
-            self.timers.pop();
-            if self.live(slot, generation)
-                && let Some(f) = self.advance(slot, now)
-            {
+            self.timers.heap.pop();
+            if !Self::timer_live(&self.slots, e) {
+                continue;
+            }
+            if let Some(r) = self.slots[e.1 as usize].as_mut() {
+                r.armed = None;
+                self.timers.live -= 1;
+            }
+            if let Some(f) = self.advance(e.1, now) {
                 out.push(f);
             }
         }
@@ -245,7 +329,7 @@ impl<T> Driver<T> {
         }
         let budget = Arc::clone(budget);
         let waiting = std::mem::take(&mut self.starved);
-        let now = now_ms();
+        let now = self.clock.now_ms();
         for (k, &(slot, generation)) in waiting.iter().enumerate() {
             if budget.available() == 0 {
                 self.starved.extend_from_slice(&waiting[k..]);
@@ -277,7 +361,8 @@ impl<T> Driver<T> {
         if let Some(r) = self.slots[slot as usize].as_mut() {
             r.exec.complete(token, result);
         }
-        if let Some(f) = self.advance(slot, now_ms()) {
+        let now = self.clock.now_ms();
+        if let Some(f) = self.advance(slot, now) {
             out.push(f);
         }
     }
@@ -289,12 +374,10 @@ impl<T> Driver<T> {
             return;
         }
         let next = self.next_timer();
-        let sleep = async {
+        let clock = self.clock;
+        let sleep = async move {
             match next {
-                Some(t) => {
-                    let ms = (t - now_ms()).max(0) as u64;
-                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await
-                }
+                Some(t) => tokio::time::sleep_until(clock.instant_at(t)).await,
                 None => std::future::pending().await,
             }
         };
@@ -360,8 +443,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn later_results_and_real_retry_intervals() {
+    /// Runs one execution to its end on the (paused) runtime of the calling test.
+    async fn finish_one(d: &mut Driver<()>, input: Value) -> Finished<()> {
+        if let Some(f) = d.start((), Str::new("e"), input, None) {
+            return f;
+        }
+        let mut out = Vec::new();
+        loop {
+            d.wait(&mut out).await;
+            if let Some(f) = out.pop() {
+                return f;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn later_results_and_retry_intervals_on_virtual_time() {
         let def = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:f","Retry":[{"ErrorEquals":["Flaky"],"IntervalSeconds":1}],"Next":"S"},
             "S":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:slow","End":true}}}"#;
         let mut reg = Registry::new();
@@ -373,42 +470,90 @@ mod tests {
             "arn:aws:lambda:us-east-1:1:function:slow",
             Arc::new(Slow(50)),
         );
-        let t0 = std::time::Instant::now();
-        let f = run_one(plan(def), Arc::new(reg), "e", Value::Null, None);
-        let took = t0.elapsed();
+        let mut d: Driver<()> = Driver::new(plan(def), Arc::new(reg));
+        d.set_clock(Clock::starting_at(1_000_000));
+        let wall = std::time::Instant::now();
+        let f = finish_one(&mut d, Value::Null).await;
         assert_eq!(
             f.outcome,
             Outcome::Succeeded(crate::json::parse(br#"{"v":1}"#).unwrap())
         );
-        assert!(took >= std::time::Duration::from_millis(1050), "{took:?}");
+        // One second of backoff and 50 ms of task, on the driver's clock exactly.
+        assert_eq!((f.started_ms, f.stopped_ms), (1_000_000, 1_001_050));
         assert_eq!(f.transitions, 2);
+        // Virtual time: nothing slept for real.
+        assert!(wall.elapsed() < std::time::Duration::from_millis(900));
     }
 
-    #[test]
-    fn many_executions_wait_at_once_on_one_thread() {
+    #[tokio::test(start_paused = true)]
+    async fn many_executions_wait_at_once_on_one_thread() {
         let def = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"End":true}}}"#;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let done = rt.block_on(async {
-            let mut d: Driver<u32> = Driver::new(plan(def), Arc::new(Registry::new()));
-            for i in 0..5000 {
-                assert!(
-                    d.start(i, Str::new("e"), Value::int(i as i64), None)
-                        .is_none()
-                );
-            }
-            assert_eq!(d.running(), 5000);
-            let mut out = Vec::new();
-            while d.running() > 0 {
-                d.wait(&mut out).await;
-            }
-            out
-        });
+        let mut d: Driver<u32> = Driver::new(plan(def), Arc::new(Registry::new()));
+        d.set_clock(Clock::starting_at(0));
+        for i in 0..5000 {
+            assert!(
+                d.start(i, Str::new("e"), Value::int(i as i64), None)
+                    .is_none()
+            );
+        }
+        assert_eq!(d.running(), 5000);
+        let mut done = Vec::new();
+        while d.running() > 0 {
+            d.wait(&mut done).await;
+        }
         assert_eq!(done.len(), 5000);
+        assert!(done.iter().all(|f| f.stopped_ms == 1000));
         let mut tags: Vec<u32> = done.iter().map(|f| f.tag).collect();
         tags.sort_unstable();
         assert_eq!(tags, (0..5000).collect::<Vec<_>>());
+    }
+
+    /// Never answers, like a service that hangs.
+    struct Hang;
+    impl Resource for Hang {
+        fn invoke(&self, _: TaskCall) -> Reply {
+            Reply::Later(Box::pin(std::future::pending()))
+        }
+    }
+
+    /// Regression (issue 11): timers were removed only from the top of the heap, so one
+    /// hung execution (its deadline at the top) kept the 5-minute deadline of every
+    /// execution started after it, long after they had finished.
+    #[tokio::test(start_paused = true)]
+    async fn a_million_finished_executions_leave_only_the_in_flight_timers() {
+        let def = r#"{"StartAt":"C","States":{"C":{"Type":"Choice","Choices":[{"Variable":"$.hang","BooleanEquals":true,"Next":"H"}],"Default":"T"},
+            "H":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:hang","End":true},
+            "T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:quick","End":true}}}"#;
+        let mut reg = Registry::new();
+        reg.bind("arn:aws:lambda:us-east-1:1:function:hang", Arc::new(Hang));
+        reg.bind(
+            "arn:aws:lambda:us-east-1:1:function:quick",
+            Arc::new(Slow(0)),
+        );
+        let mut d: Driver<u32> = Driver::new(plan(def), Arc::new(reg));
+        let hang = crate::json::parse(br#"{"hang":true}"#).unwrap();
+        assert!(d.start(0, Str::new("hung"), hang, None).is_none());
+        let (total, in_flight) = (1_000_000u32, 100usize);
+        let (mut started, mut finished, mut most) = (0u32, 0u32, 0usize);
+        let mut done = Vec::new();
+        while finished < total {
+            while started < total && d.running() < in_flight + 1 {
+                let input = Value::object_from([("hang", Value::Bool(false))]);
+                assert!(d.start(started + 1, Str::new("e"), input, None).is_none());
+                started += 1;
+            }
+            d.wait(&mut done).await;
+            finished += done.len() as u32;
+            done.clear();
+            most = most.max(d.timer_entries());
+        }
+        // Every execution armed its deadline once, behind the hung one's; at most the
+        // in-flight ones (twice over, before compaction) and the slack remain.
+        assert!(
+            most <= 2 * (in_flight + 1) + Timers::SLACK,
+            "{most} entries"
+        );
+        assert_eq!(d.running(), 1, "the hung execution still waits");
+        assert!(d.timer_entries() <= 2 + Timers::SLACK);
     }
 }
