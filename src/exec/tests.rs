@@ -903,3 +903,98 @@ fn a_choice_state_assigns_whichever_way_it_goes_and_the_matched_rule_wins() {
     assert_eq!(ok(def, r#"{"go":true}"#), r#"["state","rule"]"#);
     assert_eq!(ok(def, r#"{"go":false}"#), r#"["state","state"]"#);
 }
+
+#[test]
+fn an_item_batcher_groups_items_by_count_bytes_and_path() {
+    let def = |batcher: &str| {
+        format!(
+            r#"{{"StartAt":"M","States":{{"M":{{"Type":"Map","ItemsPath":"$.xs","ItemBatcher":{batcher},"ItemProcessor":{{"ProcessorConfig":{{"Mode":"DISTRIBUTED","ExecutionType":"EXPRESS"}},"StartAt":"P","States":{{"P":{{"Type":"Pass","End":true}}}}}},"End":true}}}}}}"#
+        )
+    };
+    let input = r#"{"xs":["aaaa","bbbb","cccc","dddd","eeee"],"n":2}"#;
+    assert_eq!(
+        ok(
+            &def(r#"{"MaxItemsPerBatch":2,"BatchInput":{"k":"v"}}"#),
+            input
+        ),
+        r#"[{"Items":["aaaa","bbbb"],"BatchInput":{"k":"v"}},{"Items":["cccc","dddd"],"BatchInput":{"k":"v"}},{"Items":["eeee"],"BatchInput":{"k":"v"}}]"#
+    );
+    // Each item counts its encoded length plus one: 7 bytes for "aaaa".
+    assert_eq!(
+        ok(&def(r#"{"MaxInputBytesPerBatch":21}"#), input),
+        r#"[{"Items":["aaaa","bbbb","cccc"]},{"Items":["dddd","eeee"]}]"#
+    );
+    assert_eq!(
+        ok(
+            &def(r#"{"MaxItemsPerBatchPath":"$.n","MaxInputBytesPerBatch":7}"#),
+            input
+        ),
+        r#"[{"Items":["aaaa"]},{"Items":["bbbb"]},{"Items":["cccc"]},{"Items":["dddd"]},{"Items":["eeee"]}]"#
+    );
+    assert_eq!(
+        ok(&def(r#"{"MaxItemsPerBatchPath":"$.n"}"#), input),
+        r#"[{"Items":["aaaa","bbbb"]},{"Items":["cccc","dddd"]},{"Items":["eeee"]}]"#
+    );
+    // The field wins over its path; a path that is not a string is not read.
+    assert_eq!(
+        ok(
+            &def(r#"{"MaxItemsPerBatch":4,"MaxItemsPerBatchPath":"$.n"}"#),
+            input
+        ),
+        r#"[{"Items":["aaaa","bbbb","cccc","dddd"]},{"Items":["eeee"]}]"#
+    );
+    assert_eq!(
+        ok(&def(r#"{"MaxItemsPerBatchPath":3}"#), input),
+        r#"[{"Items":["aaaa","bbbb","cccc","dddd","eeee"]}]"#
+    );
+    assert_eq!(ok(&def("{}"), r#"{"xs":[]}"#), "[]");
+}
+
+#[test]
+fn an_item_batcher_refuses_bad_limits_with_a_runtime_error() {
+    let def = |batcher: &str| {
+        format!(
+            r#"{{"StartAt":"M","States":{{"M":{{"Type":"Map","ItemsPath":"$.xs","ItemBatcher":{batcher},"Catch":[{{"ErrorEquals":["States.ALL"],"Next":"C"}}],"ItemProcessor":{{"ProcessorConfig":{{"Mode":"DISTRIBUTED","ExecutionType":"EXPRESS"}},"StartAt":"P","States":{{"P":{{"Type":"Pass","End":true}}}}}},"End":true}},"C":{{"Type":"Pass","End":true}}}}}}"#
+        )
+    };
+    // Not even a catcher of States.ALL handles a runtime error.
+    let cause = |batcher: &str, input: &str| {
+        let (error, cause) = failed(run(&def(batcher), input));
+        assert_eq!(error, "States.Runtime", "{cause}");
+        let prefix =
+            "An error occurred while executing the state 'M' (entered at the event id #2). ";
+        cause
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{cause}"))
+            .to_string()
+    };
+    assert_eq!(
+        cause(r#"{"MaxItemsPerBatch":0}"#, r#"{"xs":[1]}"#),
+        "ItemBatcher.MaxItemsPerBatch must be a positive integer"
+    );
+    assert_eq!(
+        cause(r#"{"MaxInputBytesPerBatch":"10"}"#, r#"{"xs":[1]}"#),
+        "ItemBatcher.MaxInputBytesPerBatch must be a positive integer"
+    );
+    assert_eq!(
+        cause(r#"{"MaxItemsPerBatchPath":"$.n"}"#, r#"{"xs":[1],"n":-1}"#),
+        "ItemBatcher.MaxItemsPerBatchPath must reference a positive integer"
+    );
+    // A bad count fails before a bad byte limit is looked at.
+    assert_eq!(
+        cause(
+            r#"{"MaxItemsPerBatch":1.5,"MaxInputBytesPerBatchPath":"$.n"}"#,
+            r#"{"xs":[1]}"#
+        ),
+        "ItemBatcher.MaxItemsPerBatch must be a positive integer"
+    );
+    assert_eq!(
+        cause(r#"{"MaxInputBytesPerBatchPath":"$.n"}"#, r#"{"xs":[1]}"#),
+        "ItemBatcher.MaxInputBytesPerBatchPath: No results for path: $['n']"
+    );
+    // A path that does not parse (validation does not look inside ItemBatcher).
+    assert_eq!(
+        cause(r#"{"MaxItemsPerBatchPath":"n["}"#, r#"{"xs":[1]}"#),
+        "a path must start with '$' (at character 0)"
+    );
+}
