@@ -302,12 +302,18 @@ impl Execution {
         self.pump_join(plan, parent);
     }
 
-    pub(super) fn cancel_fiber(&mut self, fid: u32) {
+    /// Ends join `jid` and every fiber below it; returns the fiber that waited on it.
+    pub(super) fn cancel_join(&mut self, jid: u32) -> u32 {
+        let join = self.take_join(jid);
+        for child in join.children {
+            self.cancel_fiber(child);
+        }
+        join.fiber
+    }
+
+    fn cancel_fiber(&mut self, fid: u32) {
         if let Phase::Join(jid) = self.fibers[fid as usize].phase {
-            let join = self.take_join(jid);
-            for child in join.children {
-                self.cancel_fiber(child);
-            }
+            self.cancel_join(jid);
         }
         self.free_fiber(fid);
     }

@@ -55,6 +55,41 @@ impl MapBudget {
 }
 
 impl Execution {
+    /// Iteration `slot` of join `jid` failed with `failure`. A Map that tolerates it
+    /// (`ToleratedFailureCount`, `ToleratedFailurePercentage`) keeps the error output as the
+    /// iteration's result (`None`); otherwise the error its Map or Parallel state fails with:
+    /// the child's own, or `States.ExceedToleratedFailureThreshold` beyond a tolerance.
+    pub(super) fn tolerate(&mut self, jid: u32, slot: u32, failure: Failure) -> Option<Failure> {
+        let j = self.join_mut(jid);
+        let JoinKind::Map {
+            tolerated_count,
+            tolerated_pct,
+            failures,
+            ..
+        } = &mut j.kind
+        else {
+            return Some(failure);
+        };
+        if failure.handling == Handling::Terminal {
+            return Some(failure);
+        }
+        *failures += 1;
+        let pct = *failures as f64 * 100.0 / j.total.max(1) as f64;
+        if *failures <= *tolerated_count && pct <= *tolerated_pct {
+            j.results[slot as usize] = failure.to_error_output();
+            j.remaining -= 1;
+            return None;
+        }
+        if *tolerated_count > 0 || *tolerated_pct > 0.0 {
+            return Some(Failure::new(
+                "States.ExceedToleratedFailureThreshold",
+                "The specified tolerated failure threshold was exceeded",
+                Handling::Normal,
+            ));
+        }
+        Some(failure)
+    }
+
     /// Gives back a token when more are held than iterations run beyond the first.
     pub(super) fn settle_tokens(&mut self, jid: u32) {
         let j = self.join_mut(jid);
@@ -109,18 +144,7 @@ impl Execution {
             self.map_tokens += u32::from(needs_token);
             if let Err(e) = self.start_item(plan, jid, index) {
                 // The ItemSelector failed: the Map state fails.
-                let join = self.take_join(jid);
-                for child in join.children {
-                    self.cancel_fiber(child);
-                }
-                let parent = join.fiber;
-                self.state_error(plan, parent, e);
-                if matches!(
-                    self.fibers[parent as usize].phase,
-                    Phase::Enter | Phase::Attempt | Phase::Resume
-                ) {
-                    self.ready.push_back(parent);
-                }
+                self.fail_join(plan, jid, e);
                 return;
             }
         }

@@ -8,7 +8,7 @@ use std::cmp::Reverse;
 use crate::plan::{CatcherOp, ErrorMatch, Plan, RetrierOp, StateOp};
 
 use super::data::{self, Failure, Handling, Sized};
-use super::fiber::{Flow, JoinKind, NO_JOIN, Phase, Wake};
+use super::fiber::{Flow, NO_JOIN, Phase, Wake};
 use super::query::States;
 use super::{Execution, Outcome};
 
@@ -101,57 +101,28 @@ impl Execution {
         self.events += 1; // MapIterationFailed / branch failure
         self.join_mut(parent).running -= 1;
         self.settle_tokens(parent);
-        let tolerated = {
-            let j = self.join_mut(parent);
-            j.children.retain(|c| *c != fid);
-            match &mut j.kind {
-                JoinKind::Map {
-                    tolerated_count,
-                    tolerated_pct,
-                    failures,
-                    ..
-                } if failure.handling != Handling::Terminal => {
-                    *failures += 1;
-                    let pct = *failures as f64 * 100.0 / j.total.max(1) as f64;
-                    let ok = *failures <= *tolerated_count && pct <= *tolerated_pct;
-                    if ok {
-                        j.results[slot as usize] = failure.to_error_output();
-                        j.remaining -= 1;
-                    }
-                    ok
-                }
-                _ => false,
-            }
-        };
-        if tolerated {
-            self.pump_join(plan, parent);
-            return Flow::Stop;
-        }
-        // The whole Map or Parallel state fails: stop the other children.
-        let join = self.take_join(parent);
-        for child in join.children {
-            self.cancel_fiber(child);
-        }
-        let exceeded = matches!(join.kind, JoinKind::Map { tolerated_count, tolerated_pct, .. }
-            if failure.handling != Handling::Terminal && (tolerated_count > 0 || tolerated_pct > 0.0));
-        let failure = if exceeded {
-            Failure::new(
-                "States.ExceedToleratedFailureThreshold",
-                "The specified tolerated failure threshold was exceeded",
-                Handling::Normal,
-            )
-        } else {
-            failure
-        };
-        self.state_error(plan, join.fiber, failure);
-        let parent_fiber = join.fiber;
-        if matches!(
-            self.fibers[parent_fiber as usize].phase,
-            Phase::Enter | Phase::Attempt | Phase::Resume
-        ) {
-            self.ready.push_back(parent_fiber);
+        self.join_mut(parent).children.retain(|c| *c != fid);
+        match self.tolerate(parent, slot, failure) {
+            None => self.pump_join(plan, parent),
+            Some(failure) => self.fail_join(plan, parent, failure),
         }
         Flow::Stop
+    }
+
+    /// The Map or Parallel state waiting on join `jid` fails with `failure` (a child failed
+    /// beyond what the state tolerates, or an `ItemSelector` failed): its other children
+    /// stop, and the state's own Retry and Catch apply.
+    pub(super) fn fail_join(&mut self, plan: &Plan, jid: u32, failure: Failure) {
+        let fid = self.cancel_join(jid);
+        self.state_error(plan, fid, failure);
+        // The state's fiber waited on the join, so it is in no queue: unless it now sleeps
+        // before a retry or is gone, it runs on.
+        if matches!(
+            self.fibers[fid as usize].phase,
+            Phase::Enter | Phase::Attempt | Phase::Resume
+        ) {
+            self.ready.push_back(fid);
+        }
     }
 }
 

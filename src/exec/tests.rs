@@ -998,3 +998,28 @@ fn an_item_batcher_refuses_bad_limits_with_a_runtime_error() {
         "a path must start with '$' (at character 0)"
     );
 }
+
+#[test]
+fn a_failing_item_selector_stops_the_running_iterations_and_the_map_catches_it() {
+    let mut seen = Vec::new();
+    let (o, _) = drive(
+        r#"{"QueryLanguage":"JSONata","StartAt":"M","States":{"M":{"Type":"Map","Items":"{% $states.input %}","MaxConcurrency":1,
+            "ItemSelector":"{% $states.context.Map.Item.Value + 1 %}",
+            "Retry":[{"ErrorEquals":["States.QueryEvaluationError"],"MaxAttempts":1,"IntervalSeconds":1}],
+            "Catch":[{"ErrorEquals":["States.QueryEvaluationError"],"Next":"Caught","Output":"{% $states.errorOutput.Error %}"}],
+            "ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","End":true}}},"End":true},
+            "Caught":{"Type":"Pass","End":true}}}"#,
+        r#"[1,"a",3]"#,
+        |r, now| {
+            seen.push((r.input.clone(), now));
+            Ok(Value::Null)
+        },
+    );
+    assert_eq!(o, Outcome::Succeeded(v(r#""States.QueryEvaluationError""#)));
+    // Each attempt runs the first item, then fails at the second: no third item ever runs.
+    let inputs: Vec<String> = seen
+        .iter()
+        .map(|(i, t)| format!("{}@{t}", to_string(i)))
+        .collect();
+    assert_eq!(inputs, ["2@0", "2@1000"]);
+}
