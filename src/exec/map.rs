@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::json::{Value, encoded_len};
-use crate::plan::{DynamicOp, MapOp, Plan, StateOp, TemplateOp};
+use crate::plan::{BatchLimitOp, DynamicOp, ItemBatcherOp, MapOp, Plan, StateOp, TemplateOp};
 
 use super::Execution;
 use super::data::{self, Env, Failure, Handling, Here, PAYLOAD_LIMIT, Sized, display};
@@ -400,35 +400,9 @@ fn count_field(
 
 /// `ItemBatcher`: groups items into `{"Items": [...], "BatchInput": ...}` batches of at most
 /// `MaxItemsPerBatch` items and `MaxInputBytesPerBatch` bytes.
-fn batch_items(items: &Value, batcher: &Value, doc: &Value) -> Result<Value, String> {
-    let read = |key: &str| -> Result<Option<u64>, String> {
-        if let Some(v) = batcher.get(key) {
-            return v
-                .as_i64()
-                .filter(|n| *n > 0)
-                .map(|n| Some(n as u64))
-                .ok_or_else(|| format!("ItemBatcher.{key} must be a positive integer"));
-        }
-        let path_key = format!("{key}Path");
-        if let Some(Value::String(p)) = batcher.get(&path_key) {
-            let path = crate::jsonpath::Path::parse(p).map_err(|e| e.to_string())?;
-            let v = path
-                .select(doc)
-                .map_err(|e| format!("ItemBatcher.{path_key}: {e}"))?
-                .into_owned();
-            return v
-                .as_i64()
-                .filter(|n| *n > 0)
-                .map(|n| Some(n as u64))
-                .ok_or_else(|| {
-                    format!("ItemBatcher.{path_key} must reference a positive integer")
-                });
-        }
-        Ok(None)
-    };
-    let max_items = read("MaxItemsPerBatch")?.unwrap_or(u64::MAX);
-    let max_bytes = read("MaxInputBytesPerBatch")?.unwrap_or(PAYLOAD_LIMIT);
-    let batch_input = batcher.get("BatchInput").cloned();
+fn batch_items(items: &Value, batcher: &ItemBatcherOp, doc: &Value) -> Result<Value, String> {
+    let max_items = batch_limit(&batcher.max_items, doc)?.unwrap_or(u64::MAX);
+    let max_bytes = batch_limit(&batcher.max_bytes, doc)?.unwrap_or(PAYLOAD_LIMIT);
     let mut batches = Vec::new();
     let mut current: Vec<Value> = Vec::new();
     let mut bytes = 0u64;
@@ -449,11 +423,30 @@ fn batch_items(items: &Value, batcher: &Value, doc: &Value) -> Result<Value, Str
             .into_iter()
             .map(|b| {
                 let mut pairs = vec![("Items", Value::array(b))];
-                if let Some(bi) = &batch_input {
+                if let Some(bi) = &batcher.batch_input {
                     pairs.push(("BatchInput", bi.clone()));
                 }
                 Value::object_from(pairs)
             })
             .collect(),
     ))
+}
+
+/// One limit of an `ItemBatcher` (`None`: not set), with the Map state's effective input.
+fn batch_limit(limit: &BatchLimitOp, doc: &Value) -> Result<Option<u64>, String> {
+    match limit {
+        BatchLimitOp::Unset => Ok(None),
+        BatchLimitOp::Fixed(n) => Ok(Some(*n)),
+        BatchLimitOp::Invalid(e) => Err(e.to_string()),
+        BatchLimitOp::Path { field, path } => {
+            let v = path
+                .select(doc)
+                .map_err(|e| format!("ItemBatcher.{field}: {e}"))?;
+            v.value()
+                .as_i64()
+                .filter(|n| *n > 0)
+                .map(|n| Some(n as u64))
+                .ok_or_else(|| format!("ItemBatcher.{field} must reference a positive integer"))
+        }
+    }
 }
