@@ -162,8 +162,8 @@ impl Execution {
         }
     }
 
-    pub(super) fn time_out(&mut self) {
-        let secs = self.plan.timeout_ms.unwrap_or(0) / 1000;
+    pub(super) fn time_out(&mut self, plan: &Plan) {
+        let secs = plan.timeout_ms.unwrap_or(0) / 1000;
         self.outcome = Some(Outcome::TimedOut {
             error: Str::new("States.Timeout"),
             cause: Str::from(format!(
@@ -174,8 +174,8 @@ impl Execution {
 
     /// A frame for a child (a branch or an iteration) of fiber `fid`: reading through to the
     /// parent's, or a scope of its own (`isolated`: a distributed Map's iteration).
-    pub(super) fn child_frame(&mut self, fid: u32, isolated: bool) -> u32 {
-        if self.plan.variables.is_empty() {
+    pub(super) fn child_frame(&mut self, plan: &Plan, fid: u32, isolated: bool) -> u32 {
+        if plan.variables.is_empty() {
             return NO_FRAME;
         }
         let parent = if isolated {
@@ -183,7 +183,7 @@ impl Execution {
         } else {
             self.fibers[fid as usize].frame
         };
-        self.frames.open(parent, self.plan.variables.len())
+        self.frames.open(parent, plan.variables.len())
     }
 
     pub(super) fn spawn(

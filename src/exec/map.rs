@@ -187,7 +187,7 @@ impl Execution {
         };
         self.events += 1; // MapIterationStarted
         let start = plan.machines[m.processor as usize];
-        let frame = self.child_frame(fiber, m.distributed);
+        let frame = self.child_frame(plan, fiber, m.distributed);
         let child = self.spawn(start, input, jid, index, frame);
         self.join_mut(jid).children.push(child);
         Ok(())

@@ -3,7 +3,7 @@
 //! An `Execution` runs until it ends or needs the outside world, then returns to its driver:
 //! Task work leaves as `TaskRequest`s (the driver performs them, asynchronously or not, and
 //! hands results back with `complete`), and waiting (Wait states, Retry backoff, task and
-//! execution time limits) becomes a wake-up time. Time is an input (`poll(now)`), so nothing
+//! execution time limits) becomes a wake-up time. Time is an input (`poll`'s `now`), so nothing
 //! here sleeps, spawns or locks, and tests control the clock.
 //!
 //! Inside, an execution is a set of *fibers*: the top-level one, one per running Parallel
@@ -161,9 +161,11 @@ impl Start {
     }
 }
 
-/// One execution of a plan.
+/// One execution of a plan. It does not hold its plan: `new`, `poll` and `feed` borrow it, so
+/// executions cost no reference counting on a plan that every shard shares. They must all be
+/// given the plan the execution was started with (states are addressed by index; another
+/// plan's would run the wrong states or panic).
 pub struct Execution {
-    plan: Arc<Plan>,
     info: ExecInfo,
     input_bound: u64,
     fibers: Vec<Fiber>,
@@ -201,7 +203,7 @@ impl Drop for Execution {
 }
 
 impl Execution {
-    pub fn new(plan: Arc<Plan>, start: Start) -> Execution {
+    pub fn new(plan: &Plan, start: Start) -> Execution {
         let input_bound = match start.input_len {
             Some(n) => 2 * n as u64 + 16,
             None => encoded_len(&start.input) as u64,
@@ -235,7 +237,6 @@ impl Execution {
             starved: Vec::new(),
             starved_told: false,
             frames: Frames::default(),
-            plan,
         };
         let mut input = Sized {
             value: start.input,
@@ -251,11 +252,11 @@ impl Execution {
             return exec;
         }
         input.bound = input.bound.min(PAYLOAD_LIMIT * 2 + 16);
-        let start_state = exec.plan.machines[0];
-        let frame = if exec.plan.variables.is_empty() {
+        let start_state = plan.machines[0];
+        let frame = if plan.variables.is_empty() {
             NO_FRAME
         } else {
-            exec.frames.open(NO_FRAME, exec.plan.variables.len())
+            exec.frames.open(NO_FRAME, plan.variables.len())
         };
         exec.spawn(start_state, input, NO_JOIN, 0, frame);
         exec
@@ -286,37 +287,35 @@ impl Execution {
 
     /// Starts the Map items that waited for tokens, as far as the budget now allows (others'
     /// iterations gave tokens back); `poll` then runs them.
-    pub fn feed(&mut self) {
+    pub fn feed(&mut self, plan: &Plan) {
         self.starved_told = false;
-        let plan = Arc::clone(&self.plan);
         for jid in std::mem::take(&mut self.starved) {
             if let Some(j) = self.joins[jid as usize].as_mut()
                 && j.starved
             {
                 j.starved = false;
-                self.pump_join(&plan, jid);
+                self.pump_join(plan, jid);
             }
         }
     }
 
     /// Runs everything that can run at time `now`; new task requests are appended to
     /// `requests`.
-    pub fn poll(&mut self, now: i64, requests: &mut Vec<TaskRequest>) -> Poll {
+    pub fn poll(&mut self, plan: &Plan, now: i64, requests: &mut Vec<TaskRequest>) -> Poll {
         self.now = self.now.max(now);
         if self.outcome.is_none()
             && let Some(d) = self.deadline
             && self.now >= d
         {
-            self.time_out();
+            self.time_out(plan);
         }
-        let plan = Arc::clone(&self.plan);
         self.budget = STEP_BUDGET;
         while self.outcome.is_none() && self.budget > 0 {
-            self.fire_timers(&plan);
+            self.fire_timers(plan);
             let Some(fid) = self.ready.pop_front() else {
                 break;
             };
-            self.run(&plan, fid, requests);
+            self.run(plan, fid, requests);
         }
         if let Some(o) = &self.outcome {
             return Poll::Done(o.clone());

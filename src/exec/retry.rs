@@ -76,8 +76,10 @@ impl Execution {
                     Ok((out, assigns))
                 })
             };
-            return match r.and_then(|(out, assigns)| self.assign_vars(fid, assigns).map(|()| out)) {
-                Ok(out) => self.advance(fid, c.next, out),
+            return match r
+                .and_then(|(out, assigns)| self.assign_vars(plan, fid, assigns).map(|()| out))
+            {
+                Ok(out) => self.advance(plan, fid, c.next, out),
                 Err(e) => self.fiber_failed(plan, fid, e),
             };
         }

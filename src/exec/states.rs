@@ -5,7 +5,6 @@
 //! flow of `data`, JSONata states their `Arguments`/`Output` with `$states`.
 
 use std::cmp::Reverse;
-use std::sync::Arc;
 
 use crate::json::{Str, Value, encoded_len};
 use crate::jsonpath::Selected;
@@ -66,12 +65,17 @@ impl Execution {
     }
 
     /// Stores the values of an `Assign` in fiber `fid`'s frame, after checking AWS's limits.
-    pub(super) fn assign_vars(&mut self, fid: u32, values: Assigned) -> Result<(), Failure> {
+    pub(super) fn assign_vars(
+        &mut self,
+        plan: &Plan,
+        fid: u32,
+        values: Assigned,
+    ) -> Result<(), Failure> {
         if values.is_empty() {
             return Ok(());
         }
         let f = &self.fibers[fid as usize];
-        let name = self.plan.state(f.state).name.clone();
+        let name = &plan.state(f.state).name;
         let frame = f.frame;
         let mut total = 0u64;
         let mut values = values;
@@ -202,7 +206,7 @@ impl Execution {
                     data::apply_path(&st.output_path, eff, env, here)
                 });
                 match r {
-                    Ok(out) => self.advance(fid, END, out),
+                    Ok(out) => self.advance(plan, fid, END, out),
                     Err(e) => self.fiber_failed(plan, fid, e),
                 }
             }
@@ -349,8 +353,8 @@ impl Execution {
         next: StateId,
         r: Result<(Sized, Assigned), Failure>,
     ) -> Flow {
-        match r.and_then(|(out, assigns)| self.assign_vars(fid, assigns).map(|()| out)) {
-            Ok(out) => self.advance(fid, next, out),
+        match r.and_then(|(out, assigns)| self.assign_vars(plan, fid, assigns).map(|()| out)) {
+            Ok(out) => self.advance(plan, fid, next, out),
             Err(e) => self.state_error(plan, fid, e),
         }
     }
@@ -361,10 +365,10 @@ impl Execution {
         fid: u32,
         r: Result<(StateId, Sized, Assigned), Failure>,
     ) -> Flow {
-        match r
-            .and_then(|(next, out, assigns)| self.assign_vars(fid, assigns).map(|()| (next, out)))
-        {
-            Ok((next, out)) => self.advance(fid, next, out),
+        match r.and_then(|(next, out, assigns)| {
+            self.assign_vars(plan, fid, assigns).map(|()| (next, out))
+        }) {
+            Ok((next, out)) => self.advance(plan, fid, next, out),
             Err(e) => self.fiber_failed(plan, fid, e),
         }
     }
@@ -462,27 +466,21 @@ impl Execution {
         self.fibers[fid as usize].phase = Phase::Join(jid);
         for (i, m) in p.branches.iter().enumerate() {
             let start = plan.machines[*m as usize];
-            let frame = self.child_frame(fid, false);
+            let frame = self.child_frame(plan, fid, false);
             let child = self.spawn(start, input.clone(), jid, i as u32, frame);
             self.join_mut(jid).children.push(child);
         }
         Flow::Stop
     }
 
-    pub(super) fn advance(&mut self, fid: u32, next: StateId, mut out: Sized) -> Flow {
+    pub(super) fn advance(&mut self, plan: &Plan, fid: u32, next: StateId, mut out: Sized) -> Flow {
         self.events += 1; // ...StateExited
-        let name = self
-            .plan
-            .state(self.fibers[fid as usize].state)
-            .name
-            .clone();
-        if let Err(e) = out.check(&name, Handling::ByNameOnly) {
-            let plan = Arc::clone(&self.plan);
-            return self.fiber_failed(&plan, fid, e);
+        let name = &plan.state(self.fibers[fid as usize].state).name;
+        if let Err(e) = out.check(name, Handling::ByNameOnly) {
+            return self.fiber_failed(plan, fid, e);
         }
         if next == END {
-            let plan = Arc::clone(&self.plan);
-            self.fiber_done(&plan, fid, out);
+            self.fiber_done(plan, fid, out);
             return Flow::Stop;
         }
         let f = &mut self.fibers[fid as usize];
@@ -509,8 +507,10 @@ impl Execution {
                     };
                     Ok((out, assigns))
                 });
-                match r.and_then(|(out, assigns)| self.assign_vars(fid, assigns).map(|()| out)) {
-                    Ok(out) => self.advance(fid, st.next, out),
+                match r
+                    .and_then(|(out, assigns)| self.assign_vars(plan, fid, assigns).map(|()| out))
+                {
+                    Ok(out) => self.advance(plan, fid, st.next, out),
                     Err(e) => self.fiber_failed(plan, fid, e),
                 }
             }
@@ -568,12 +568,12 @@ impl Execution {
                     })
                 };
                 let r = r.and_then(|(out, assigns)| {
-                    self.assign_vars(fid, assigns)
+                    self.assign_vars(plan, fid, assigns)
                         .map(|()| out)
                         .map_err(|e| (e, None))
                 });
                 match r {
-                    Ok(out) => self.advance(fid, st.next, out),
+                    Ok(out) => self.advance(plan, fid, st.next, out),
                     Err((e, raw)) => {
                         if let Some(raw) = raw {
                             self.fibers[fid as usize].input = raw;
