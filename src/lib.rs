@@ -19,7 +19,6 @@
 //! Running one execution:
 //!
 //! ```
-//! use std::sync::Arc;
 //! use stepstream::asl::{self, MachineType};
 //! use stepstream::exec::{Execution, Outcome, Poll, Start};
 //! use stepstream::json;
@@ -27,12 +26,12 @@
 //! let definition = br#"{"StartAt":"Hello","States":{"Hello":{"Type":"Pass",
 //!     "Parameters":{"greeting.$":"States.Format('hello {}', $.name)"},"End":true}}}"#;
 //! let validated = asl::load(definition, MachineType::Express).expect("a valid definition");
-//! let plan = Arc::new(stepstream::plan::compile(&validated, "hello"));
+//! let plan = stepstream::plan::compile(&validated, "hello");
 //!
 //! let input = json::parse(br#"{"name":"world"}"#).unwrap();
-//! let mut execution = Execution::new(plan, Start::new("exec-1", input, 0));
+//! let mut execution = Execution::new(&plan, Start::new("exec-1", input, 0));
 //! let mut task_requests = Vec::new();
-//! let Poll::Done(Outcome::Succeeded(output)) = execution.poll(0, &mut task_requests) else {
+//! let Poll::Done(Outcome::Succeeded(output)) = execution.poll(&plan, 0, &mut task_requests) else {
 //!     panic!("a Pass state needs nothing from outside");
 //! };
 //! assert_eq!(json::to_string(&output), r#"{"greeting":"hello world"}"#);

@@ -1,17 +1,21 @@
 //! Choice rule evaluation with AWS's semantics: a comparison of values of the wrong type is
 //! false (not an error), `IsPresent` is the only test that tolerates a missing `Variable`,
 //! strings compare as Java strings (UTF-16 code units), numbers by value, timestamps as
-//! instants.
+//! instants. A JSONata `Condition` must give a boolean; no match without a Default is
+//! `States.NoChoiceMatched`; the state's and the matched rule's `Assign` both apply.
 
 use std::cmp::Ordering;
 
 use crate::asl::Comparison;
 use crate::json::Value;
 use crate::jsonpath::Selected;
-use crate::plan::{Accessor, ConditionOp, ContextSource, OperandOp, PatternPiece};
+use crate::plan::{
+    Accessor, AssignOp, ConditionOp, ContextSource, OperandOp, PatternPiece, TemplateOp,
+};
 use crate::time::Timestamp;
 
-use super::data::{Failure, Here};
+use super::data::{self, Assigned, Env, Failure, Handling, Here, Sized};
+use super::query;
 
 /// Evaluates a rule against the Choice state's effective input.
 pub fn eval(
@@ -222,6 +226,58 @@ pub fn glob(pieces: &[PatternPiece], s: &str) -> bool {
             }
         }
     }
+}
+
+/// `States.NoChoiceMatched`: no rule matched and there is no Default.
+pub(super) fn no_choice(here: Here<'_>) -> Failure {
+    Failure::new(
+        "States.NoChoiceMatched",
+        format!(
+            "No choice rule of state '{}' matched its input and it has no Default",
+            here.state
+        ),
+        Handling::Normal,
+    )
+}
+
+/// A JSONata `Condition`: a literal boolean, or an expression that must give one.
+pub(super) fn jsonata_condition(
+    c: &ConditionOp,
+    raw: &Sized,
+    env: &mut Env<'_>,
+    here: Here<'_>,
+) -> Result<bool, Failure> {
+    let ConditionOp::Jsonata(t) = c else {
+        return Ok(false);
+    };
+    let v = data::eval_template(t, raw, env, here)?;
+    match (&v.value, t) {
+        (Value::Bool(b), _) => Ok(*b),
+        (other, TemplateOp::Jsonata(op)) => Err(query::wrong_type(op, "boolean", other, here)),
+        (other, _) => Err(query::query_error(
+            here,
+            format_args!(
+                "The Condition must be a boolean, but was '{}'",
+                other.type_name()
+            ),
+        )),
+    }
+}
+
+/// The assignments of a Choice state: the state's own `Assign` applies whichever way the
+/// state goes ("regardless of which choice rule matches", AWS's Choice page), then the
+/// matched rule's, whose values win for a name both assign (as the rule's `Output` wins
+/// over the state's, which the corpus shows).
+pub(super) fn assigns(
+    state: &Option<AssignOp>,
+    rule: &Option<AssignOp>,
+    doc: &Sized,
+    env: &mut Env<'_>,
+    here: Here<'_>,
+) -> Result<Assigned, Failure> {
+    let mut out = data::eval_assign(state, doc, env, here)?;
+    out.extend(data::eval_assign(rule, doc, env, here)?);
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -206,6 +206,14 @@ pub fn apply_path(
     }
 }
 
+/// A value as AWS prints it inside quotes in messages: strings bare, the rest as JSON.
+pub fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string(),
+        other => crate::json::to_string(other),
+    }
+}
+
 /// Reads a path for a field of the state (`SecondsPath`, `ErrorPath`, ...), reporting a miss
 /// with AWS's text for such fields.
 pub fn select_field<'v>(
@@ -369,6 +377,9 @@ pub fn eval_template(
     }
 }
 
+/// The values an `Assign` computed, by variable slot, before they are stored.
+pub type Assigned = Vec<(u16, Sized)>;
+
 /// Evaluates an `Assign` against `doc` (JSONPath: the state's result; JSONata: unused, the
 /// expressions read `$states`): every value is computed before any is stored.
 pub fn eval_assign(
@@ -376,7 +387,7 @@ pub fn eval_assign(
     doc: &Sized,
     env: &mut Env<'_>,
     here: Here<'_>,
-) -> Result<Vec<(u16, Sized)>, Failure> {
+) -> Result<Assigned, Failure> {
     let Some(a) = a else {
         return Ok(Vec::new());
     };

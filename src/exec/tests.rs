@@ -7,10 +7,10 @@ use crate::asl::{MachineType, load};
 use crate::json::{parse, to_string};
 use crate::plan::{Plan, compile};
 
-fn plan(def: &str) -> Arc<Plan> {
+fn plan(def: &str) -> Plan {
     let v = load(def.as_bytes(), MachineType::Express)
         .unwrap_or_else(|d| panic!("invalid definition: {d:?}"));
-    Arc::new(compile(&v, "machine"))
+    compile(&v, "machine")
 }
 
 fn v(s: &str) -> Value {
@@ -24,11 +24,12 @@ fn drive(
     input: &str,
     mut task: impl FnMut(&TaskRequest, i64) -> Result<Value, TaskError>,
 ) -> (Outcome, i64) {
-    let mut exec = Execution::new(plan(def), Start::new("exec", v(input), 0));
+    let p = plan(def);
+    let mut exec = Execution::new(&p, Start::new("exec", v(input), 0));
     let mut now = 0;
     let mut reqs = Vec::new();
     for _ in 0..100_000 {
-        match exec.poll(now, &mut reqs) {
+        match exec.poll(&p, now, &mut reqs) {
             Poll::Done(o) => return (o, now),
             Poll::Pending { wake_at } => {
                 if reqs.is_empty() {
@@ -199,16 +200,19 @@ fn task_timeout_fires_without_a_result() {
     let p = plan(
         r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","TimeoutSeconds":10,"End":true}}}"#,
     );
-    let mut exec = Execution::new(p, Start::new("e", v("{}"), 0));
+    let mut exec = Execution::new(&p, Start::new("e", v("{}"), 0));
     let mut reqs = Vec::new();
-    let Poll::Pending { wake_at } = exec.poll(0, &mut reqs) else {
+    let Poll::Pending { wake_at } = exec.poll(&p, 0, &mut reqs) else {
         panic!()
     };
     assert_eq!(wake_at, Some(10_000));
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].timeout_ms, Some(10_000));
-    assert!(matches!(exec.poll(9_999, &mut reqs), Poll::Pending { .. }));
-    let Poll::Done(o) = exec.poll(10_000, &mut reqs) else {
+    assert!(matches!(
+        exec.poll(&p, 9_999, &mut reqs),
+        Poll::Pending { .. }
+    ));
+    let Poll::Done(o) = exec.poll(&p, 10_000, &mut reqs) else {
         panic!()
     };
     assert_eq!(failed(o).0, "States.Timeout");
@@ -221,21 +225,21 @@ fn waits_do_not_block_and_the_execution_times_out() {
     let p = plan(
         r#"{"StartAt":"W","TimeoutSeconds":30,"States":{"W":{"Type":"Wait","Seconds":20,"Next":"V"},"V":{"Type":"Wait","Seconds":20,"End":true}}}"#,
     );
-    let mut exec = Execution::new(p, Start::new("e", v("{}"), 1_000));
+    let mut exec = Execution::new(&p, Start::new("e", v("{}"), 1_000));
     let mut reqs = Vec::new();
     assert_eq!(
-        exec.poll(1_000, &mut reqs),
+        exec.poll(&p, 1_000, &mut reqs),
         Poll::Pending {
             wake_at: Some(21_000)
         }
     );
     assert_eq!(
-        exec.poll(21_000, &mut reqs),
+        exec.poll(&p, 21_000, &mut reqs),
         Poll::Pending {
             wake_at: Some(31_000)
         }
     );
-    let Poll::Done(Outcome::TimedOut { error, .. }) = exec.poll(31_000, &mut reqs) else {
+    let Poll::Done(Outcome::TimedOut { error, .. }) = exec.poll(&p, 31_000, &mut reqs) else {
         panic!()
     };
     assert_eq!(error.as_str(), "States.Timeout");
@@ -244,9 +248,9 @@ fn waits_do_not_block_and_the_execution_times_out() {
 #[test]
 fn express_executions_stop_at_five_minutes() {
     let p = plan(r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":3600,"End":true}}}"#);
-    let mut exec = Execution::new(p, Start::new("e", v("{}"), 0));
+    let mut exec = Execution::new(&p, Start::new("e", v("{}"), 0));
     assert_eq!(
-        exec.poll(0, &mut Vec::new()),
+        exec.poll(&p, 0, &mut Vec::new()),
         Poll::Pending {
             wake_at: Some(300_000)
         }
@@ -275,12 +279,12 @@ fn map_concurrency_is_really_bounded() {
         r#"{"StartAt":"M","States":{"M":{"Type":"Map","MaxConcurrency":3,"ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","End":true}}},"End":true}}}"#,
     );
     let items: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-    let mut exec = Execution::new(p, Start::new("e", v(&format!("[{}]", items.join(","))), 0));
+    let mut exec = Execution::new(&p, Start::new("e", v(&format!("[{}]", items.join(","))), 0));
     let mut pending: Vec<TaskRequest> = Vec::new();
     let mut most = 0;
     loop {
         let mut reqs = Vec::new();
-        match exec.poll(0, &mut reqs) {
+        match exec.poll(&p, 0, &mut reqs) {
             Poll::Done(o) => {
                 assert_eq!(o, Outcome::Succeeded(v("[0,10,20,30,40,50,60,70,80,90]")));
                 break;
@@ -312,7 +316,7 @@ fn most_outstanding(
         .map(|i| {
             let mut start = Start::new("e", v(i), 0);
             start.map_budget = budget.cloned();
-            Execution::new(Arc::clone(&p), start)
+            Execution::new(&p, start)
         })
         .collect();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; execs.len()];
@@ -324,7 +328,7 @@ fn most_outstanding(
                 continue;
             }
             let mut reqs = Vec::new();
-            if let Poll::Done(o) = exec.poll(0, &mut reqs) {
+            if let Poll::Done(o) = exec.poll(&p, 0, &mut reqs) {
                 outcomes[k] = Some(o);
             }
             pending.extend(reqs.into_iter().map(|r| (k, r)));
@@ -393,16 +397,17 @@ fn executions_sharing_a_budget_run_that_many_iterations_beyond_one_per_map() {
 #[test]
 fn a_starved_map_takes_tokens_others_give_back_without_waiting_for_its_own_items() {
     let def = r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:r","End":true}}},"End":true}}}"#;
+    let p = plan(def);
     let budget = Arc::new(MapBudget::new(2));
     let start = || {
         let mut s = Start::new("e", v("[1,2,3]"), 0);
         s.map_budget = Some(Arc::clone(&budget));
-        Execution::new(plan(def), s)
+        Execution::new(&p, s)
     };
     let (mut a, mut b) = (start(), start());
     let (mut ra, mut rb) = (Vec::new(), Vec::new());
-    a.poll(0, &mut ra);
-    b.poll(0, &mut rb);
+    a.poll(&p, 0, &mut ra);
+    b.poll(&p, 0, &mut rb);
     // A: its first item and two on tokens; B: only its first.
     assert_eq!((ra.len(), rb.len()), (3, 1));
     assert!(!a.newly_starved());
@@ -412,11 +417,11 @@ fn a_starved_map_takes_tokens_others_give_back_without_waiting_for_its_own_items
         let n = r.input.as_i64().unwrap();
         a.complete(r.token, Ok(Value::int(n)));
     }
-    assert!(matches!(a.poll(0, &mut ra), Poll::Done(_)));
+    assert!(matches!(a.poll(&p, 0, &mut ra), Poll::Done(_)));
     assert_eq!(budget.available(), 2);
     // Fed, B starts its other two items while its first is still running.
-    b.feed();
-    b.poll(0, &mut rb);
+    b.feed(&p);
+    b.poll(&p, 0, &mut rb);
     assert_eq!(rb.len(), 3);
     assert_eq!(budget.available(), 0);
     for r in rb.drain(..) {
@@ -424,7 +429,7 @@ fn a_starved_map_takes_tokens_others_give_back_without_waiting_for_its_own_items
         b.complete(r.token, Ok(Value::int(n * 10)));
     }
     assert_eq!(
-        b.poll(0, &mut rb),
+        b.poll(&p, 0, &mut rb),
         Poll::Done(Outcome::Succeeded(v("[10,20,30]")))
     );
     assert_eq!(budget.available(), 2);
@@ -457,14 +462,12 @@ fn nested_maps_finish_on_an_empty_budget_and_dropped_executions_give_tokens_back
     let budget = Arc::new(MapBudget::new(8));
     let mut start = Start::new("e", v(&input), 0);
     start.map_budget = Some(Arc::clone(&budget));
-    let mut exec = Execution::new(
-        plan(
-            r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:r","End":true}}},"End":true}}}"#,
-        ),
-        start,
+    let p = plan(
+        r#"{"StartAt":"M","States":{"M":{"Type":"Map","ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:r","End":true}}},"End":true}}}"#,
     );
+    let mut exec = Execution::new(&p, start);
     let mut reqs = Vec::new();
-    assert!(matches!(exec.poll(0, &mut reqs), Poll::Pending { .. }));
+    assert!(matches!(exec.poll(&p, 0, &mut reqs), Poll::Pending { .. }));
     assert_eq!(reqs.len(), 9);
     assert_eq!(budget.available(), 0);
     drop(exec);
@@ -653,18 +656,21 @@ fn an_endless_loop_yields_and_times_out() {
             "C":{"Type":"Choice","Choices":[{"Variable":"$.x","IsPresent":true,"Next":"A"}],"Default":"End"},
             "End":{"Type":"Succeed"}}}"#,
     );
-    let mut exec = Execution::new(p, Start::new("e", v(r#"{"x":1}"#), 0));
+    let mut exec = Execution::new(&p, Start::new("e", v(r#"{"x":1}"#), 0));
     let mut reqs = Vec::new();
     // Each poll enters a bounded number of states and asks to be polled again at once.
-    assert_eq!(exec.poll(0, &mut reqs), Poll::Pending { wake_at: Some(0) });
+    assert_eq!(
+        exec.poll(&p, 0, &mut reqs),
+        Poll::Pending { wake_at: Some(0) }
+    );
     assert_eq!(exec.transitions(), STEP_BUDGET as u64);
     assert_eq!(
-        exec.poll(1000, &mut reqs),
+        exec.poll(&p, 1000, &mut reqs),
         Poll::Pending {
             wake_at: Some(1000)
         }
     );
-    let Poll::Done(Outcome::TimedOut { .. }) = exec.poll(2000, &mut reqs) else {
+    let Poll::Done(Outcome::TimedOut { .. }) = exec.poll(&p, 2000, &mut reqs) else {
         panic!("the time limit did not stop the loop")
     };
 }
@@ -902,4 +908,124 @@ fn a_choice_state_assigns_whichever_way_it_goes_and_the_matched_rule_wins() {
         "Show":{"Type":"Pass","Parameters":{"v.$":"States.Array($a, $b)"},"OutputPath":"$.v","End":true}}}"#;
     assert_eq!(ok(def, r#"{"go":true}"#), r#"["state","rule"]"#);
     assert_eq!(ok(def, r#"{"go":false}"#), r#"["state","state"]"#);
+}
+
+#[test]
+fn an_item_batcher_groups_items_by_count_bytes_and_path() {
+    let def = |batcher: &str| {
+        format!(
+            r#"{{"StartAt":"M","States":{{"M":{{"Type":"Map","ItemsPath":"$.xs","ItemBatcher":{batcher},"ItemProcessor":{{"ProcessorConfig":{{"Mode":"DISTRIBUTED","ExecutionType":"EXPRESS"}},"StartAt":"P","States":{{"P":{{"Type":"Pass","End":true}}}}}},"End":true}}}}}}"#
+        )
+    };
+    let input = r#"{"xs":["aaaa","bbbb","cccc","dddd","eeee"],"n":2}"#;
+    assert_eq!(
+        ok(
+            &def(r#"{"MaxItemsPerBatch":2,"BatchInput":{"k":"v"}}"#),
+            input
+        ),
+        r#"[{"Items":["aaaa","bbbb"],"BatchInput":{"k":"v"}},{"Items":["cccc","dddd"],"BatchInput":{"k":"v"}},{"Items":["eeee"],"BatchInput":{"k":"v"}}]"#
+    );
+    // Each item counts its encoded length plus one: 7 bytes for "aaaa".
+    assert_eq!(
+        ok(&def(r#"{"MaxInputBytesPerBatch":21}"#), input),
+        r#"[{"Items":["aaaa","bbbb","cccc"]},{"Items":["dddd","eeee"]}]"#
+    );
+    assert_eq!(
+        ok(
+            &def(r#"{"MaxItemsPerBatchPath":"$.n","MaxInputBytesPerBatch":7}"#),
+            input
+        ),
+        r#"[{"Items":["aaaa"]},{"Items":["bbbb"]},{"Items":["cccc"]},{"Items":["dddd"]},{"Items":["eeee"]}]"#
+    );
+    assert_eq!(
+        ok(&def(r#"{"MaxItemsPerBatchPath":"$.n"}"#), input),
+        r#"[{"Items":["aaaa","bbbb"]},{"Items":["cccc","dddd"]},{"Items":["eeee"]}]"#
+    );
+    // The field wins over its path; a path that is not a string is not read.
+    assert_eq!(
+        ok(
+            &def(r#"{"MaxItemsPerBatch":4,"MaxItemsPerBatchPath":"$.n"}"#),
+            input
+        ),
+        r#"[{"Items":["aaaa","bbbb","cccc","dddd"]},{"Items":["eeee"]}]"#
+    );
+    assert_eq!(
+        ok(&def(r#"{"MaxItemsPerBatchPath":3}"#), input),
+        r#"[{"Items":["aaaa","bbbb","cccc","dddd","eeee"]}]"#
+    );
+    assert_eq!(ok(&def("{}"), r#"{"xs":[]}"#), "[]");
+}
+
+#[test]
+fn an_item_batcher_refuses_bad_limits_with_a_runtime_error() {
+    let def = |batcher: &str| {
+        format!(
+            r#"{{"StartAt":"M","States":{{"M":{{"Type":"Map","ItemsPath":"$.xs","ItemBatcher":{batcher},"Catch":[{{"ErrorEquals":["States.ALL"],"Next":"C"}}],"ItemProcessor":{{"ProcessorConfig":{{"Mode":"DISTRIBUTED","ExecutionType":"EXPRESS"}},"StartAt":"P","States":{{"P":{{"Type":"Pass","End":true}}}}}},"End":true}},"C":{{"Type":"Pass","End":true}}}}}}"#
+        )
+    };
+    // Not even a catcher of States.ALL handles a runtime error.
+    let cause = |batcher: &str, input: &str| {
+        let (error, cause) = failed(run(&def(batcher), input));
+        assert_eq!(error, "States.Runtime", "{cause}");
+        let prefix =
+            "An error occurred while executing the state 'M' (entered at the event id #2). ";
+        cause
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{cause}"))
+            .to_string()
+    };
+    assert_eq!(
+        cause(r#"{"MaxItemsPerBatch":0}"#, r#"{"xs":[1]}"#),
+        "ItemBatcher.MaxItemsPerBatch must be a positive integer"
+    );
+    assert_eq!(
+        cause(r#"{"MaxInputBytesPerBatch":"10"}"#, r#"{"xs":[1]}"#),
+        "ItemBatcher.MaxInputBytesPerBatch must be a positive integer"
+    );
+    assert_eq!(
+        cause(r#"{"MaxItemsPerBatchPath":"$.n"}"#, r#"{"xs":[1],"n":-1}"#),
+        "ItemBatcher.MaxItemsPerBatchPath must reference a positive integer"
+    );
+    // A bad count fails before a bad byte limit is looked at.
+    assert_eq!(
+        cause(
+            r#"{"MaxItemsPerBatch":1.5,"MaxInputBytesPerBatchPath":"$.n"}"#,
+            r#"{"xs":[1]}"#
+        ),
+        "ItemBatcher.MaxItemsPerBatch must be a positive integer"
+    );
+    assert_eq!(
+        cause(r#"{"MaxInputBytesPerBatchPath":"$.n"}"#, r#"{"xs":[1]}"#),
+        "ItemBatcher.MaxInputBytesPerBatchPath: No results for path: $['n']"
+    );
+    // A path that does not parse (validation does not look inside ItemBatcher).
+    assert_eq!(
+        cause(r#"{"MaxItemsPerBatchPath":"n["}"#, r#"{"xs":[1]}"#),
+        "a path must start with '$' (at character 0)"
+    );
+}
+
+#[test]
+fn a_failing_item_selector_stops_the_running_iterations_and_the_map_catches_it() {
+    let mut seen = Vec::new();
+    let (o, _) = drive(
+        r#"{"QueryLanguage":"JSONata","StartAt":"M","States":{"M":{"Type":"Map","Items":"{% $states.input %}","MaxConcurrency":1,
+            "ItemSelector":"{% $states.context.Map.Item.Value + 1 %}",
+            "Retry":[{"ErrorEquals":["States.QueryEvaluationError"],"MaxAttempts":1,"IntervalSeconds":1}],
+            "Catch":[{"ErrorEquals":["States.QueryEvaluationError"],"Next":"Caught","Output":"{% $states.errorOutput.Error %}"}],
+            "ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:r","End":true}}},"End":true},
+            "Caught":{"Type":"Pass","End":true}}}"#,
+        r#"[1,"a",3]"#,
+        |r, now| {
+            seen.push((r.input.clone(), now));
+            Ok(Value::Null)
+        },
+    );
+    assert_eq!(o, Outcome::Succeeded(v(r#""States.QueryEvaluationError""#)));
+    // Each attempt runs the first item, then fails at the second: no third item ever runs.
+    let inputs: Vec<String> = seen
+        .iter()
+        .map(|(i, t)| format!("{}@{t}", to_string(i)))
+        .collect();
+    assert_eq!(inputs, ["2@0", "2@1000"]);
 }

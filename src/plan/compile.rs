@@ -569,7 +569,7 @@ impl Compiler {
                         .as_ref()
                         .map(|d| self.dynamic(d, "ToleratedFailureCount")),
                     item_reader: m.item_reader.clone(),
-                    item_batcher: m.item_batcher.clone(),
+                    item_batcher: m.item_batcher.as_ref().map(item_batcher),
                     result_writer: m.result_writer.clone(),
                     result_selector: m
                         .result_selector
@@ -595,6 +595,36 @@ impl Compiler {
             next,
         }
     }
+}
+
+/// `ItemBatcher`, read as the executor used to read it on every entry into the Map state: a
+/// limit's field wins over its `...Path`, which is read only when it is a string.
+fn item_batcher(b: &Value) -> Box<ItemBatcherOp> {
+    let limit = |key: &str, path_key: &'static str| -> BatchLimitOp {
+        if let Some(v) = b.get(key) {
+            return match v.as_i64().filter(|n| *n > 0) {
+                Some(n) => BatchLimitOp::Fixed(n as u64),
+                None => BatchLimitOp::Invalid(Str::from(format!(
+                    "ItemBatcher.{key} must be a positive integer"
+                ))),
+            };
+        }
+        match b.get(path_key) {
+            Some(Value::String(p)) => match Path::parse(p) {
+                Ok(path) => BatchLimitOp::Path {
+                    field: path_key,
+                    path,
+                },
+                Err(e) => BatchLimitOp::Invalid(Str::from(e.to_string())),
+            },
+            _ => BatchLimitOp::Unset,
+        }
+    };
+    Box::new(ItemBatcherOp {
+        max_items: limit("MaxItemsPerBatch", "MaxItemsPerBatchPath"),
+        max_bytes: limit("MaxInputBytesPerBatch", "MaxInputBytesPerBatchPath"),
+        batch_input: b.get("BatchInput").cloned(),
+    })
 }
 
 fn literal_operand(op: Comparison, v: &Value) -> OperandOp {

@@ -373,10 +373,36 @@ pub struct MapOp {
     pub tolerated_failure_percentage: Option<DynamicOp<f64>>,
     pub tolerated_failure_count: Option<DynamicOp<u64>>,
     pub item_reader: Option<Value>,
-    pub item_batcher: Option<Value>,
+    pub item_batcher: Option<Box<ItemBatcherOp>>,
     pub result_writer: Option<Value>,
     pub result_selector: Option<TemplateOp>,
     pub result_path: ResultPathOp,
     pub retry: Box<[RetrierOp]>,
     pub catch: Box<[CatcherOp]>,
+}
+
+/// `ItemBatcher`: how many items and bytes a batch may hold, and what it carries besides.
+#[derive(Debug)]
+pub struct ItemBatcherOp {
+    /// `MaxItemsPerBatch` / `MaxItemsPerBatchPath`.
+    pub max_items: BatchLimitOp,
+    /// `MaxInputBytesPerBatch` / `MaxInputBytesPerBatchPath`.
+    pub max_bytes: BatchLimitOp,
+    /// `BatchInput`, added to every batch as written.
+    pub batch_input: Option<Value>,
+}
+
+/// One limit of an `ItemBatcher`. Validation does not look inside `ItemBatcher`, so a limit
+/// that cannot be used is kept as the error the Map state fails with when it runs.
+#[derive(Debug)]
+pub enum BatchLimitOp {
+    /// Neither field: no limit of its own.
+    Unset,
+    Fixed(u64),
+    /// The `...Path` field (named for errors), read from the Map state's effective input.
+    Path {
+        field: &'static str,
+        path: Path,
+    },
+    Invalid(Str),
 }

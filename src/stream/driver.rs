@@ -165,7 +165,7 @@ impl<T> Driver<T> {
         start.input_len = input_len;
         start.identity = self.identity.clone();
         start.map_budget = self.map_budget.clone();
-        let exec = Execution::new(Arc::clone(&self.plan), start);
+        let exec = Execution::new(&self.plan, start);
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -191,7 +191,7 @@ impl<T> Driver<T> {
     fn advance(&mut self, slot: u32, mut now: i64) -> Option<Finished<T>> {
         loop {
             let running = self.slots[slot as usize].as_mut()?;
-            let poll = running.exec.poll(now, &mut self.requests);
+            let poll = running.exec.poll(&self.plan, now, &mut self.requests);
             let generation = running.generation;
             if running.exec.newly_starved() {
                 self.starved.push((slot, generation));
@@ -339,7 +339,7 @@ impl<T> Driver<T> {
                 continue;
             }
             if let Some(r) = self.slots[slot as usize].as_mut() {
-                r.exec.feed();
+                r.exec.feed(&self.plan);
             }
             if let Some(f) = self.advance(slot, now) {
                 out.push(f);
