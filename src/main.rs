@@ -596,7 +596,7 @@ fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<E
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(async move {
+    let stopped = rt.block_on(async move {
         let metrics = stepstream::metrics::Metrics::new();
         if let Some(listen) = config.http.listen.as_deref().filter(|l| !l.is_empty()) {
             let listener = stepstream::server::bind(listen)
@@ -639,7 +639,26 @@ fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<E
             let _ = tx.send(true);
         });
         kafka::run(&config, prepared, metrics, rx).await
-    })?;
+    });
+    // Whatever still waits on a broker that stopped answering (a delivery, librdkafka's
+    // destroy) is not waited for: the stop has already committed only what was delivered.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    let stopped = stopped?;
+    if stopped.undelivered > 0 {
+        stepstream::log::warn(
+            "undelivered",
+            &[
+                ("results", Value::int(stopped.undelivered as i64)),
+                (
+                    "meaning",
+                    Value::string(
+                        "these records were not committed; the next start runs them again",
+                    ),
+                ),
+            ],
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -327,7 +327,7 @@ pub async fn run(
     pipelines: Vec<Prepared>,
     metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
-) -> Result<(), String> {
+) -> Result<Stopped, String> {
     let shared = Arc::new(Shared {
         offsets: Mutex::new(Offsets::new()),
         metrics: Arc::clone(&metrics),
@@ -522,21 +522,56 @@ pub async fn run(
     while shared.offsets().pending() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let _ = producer.flush(Duration::from_secs(5));
+    // Every step from here is bounded: a broker that stops answering must not keep the
+    // process (librdkafka's flush, commit and close all wait on the broker). What was not
+    // acknowledged is not committed, so the next start runs it again.
+    let flushing = {
+        let producer = producer.clone();
+        tokio::task::spawn_blocking(move || producer.flush(STOP_STEP))
+    };
+    let _ = tokio::time::timeout(STOP_STEP + Duration::from_secs(1), flushing).await;
     store_commit_points(&consumer, &shared);
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-        log::warn("commit_failed", &[("error", Value::from(e.to_string()))]);
+    let committing = {
+        let consumer = Arc::clone(&consumer);
+        tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync))
+    };
+    match tokio::time::timeout(STOP_STEP, committing).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => log::warn("commit_failed", &[("error", Value::from(e.to_string()))]),
+        Ok(Err(_)) | Err(_) => log::warn(
+            "commit_failed",
+            &[(
+                "error",
+                Value::from(format!(
+                    "the broker did not answer the commit within {} s",
+                    STOP_STEP.as_secs()
+                )),
+            )],
+        ),
     }
     let left = shared.offsets().pending();
     // Close the consumer now (the sinks only hold it weakly), so it leaves the group and its
-    // partitions go to the other members at once.
-    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+    // partitions go to the other members at once; a broker that does not answer gets
+    // `STOP_STEP` for that too.
+    let closing = tokio::task::spawn_blocking(move || drop(consumer));
+    let _ = tokio::time::timeout(STOP_STEP, closing).await;
     metrics.assigned.store(0, Ordering::Relaxed);
     log::info(
         "stopped",
         &[("abandoned_in_flight", Value::int(left as i64))],
     );
-    Ok(())
+    Ok(Stopped { undelivered: left })
+}
+
+/// The most each step of the stop after the drain (flush, commit, close) may take.
+const STOP_STEP: Duration = Duration::from_secs(5);
+
+/// How a pipeline run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Records consumed whose result the broker never acknowledged: not committed, so the
+    /// next start runs them again.
+    pub undelivered: usize,
 }
 
 /// Starts a reader task for every assigned partition that has none, and stops the readers of

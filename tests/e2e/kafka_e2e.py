@@ -423,6 +423,43 @@ def scenario_broker(checks, broker, args, work):
     verify(checks, "broker", n, outs, dead, set(), allow_duplicates=True)
 
 
+def scenario_sigstop(checks, broker, args, work):
+    """The broker stops answering (SIGSTOP) with results in flight, then SIGTERM: the process
+    exits within its deadline, non-zero, saying how many results were not delivered; it
+    committed none of them, so a restart (after SIGCONT) delivers everything."""
+    n = crash_topics(broker, "sigstop")
+    # Static membership, as in the kill9 scenario: tansu 0.6 never evicts a member, and the
+    # restart must get the partitions back.
+    cfg = write_config(work, broker, "sigstop", "g-sigstop", max_in_flight=CRASH_IN_FLIGHT, instance="s")
+    p = Processor(args.bin, cfg, work, "sigstop-a")
+    progress(broker, "sigstop-out", n // 4)
+    broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        # Executions finish (1 s each) and their results wait for a broker that is silent.
+        time.sleep(2)
+        t0 = time.time()
+        p.proc.send_signal(signal.SIGTERM)
+        try:
+            code = p.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            p.proc.kill()
+            code = None
+        took = time.time() - t0
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    log = p.log_text()
+    undelivered = [json.loads(l) for l in log.splitlines() if '"event":"undelivered"' in l]
+    print(f"  sigstop: SIGTERM to exit {took:.1f} s, exit code {code}, undelivered {[u.get('results') for u in undelivered]}")
+    # drain_timeout_seconds = 5, then at most 5 s each for flush, commit and close.
+    checks.check(code is not None and took < 30, f"sigstop: the process exits within its deadline with the broker stopped ({took:.1f} s)")
+    checks.check(code == 1 and undelivered and undelivered[0]["results"] > 0,
+                 f"sigstop: a non-zero exit and a log line counting the undelivered results (code {code})")
+    p = Processor(args.bin, cfg, work, "sigstop-b")
+    outs, dead = wait_for(broker, "sigstop", n, 300, [p])
+    p.stop()
+    verify(checks, "sigstop", n, outs, dead, set(), allow_duplicates=True)
+
+
 def read_with_headers(broker, topic, want, timeout=120):
     """(value, {header: value}) of every record of `topic`."""
     c = Consumer({"bootstrap.servers": broker.url, "group.id": f"reader-{topic}-{time.time()}",
@@ -618,7 +655,8 @@ def scenario_jsonata(checks, broker, args, work):
 
 SCENARIOS = {"volume": scenario_volume, "jsonata": scenario_jsonata, "headers": scenario_headers,
              "ordered": scenario_ordered, "mixed": scenario_mixed,
-             "kill9": scenario_kill9, "group": scenario_group, "broker": scenario_broker}
+             "kill9": scenario_kill9, "group": scenario_group, "broker": scenario_broker,
+             "sigstop": scenario_sigstop}
 
 
 def main():
