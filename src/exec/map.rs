@@ -18,7 +18,9 @@ pub const INLINE_MAP_CONCURRENCY: u32 = 40;
 pub const DISTRIBUTED_MAP_CONCURRENCY: u32 = 10_000;
 
 /// Map iterations that executions sharing it may run at once, beyond the first of each Map
-/// state (tokens, taken when an iteration starts and given back when it ends).
+/// state (tokens, taken when an iteration starts and given back when it ends). Taken and
+/// given back only by the executions of one thread (a shard's), read by any (metrics): so a
+/// plain load and store, no locked read-modify-write per iteration.
 #[derive(Debug)]
 pub struct MapBudget {
     free: AtomicUsize,
@@ -44,13 +46,18 @@ impl MapBudget {
     }
 
     fn try_take(&self) -> bool {
-        self.free
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
+        match self.free.load(Ordering::Relaxed).checked_sub(1) {
+            Some(left) => {
+                self.free.store(left, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     pub(super) fn give_back(&self, n: u32) {
-        self.free.fetch_add(n as usize, Ordering::AcqRel);
+        let free = self.free.load(Ordering::Relaxed) + n as usize;
+        self.free.store(free, Ordering::Relaxed);
     }
 }
 
