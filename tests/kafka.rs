@@ -541,6 +541,16 @@ fn the_kafka_bench_times_a_passthrough_and_the_workflow_on_the_same_records() {
     ] {
         assert!(num(k) > 0.0, "{k}");
     }
+    // CPU per record of each side (10 ms ticks: a short run may show 0 for one of them).
+    let cpu = j.get("cpu_us_per_record").unwrap();
+    for k in ["passthrough", "stepstream", "in_process"] {
+        assert!(cpu.get(k).and_then(|v| v.as_f64()).unwrap() >= 0.0, "{k}");
+    }
+    assert!(
+        j.get("stepstream_minus_passthrough_vs_in_process")
+            .is_some(),
+        "{j:?}"
+    );
 }
 
 /// W1-like JSONata with variables: records without a `seq` fail in the expression.

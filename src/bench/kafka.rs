@@ -59,6 +59,13 @@ pub struct KafkaReport {
     pub dead_letters: u64,
     /// Arrival to result ready, microseconds: p50, p90, p99, p99.9, max.
     pub latency_us: [u64; 5],
+    /// CPU time (user + system) of this process during each phase, seconds (the broker's
+    /// own is not counted).
+    pub passthrough_cpu_seconds: f64,
+    pub stepstream_cpu_seconds: f64,
+    /// The same workflow on the same N events in process (the production shard fed by the
+    /// bench's generator, one shard), CPU seconds: the workflow's cost without Kafka.
+    pub in_process_cpu_seconds: f64,
 }
 
 impl KafkaReport {
@@ -68,6 +75,23 @@ impl KafkaReport {
 
     pub fn stepstream_per_second(&self) -> f64 {
         self.executions as f64 / self.stepstream_seconds
+    }
+
+    fn per_record_us(&self, cpu_seconds: f64) -> f64 {
+        cpu_seconds * 1e6 / self.executions.max(1) as f64
+    }
+
+    /// What stepstream's pipeline costs per record beyond the passthrough's, against what
+    /// the workflow alone costs per execution in process (1.0: Kafka adds nothing but the
+    /// passthrough's own work).
+    /// `None` when the in-process run was too short to register (CPU time comes in 10 ms
+    /// ticks).
+    pub fn pipeline_cost_ratio(&self) -> Option<f64> {
+        (self.in_process_cpu_seconds > 0.0).then(|| {
+            (self.per_record_us(self.stepstream_cpu_seconds)
+                - self.per_record_us(self.passthrough_cpu_seconds))
+                / self.per_record_us(self.in_process_cpu_seconds)
+        })
     }
 
     pub fn to_json(&self) -> Value {
@@ -100,6 +124,28 @@ impl KafkaReport {
             ("outputs", Value::int(self.outputs as i64)),
             ("dead_letters", Value::int(self.dead_letters as i64)),
             (
+                "cpu_us_per_record",
+                Value::object_from([
+                    (
+                        "passthrough",
+                        Value::float(round3(self.per_record_us(self.passthrough_cpu_seconds))),
+                    ),
+                    (
+                        "stepstream",
+                        Value::float(round3(self.per_record_us(self.stepstream_cpu_seconds))),
+                    ),
+                    (
+                        "in_process",
+                        Value::float(round3(self.per_record_us(self.in_process_cpu_seconds))),
+                    ),
+                ]),
+            ),
+            (
+                "stepstream_minus_passthrough_vs_in_process",
+                self.pipeline_cost_ratio()
+                    .map_or(Value::Null, |r| Value::float(round3(r))),
+            ),
+            (
                 "latency_us",
                 crate::bench::percentiles_json(self.latency_us.map(us)),
             ),
@@ -108,7 +154,7 @@ impl KafkaReport {
 
     pub fn to_text(&self) -> String {
         format!(
-            "kafka        {} records on {} partition(s), {} shard(s)\nproduce      {:.2} s\npassthrough  {:.2} s, {:.0} records/s (consume + produce, no workflow)\nstepstream   {:.2} s, {:.0} executions/s ({:.0}% of passthrough); {} outputs, {} dead letters\nlatency (µs) arrival to result: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n",
+            "kafka        {} records on {} partition(s), {} shard(s)\nproduce      {:.2} s\npassthrough  {:.2} s, {:.0} records/s (consume + produce, no workflow)\nstepstream   {:.2} s, {:.0} executions/s ({:.0}% of passthrough); {} outputs, {} dead letters\nlatency (µs) arrival to result: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\ncpu (µs/rec) passthrough {:.2}  stepstream {:.2}  in process {:.2}: (stepstream - passthrough) = {} in process\n",
             self.executions,
             self.partitions,
             self.shards,
@@ -125,6 +171,11 @@ impl KafkaReport {
             self.latency_us[2],
             self.latency_us[3],
             self.latency_us[4],
+            self.per_record_us(self.passthrough_cpu_seconds),
+            self.per_record_us(self.stepstream_cpu_seconds),
+            self.per_record_us(self.in_process_cpu_seconds),
+            self.pipeline_cost_ratio()
+                .map_or("(too short to tell)".to_string(), |r| format!("{r:.2}x")),
         )
     }
 }
@@ -145,7 +196,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(async move {
+    let mut report = rt.block_on(async move {
         let tag = format!(
             "{}-{}",
             std::process::id(),
@@ -171,6 +222,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         let produce_seconds = t.elapsed().as_secs_f64();
 
         let t = Instant::now();
+        let cpu = cpu_seconds();
         passthrough(
             &opts.brokers,
             &input,
@@ -181,6 +233,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         )
         .await?;
         let passthrough_seconds = t.elapsed().as_secs_f64();
+        let passthrough_cpu_seconds = cpu_seconds() - cpu;
 
         let config = Config {
             kafka: Kafka {
@@ -220,6 +273,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let m = Arc::clone(&metrics);
         let t = Instant::now();
+        let cpu = cpu_seconds();
         let pipeline = tokio::spawn(async move { kafka::run(&config, prepared, m, stopped).await });
         let delivered = |m: &Metrics| {
             m.outputs.load(Ordering::Relaxed) + m.dead_letters.load(Ordering::Relaxed)
@@ -236,6 +290,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let stepstream_seconds = t.elapsed().as_secs_f64();
+        let stepstream_cpu_seconds = cpu_seconds() - cpu;
         let _ = stop.send(true);
         pipeline
             .await
@@ -265,8 +320,49 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             outputs: metrics.outputs.load(Ordering::Relaxed),
             dead_letters: metrics.dead_letters.load(Ordering::Relaxed),
             latency_us: [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| hist.value_at_quantile(q) / 1000),
+            passthrough_cpu_seconds,
+            stepstream_cpu_seconds,
+            in_process_cpu_seconds: 0.0,
         })
-    })
+    })?;
+    drop(rt);
+    // The workflow's own cost on the same events, in the same run.
+    let cpu = cpu_seconds();
+    super::run(&super::Options {
+        definition: opts.definition.clone(),
+        input_file: opts.input_file.clone(),
+        mock_file: opts.mock_file.clone(),
+        resources: opts.resources.clone(),
+        executions: opts.executions,
+        concurrency: 1024,
+        shards: 1,
+        rotate: Vec::new(),
+        rate: None,
+    })?;
+    report.in_process_cpu_seconds = cpu_seconds() - cpu;
+    Ok(report)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// CPU time (user + system) this process has used, seconds, from /proc/self/stat (in the
+/// kernel's USER_HZ ticks, 100 a second; 0 where /proc is not there).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces, so split after its ')'):
+    // state is field 3, utime 14 and stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
 }
 
 async fn create_topics(brokers: &str, names: &[&str], partitions: i32) -> Result<(), String> {

@@ -749,12 +749,12 @@ impl Sink {
     /// partition), and waits for each acknowledgement on the runtime.
     fn run(self, rx: crossbeam_channel::Receiver<Processed>) {
         let this = Arc::new(self);
-        for p in rx.iter() {
-            let (topic, payload, dead) = match &p.disposition {
-                Disposition::Output(b) => (this.pipeline.output_topic.clone(), b.clone(), false),
-                Disposition::DeadLetter(b) => {
-                    (this.pipeline.dead_letter_topic.clone(), b.clone(), true)
-                }
+        for mut p in rx.iter() {
+            // The result's bytes move on with it (they were copied here once per record).
+            let taken = std::mem::replace(&mut p.disposition, Disposition::Output(Vec::new()));
+            let (topic, payload, dead) = match taken {
+                Disposition::Output(b) => (this.pipeline.output_topic.clone(), b, false),
+                Disposition::DeadLetter(b) => (this.pipeline.dead_letter_topic.clone(), b, true),
             };
             let delivery = this.enqueue(&p, &topic, &payload);
             let this2 = Arc::clone(&this);
