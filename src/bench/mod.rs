@@ -287,6 +287,7 @@ impl RecordSource for Generator {
             key: None,
             payload,
             received: Instant::now(),
+            window: None,
         };
         self.next += 1;
         Some(record)
@@ -453,6 +454,7 @@ pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
                     key: None,
                     payload,
                     received: Instant::now(),
+                    window: None,
                 };
                 if pool.submit(record).is_err() {
                     break;

@@ -3,8 +3,9 @@
 //! One consumer (in the configured group) reads every pipeline's input topic; each record goes
 //! to its pipeline's shards; each result is produced to the output topic (or the dead-letter
 //! topic), and only when the broker acknowledges it is the input offset marked done. The
-//! commit point of a partition is its oldest record not yet done (`offsets.rs`), stored for
-//! librdkafka's auto-commit; a crash re-runs at most what was in flight.
+//! commit point of a partition is its oldest record not yet done, kept in the partition's own
+//! window (`offsets.rs`; a record carries its window to the sink, so partitions share no
+//! lock), stored for librdkafka's auto-commit; a crash re-runs at most what was in flight.
 //!
 //! Backpressure without pausing: every assigned partition gets its own librdkafka queue
 //! (split off the consumer's before the assignment starts fetching) and a reader task that
@@ -15,7 +16,7 @@
 //! badly.) The consumer's own queue keeps serving rebalances, statistics and errors.
 //!
 //! On a rebalance, revoked partitions stop being read and get `drain_timeout` to finish and
-//! commit before they go. On shutdown the readers stop, in-flight work finishes (or the deadline
+//! commit before they go (their windows signal when they drain; nothing polls). On shutdown the readers stop, in-flight work finishes (or the deadline
 //! passes), the producer flushes and the offsets are committed.
 
 use std::collections::HashMap;
@@ -34,7 +35,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::offsets::Offsets;
+use super::offsets::{Offsets, Window};
 use super::shard::{ShardConfig, ShardPool};
 use super::{Disposition, Processed, Record, Source, dead_letter};
 use crate::config::{Config, Pipeline};
@@ -55,7 +56,7 @@ pub struct Prepared {
 type PartitionId = (String, i32);
 
 struct Shared {
-    offsets: Mutex<Offsets>,
+    offsets: Offsets,
     metrics: Arc<Metrics>,
     drain: Duration,
     /// Records pending (consumed, not yet delivered) above which readers wait.
@@ -67,29 +68,24 @@ struct Shared {
     /// Set by every rebalance; wakes the main loop to start (and stop) partition readers.
     rebalanced: AtomicBool,
     assigned: tokio::sync::Notify,
+    /// Woken when nothing is pending any more (the stop waits on it).
+    idle: tokio::sync::Notify,
 }
 
 impl Shared {
-    fn offsets(&self) -> std::sync::MutexGuard<'_, Offsets> {
-        self.offsets.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Changes the offsets; the pending count and gauges follow, and the readers are woken
-    /// when there is room again.
-    fn update_offsets<R>(&self, f: impl FnOnce(&mut Offsets) -> R) -> R {
-        let mut o = self.offsets();
-        let before = o.pending();
-        let r = f(&mut o);
-        self.set_pending(before, o.pending());
-        r
-    }
-
+    /// The pending count changed from `before` to `after`: the gauges follow, the readers are
+    /// woken when there is room again, and the stop when nothing is left.
     fn set_pending(&self, before: usize, after: usize) {
         let m = &self.metrics;
         m.pending.store(after as u64, Ordering::Relaxed);
-        m.pending_peak.fetch_max(after as u64, Ordering::Relaxed);
+        if after > before {
+            m.pending_peak.fetch_max(after as u64, Ordering::Relaxed);
+        }
         if before >= self.max_pending && after < self.max_pending {
             self.room.notify_waiters();
+        }
+        if after == 0 && before > 0 {
+            self.idle.notify_waiters();
         }
     }
 
@@ -190,18 +186,14 @@ impl ConsumerContext for Ctx {
             .collect();
         // No new records from them; let those in flight finish (bounded), then commit them.
         self.shared.stop_readers(&parts);
+        // Each revoked partition's window signals when its last result is acknowledged.
         let wait = || {
             let deadline = Instant::now() + self.shared.drain;
-            loop {
-                let pending: usize = {
-                    let o = self.shared.offsets();
-                    parts.iter().map(|(t, p)| o.pending_in(t, *p)).sum()
-                };
-                if pending == 0 || Instant::now() >= deadline {
-                    return pending;
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            parts
+                .iter()
+                .filter_map(|(t, p)| self.shared.offsets.existing(t, *p))
+                .map(|w| w.wait_drained(deadline))
+                .sum::<usize>()
         };
         // This runs inside the main loop's poll: hand the worker's other tasks (the deliveries
         // being waited for) to another thread while it blocks.
@@ -220,14 +212,15 @@ impl ConsumerContext for Ctx {
             ],
         );
         let mut commit = TopicPartitionList::new();
-        self.shared.update_offsets(|o| {
-            for (t, p) in &parts {
-                if let Some(c) = o.committable(t, *p) {
-                    let _ = commit.add_partition_offset(t, *p, Offset::Offset(c));
-                }
-                o.forget(t, *p);
+        for (t, p) in &parts {
+            let o = &self.shared.offsets;
+            if let Some(c) = o.existing(t, *p).and_then(|w| w.committable()) {
+                let _ = commit.add_partition_offset(t, *p, Offset::Offset(c));
             }
-        });
+            let before = o.pending();
+            let left = o.forget(t, *p);
+            self.shared.set_pending(before, before.saturating_sub(left));
+        }
         if commit.count() > 0
             && let Err(e) = consumer.commit(&commit, CommitMode::Sync)
         {
@@ -329,7 +322,7 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) -> Result<Stopped, String> {
     let shared = Arc::new(Shared {
-        offsets: Mutex::new(Offsets::new()),
+        offsets: Offsets::new(),
         metrics: Arc::clone(&metrics),
         drain: Duration::from_millis(config.runtime.drain_timeout_ms),
         max_pending: config.runtime.max_pending,
@@ -337,6 +330,7 @@ pub async fn run(
         readers: Mutex::new(HashMap::new()),
         rebalanced: AtomicBool::new(false),
         assigned: tokio::sync::Notify::new(),
+        idle: tokio::sync::Notify::new(),
     });
     let mut cc = client_config(
         config,
@@ -463,7 +457,7 @@ pub async fn run(
             // The consumer's own queue: rebalances, statistics and errors are served while it
             // is polled; a message arrives here only if its partition could not be split off.
             msg = consumer.recv() => {
-                if let Some((i, record)) = admit(msg, &by_topic, &shared)
+                if let Some((i, record)) = admit(msg, &by_topic, &shared, None)
                     && pools[i].submit_async(record).await.is_err()
                 {
                     return Err(format!("the shards of pipeline {i} stopped"));
@@ -507,7 +501,7 @@ pub async fn run(
         .map_err(|_| "internal error: a partition reader outlived the shutdown".to_string())?;
     log::info(
         "draining",
-        &[("pending", Value::int(shared.offsets().pending() as i64))],
+        &[("pending", Value::int(shared.offsets.pending() as i64))],
     );
     let deadline = Instant::now() + shared.drain;
     let closing = tokio::task::spawn_blocking(move || {
@@ -519,8 +513,17 @@ pub async fn run(
         }
     });
     let _ = tokio::time::timeout(shared.drain, closing).await;
-    while shared.offsets().pending() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // Woken by the last acknowledgement (checked again after arming, so one that lands in
+    // between is not missed).
+    while shared.offsets.pending() > 0 {
+        let idle = shared.idle.notified();
+        tokio::pin!(idle);
+        idle.as_mut().enable();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if shared.offsets.pending() == 0 || left.is_zero() {
+            break;
+        }
+        let _ = tokio::time::timeout(left, idle).await;
     }
     // Every step from here is bounded: a broker that stops answering must not keep the
     // process (librdkafka's flush, commit and close all wait on the broker). What was not
@@ -549,7 +552,7 @@ pub async fn run(
             )],
         ),
     }
-    let left = shared.offsets().pending();
+    let left = shared.offsets.pending();
     // Close the consumer now (the sinks only hold it weakly), so it leaves the group and its
     // partitions go to the other members at once; a broker that does not answer gets
     // `STOP_STEP` for that too.
@@ -624,7 +627,7 @@ async fn start_readers(
         // Messages fetched before the split sit in the consumer's queue: take them first, so
         // the partition's records still enter in offset order.
         while let Ok(msg) = tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-            if let Some((i, record)) = admit(msg, by_topic, shared)
+            if let Some((i, record)) = admit(msg, by_topic, shared, None)
                 && pools[i].submit_async(record).await.is_err()
             {
                 return Err(format!("the shards of pipeline {i} stopped"));
@@ -638,9 +641,11 @@ async fn start_readers(
             .readers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((topic, partition), Arc::clone(&ctl));
+            .insert((topic.clone(), partition), Arc::clone(&ctl));
+        let window = shared.offsets.window(&Str::new(&topic), partition);
         tasks.push(tokio::spawn(read_partition(
             queue,
+            window,
             ctl,
             Arc::clone(shared),
             Arc::clone(pools),
@@ -655,6 +660,7 @@ async fn start_readers(
 /// partition's next owner.
 async fn read_partition(
     queue: StreamPartitionQueue<Ctx>,
+    window: Arc<Window>,
     ctl: Arc<ReaderCtl>,
     shared: Arc<Shared>,
     pools: Arc<Vec<ShardPool>>,
@@ -686,7 +692,7 @@ async fn read_partition(
         if !ctl.active.load(Ordering::Relaxed) {
             break;
         }
-        if let Some((i, record)) = admit(msg, &by_topic, &shared)
+        if let Some((i, record)) = admit(msg, &by_topic, &shared, Some(&window))
             && pools[i].submit_async(record).await.is_err()
         {
             break;
@@ -700,6 +706,7 @@ fn admit(
     msg: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
     by_topic: &HashMap<String, usize>,
     shared: &Shared,
+    window: Option<&Arc<Window>>,
 ) -> Option<(usize, Record)> {
     let msg = match msg {
         Ok(m) => m,
@@ -714,18 +721,26 @@ fn admit(
         partition: msg.partition(),
         offset: msg.offset(),
     };
+    // A partition's reader knows its window; a record that came through the consumer's own
+    // queue (before its partition was split off) looks it up.
+    let window = match window {
+        Some(w) => Arc::clone(w),
+        None => shared.offsets.window(&source.topic, source.partition),
+    };
+    let after = shared.offsets.begin(&window, source.offset);
+    shared.set_pending(after - 1, after);
     let record = Record {
         key: msg.key().map(<[u8]>::to_vec),
         payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
         received: Instant::now(),
-        source: source.clone(),
+        source,
+        window: Some(window),
     };
-    shared.update_offsets(|o| o.begin(&source.topic, source.partition, source.offset));
     Some((i, record))
 }
 
 fn store_commit_points(consumer: &StreamConsumer<Ctx>, shared: &Shared) {
-    let points = shared.offsets().commit_points();
+    let points = shared.offsets.commit_points();
     let mut tpl = TopicPartitionList::new();
     for (t, p, c) in points {
         let _ = tpl.add_partition_offset(&t, p, Offset::Offset(c));
@@ -832,10 +847,12 @@ impl Sink {
         } else {
             m.outputs.fetch_add(1, Ordering::Relaxed);
         }
-        let commit = self
-            .shared
-            .update_offsets(|o| o.finish(&p.source.topic, p.source.partition, p.source.offset));
-        if let Some(c) = commit {
+        let Some(window) = &p.window else {
+            return;
+        };
+        let f = self.shared.offsets.finish(window, p.source.offset);
+        self.shared.set_pending(f.pending_before, f.pending_after);
+        if let Some(c) = f.commit {
             let mut tpl = TopicPartitionList::new();
             if tpl
                 .add_partition_offset(&p.source.topic, p.source.partition, Offset::Offset(c))

@@ -117,6 +117,7 @@ pub fn run(
                 key: None,
                 payload,
                 received: std::time::Instant::now(),
+                window: None,
             };
             offset += 1;
             if pool.submit(record).is_err() {

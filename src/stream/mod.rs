@@ -67,6 +67,9 @@ pub struct Record {
     pub payload: Vec<u8>,
     /// When the record was received, for the latency histogram.
     pub received: std::time::Instant,
+    /// The partition window its offset is pending in (Kafka), acknowledged when its result
+    /// is delivered.
+    pub window: Option<std::sync::Arc<offsets::Window>>,
 }
 
 /// What became of a record.
@@ -89,6 +92,8 @@ pub struct Processed {
     pub transitions: u64,
     /// SUCCEEDED, FAILED, TIMED_OUT, or REJECTED (never ran).
     pub status: &'static str,
+    /// The record's partition window, if its source keeps one.
+    pub window: Option<std::sync::Arc<offsets::Window>>,
 }
 
 /// The dead-letter envelope: `{"error","cause","input","source","execution_name"}`, where

@@ -300,6 +300,7 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
         disposition,
         transitions: f.transitions,
         status,
+        window: rec.window,
     }
 }
 
@@ -321,6 +322,7 @@ fn rejected(rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Proces
         execution_name: name,
         transitions: 0,
         status: "REJECTED",
+        window: rec.window,
     }
 }
 
@@ -630,6 +632,7 @@ mod tests {
             key: key.map(|k| k.as_bytes().to_vec()),
             payload: payload.into_bytes(),
             received: std::time::Instant::now(),
+            window: None,
         }
     }
 
