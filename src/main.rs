@@ -620,8 +620,8 @@ fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<E
         // Installed before anything starts, so a signal that comes early still stops the
         // process cleanly instead of killing it.
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let term = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
         tokio::spawn(async move {
             let wait = |s: Option<tokio::signal::unix::Signal>| async move {
                 match s {
@@ -632,8 +632,8 @@ fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<E
                 }
             };
             tokio::select! {
-                _ = wait(interrupt.take()) => {}
-                _ = wait(term.take()) => {}
+                _ = wait(interrupt) => {}
+                _ = wait(term) => {}
             }
             stepstream::log::info("signal", &[("action", Value::string("stopping"))]);
             let _ = tx.send(true);

@@ -296,20 +296,14 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             .await
             .map_err(|e| format!("the pipeline task failed: {e}"))??;
 
-        let mut hist = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3)
-            .map_err(|e| e.to_string())?;
-        for p in metrics
+        let shards: Vec<_> = metrics
             .pipelines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-        {
-            for s in &p.shards {
-                if let Ok(h) = s.latency_ns.lock() {
-                    hist.add(&*h).map_err(|e| e.to_string())?;
-                }
-            }
-        }
+            .flat_map(|p| p.shards.iter().cloned())
+            .collect();
+        let hist = super::merged(&shards)?;
         Ok(KafkaReport {
             executions: opts.executions,
             partitions: opts.partitions,

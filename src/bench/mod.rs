@@ -334,11 +334,10 @@ fn spawn_shard(
             started: tokio::time::Instant::now(),
             max_start_lag_ns: 0,
             stats: Arc::clone(shard.stats()),
-            max_in_flight: 0,
+            max_in_flight: shard.max_in_flight() as u64,
             peak_in_flight: 0,
             rss_peak: 0,
         };
-        source.max_in_flight = shard.max_in_flight() as u64;
         shard.run(&mut source).await;
         (shard.into_sink(), source)
     })
@@ -530,7 +529,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
 }
 
 /// The shards' latency histograms (ns), merged.
-fn merged(stats: &[Arc<ShardStats>]) -> Result<Histogram<u64>, String> {
+pub fn merged(stats: &[Arc<ShardStats>]) -> Result<Histogram<u64>, String> {
     let mut hist: Histogram<u64> =
         Histogram::new_with_bounds(1, 3_600_000_000_000, 3).map_err(|e| e.to_string())?;
     for s in stats {

@@ -122,10 +122,6 @@ impl<T> Driver<T> {
         self.clock = clock;
     }
 
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
     /// Entries in the timer heap, live and not yet reclaimed (at most about twice the
     /// executions waiting for a time).
     pub fn timer_entries(&self) -> usize {

@@ -131,19 +131,22 @@ impl Offsets {
     /// changes nothing.
     pub fn finish(&self, window: &Window, offset: i64) -> Finished {
         let mut s = window.state();
-        let unchanged = Finished {
-            commit: None,
-            pending_before: self.pending(),
-            pending_after: self.pending(),
+        let unchanged = || {
+            let now = self.pending();
+            Finished {
+                commit: None,
+                pending_before: now,
+                pending_after: now,
+            }
         };
         if s.forgotten {
-            return unchanged;
+            return unchanged();
         }
         let Ok(i) = s.window.binary_search_by_key(&offset, |(o, _)| *o) else {
-            return unchanged;
+            return unchanged();
         };
         if s.window[i].1 {
-            return unchanged;
+            return unchanged();
         }
         s.window[i].1 = true;
         s.pending -= 1;

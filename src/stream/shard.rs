@@ -431,10 +431,6 @@ impl<K: ResultSink> Shard<K> {
         self.driver.set_clock(clock);
     }
 
-    pub fn sink(&self) -> &K {
-        &self.sink
-    }
-
     pub fn into_sink(self) -> K {
         self.sink
     }
@@ -450,11 +446,6 @@ impl<K: ResultSink> Shard<K> {
     /// Records held: running, plus waiting for their key.
     pub fn held(&self) -> usize {
         self.driver.running() + self.lanes.as_ref().map_or(0, |l| l.waiting)
-    }
-
-    /// Timer entries of the shard's executions (for tests of their reclaiming).
-    pub fn timer_entries(&self) -> usize {
-        self.driver.timer_entries()
     }
 
     /// Runs until `source` has ended and every record taken from it has been delivered.
