@@ -235,6 +235,69 @@ const SOME_WAIT: &str = r#"{"StartAt":"C","States":{
   "W":{"Type":"Wait","Seconds":1,"Next":"P"},
   "P":{"Type":"Pass","End":true}}}"#;
 
+/// An output larger than the producer may send is refused by librdkafka at once: it becomes a
+/// `stepstream.ProduceFailed` dead letter (so its partition moves on and its offset commits),
+/// while the records around it are delivered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_the_broker_can_never_take_becomes_a_dead_letter_and_commits() {
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    let pad = "x".repeat(5000);
+    let records: Vec<(String, Vec<u8>)> = (0..20)
+        .map(|i| {
+            let key = format!("k{}", i % 4);
+            let body = if i % 2 == 0 {
+                format!(r#"{{"seq":{i},"pad":"{pad}"}}"#)
+            } else {
+                format!(r#"{{"seq":{i}}}"#)
+            };
+            (key, body.into_bytes())
+        })
+        .collect();
+    produce(&brokers, &records).await;
+    let mut c = config(&brokers, "gbig", 5000);
+    c.kafka.producer_options = [("message.max.bytes".to_string(), "2000".to_string())].into();
+    let mut errors = 0;
+    run_until(
+        &c,
+        r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#,
+        |m| {
+            errors = m.produce_errors.load(std::sync::atomic::Ordering::Relaxed);
+            m.outputs.load(std::sync::atomic::Ordering::Relaxed)
+                + m.dead_letters.load(std::sync::atomic::Ordering::Relaxed)
+                >= 20
+        },
+    )
+    .await;
+    assert!(
+        errors >= 10,
+        "each big output failed once: {errors} produce errors"
+    );
+    let outs = read_all(&brokers, "out", 10);
+    let dead = read_all(&brokers, "dlq", 10);
+    let mut small: Vec<i64> = outs
+        .iter()
+        .map(|(_, v)| v.get("seq").and_then(Value::as_i64).unwrap())
+        .collect();
+    small.sort();
+    assert_eq!(small, (0..20).filter(|i| i % 2 == 1).collect::<Vec<_>>());
+    assert_eq!(dead.len(), 10);
+    for (_, d) in &dead {
+        assert_eq!(
+            d.get("error"),
+            Some(&Value::string("stepstream.ProduceFailed"))
+        );
+        let cause = d.get("cause").and_then(Value::as_str).unwrap();
+        assert!(cause.contains("'out'"), "{cause}");
+        let offset = d
+            .get("source")
+            .and_then(|s| s.get("offset"))
+            .and_then(Value::as_i64);
+        assert!(offset.is_some(), "{d:?}");
+    }
+    assert_eq!(committed(&brokers, "gbig").values().sum::<i64>(), 20);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ordering_by_key_keeps_waiting_workflows_in_input_order() {
     let mock = cluster();

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
@@ -30,14 +30,15 @@ use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::message::Message;
+use rdkafka::producer::Producer as _;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use super::offsets::{Offsets, Window};
+use super::produce::{self, KafkaSink, Route};
 use super::shard::{ShardConfig, ShardPool};
-use super::{Disposition, Processed, Record, Source, dead_letter};
+use super::{Record, Source};
 use crate::config::{Config, Pipeline};
 use crate::json::{Str, Value};
 use crate::log;
@@ -55,9 +56,9 @@ pub struct Prepared {
 /// A topic and a partition number.
 type PartitionId = (String, i32);
 
-struct Shared {
-    offsets: Offsets,
-    metrics: Arc<Metrics>,
+pub(super) struct Shared {
+    pub offsets: Offsets,
+    pub metrics: Arc<Metrics>,
     drain: Duration,
     /// Records pending (consumed, not yet delivered) above which readers wait.
     max_pending: usize,
@@ -70,12 +71,15 @@ struct Shared {
     assigned: tokio::sync::Notify,
     /// Woken when nothing is pending any more (the stop waits on it).
     idle: tokio::sync::Notify,
+    /// Set when the stop's deadline has passed: results still waiting for room in the
+    /// producer's queue are left undelivered.
+    pub abandoned: AtomicBool,
 }
 
 impl Shared {
     /// The pending count changed from `before` to `after`: the gauges follow, the readers are
     /// woken when there is room again, and the stop when nothing is left.
-    fn set_pending(&self, before: usize, after: usize) {
+    pub fn set_pending(&self, before: usize, after: usize) {
         let m = &self.metrics;
         m.pending.store(after as u64, Ordering::Relaxed);
         if after > before {
@@ -116,6 +120,8 @@ impl ReaderCtl {
 /// The consumer's context: rebalance handling and statistics.
 struct Ctx {
     shared: Arc<Shared>,
+    /// The consumer itself, set once it exists (rebalances split partition queues off it).
+    consumer: OnceLock<Weak<StreamConsumer<Ctx>>>,
 }
 
 impl ClientContext for Ctx {
@@ -139,21 +145,7 @@ impl ClientContext for Ctx {
     /// librdkafka's own log lines (including what its `debug` option turns on) go to the same
     /// JSON log, rather than to the `log` facade nobody listens to here.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        use rdkafka::config::RDKafkaLogLevel as L;
-        let level = match level {
-            L::Emerg | L::Alert | L::Critical | L::Error => "ERROR",
-            L::Warning => "WARN",
-            L::Notice | L::Info => "INFO",
-            L::Debug => "DEBUG",
-        };
-        log::event(
-            level,
-            "librdkafka",
-            &[
-                ("facility", Value::string(fac)),
-                ("message", Value::string(message)),
-            ],
-        );
+        forward_log(level, fac, message);
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
@@ -167,13 +159,39 @@ impl ClientContext for Ctx {
     }
 }
 
+/// One librdkafka log line (consumer or producer) as a line of the JSON log.
+pub(super) fn forward_log(level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+    use rdkafka::config::RDKafkaLogLevel as L;
+    let level = match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => "ERROR",
+        L::Warning => "WARN",
+        L::Notice | L::Info => "INFO",
+        L::Debug => "DEBUG",
+    };
+    log::event(
+        level,
+        "librdkafka",
+        &[
+            ("facility", Value::string(fac)),
+            ("message", Value::string(message)),
+        ],
+    );
+}
+
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let tpl = match rebalance {
             Rebalance::Assign(tpl) => {
                 // Before librdkafka starts fetching them, give the partitions their own queues,
-                // so backpressure can leave a partition's records where they are.
-                keep_apart(consumer, tpl);
+                // so backpressure can leave a partition's records where they are. Splitting a
+                // queue off stops librdkafka forwarding it to the consumer's queue, and it
+                // leaves it so on every later fetch start; the handle itself is not needed
+                // yet (the main loop splits it again to read it).
+                if let Some(c) = self.consumer.get().and_then(Weak::upgrade) {
+                    for e in tpl.elements() {
+                        drop(c.split_partition_queue(e.topic(), e.partition()));
+                    }
+                }
                 return;
             }
             Rebalance::Revoke(tpl) => tpl,
@@ -195,8 +213,8 @@ impl ConsumerContext for Ctx {
                 .map(|w| w.wait_drained(deadline))
                 .sum::<usize>()
         };
-        // This runs inside the main loop's poll: hand the worker's other tasks (the deliveries
-        // being waited for) to another thread while it blocks.
+        // This runs inside the main loop's poll: hand the worker's other tasks (the readers
+        // of the partitions that stay) to another thread while it blocks.
         let on_worker = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         let pending = if on_worker {
@@ -254,32 +272,6 @@ impl ConsumerContext for Ctx {
     }
 }
 
-/// Sets librdkafka to keep each partition's fetched messages in the partition's own queue
-/// rather than forwarding them to the consumer's. Done before the assignment starts fetching
-/// (librdkafka then leaves the queue alone on every later fetch start); the main loop takes a
-/// handle to each queue with `split_partition_queue`.
-fn keep_apart(consumer: &BaseConsumer<Ctx>, tpl: &TopicPartitionList) {
-    use rdkafka::bindings as rd;
-    for e in tpl.elements() {
-        let Ok(topic) = std::ffi::CString::new(e.topic()) else {
-            continue;
-        };
-        // SAFETY: the client pointer is live for the callback's duration; the queue handle
-        // returned (a new reference to the partition's fetch queue, or null) is released here.
-        unsafe {
-            let q = rd::rd_kafka_queue_get_partition(
-                consumer.client().native_ptr(),
-                topic.as_ptr(),
-                e.partition(),
-            );
-            if !q.is_null() {
-                rd::rd_kafka_queue_forward(q, std::ptr::null_mut());
-                rd::rd_kafka_queue_destroy(q);
-            }
-        }
-    }
-}
-
 /// librdkafka settings: `defaults` unless the user set them, then the user's options, then
 /// what stepstream's delivery guarantee depends on (`forced`).
 fn client_config(
@@ -331,6 +323,7 @@ pub async fn run(
         rebalanced: AtomicBool::new(false),
         assigned: tokio::sync::Notify::new(),
         idle: tokio::sync::Notify::new(),
+        abandoned: AtomicBool::new(false),
     });
     let mut cc = client_config(
         config,
@@ -352,9 +345,11 @@ pub async fn run(
     let consumer: Arc<StreamConsumer<Ctx>> = Arc::new(
         cc.create_with_context(Ctx {
             shared: Arc::clone(&shared),
+            consumer: OnceLock::new(),
         })
         .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?,
     );
+    let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     let producer_defaults = [("acks", "all")];
     let pc = client_config(
         config,
@@ -362,8 +357,8 @@ pub async fn run(
         &config.kafka.producer_options,
         &[],
     );
-    let producer: FutureProducer = pc
-        .create()
+    let routes = pipelines.iter().map(|p| Route::of(&p.pipeline)).collect();
+    let producer = produce::start(pc, &shared, routes)
         .map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
 
     let topics: Vec<&str> = pipelines
@@ -375,7 +370,7 @@ pub async fn run(
         .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
     metrics.connected.store(true, Ordering::Relaxed);
 
-    // Shards and a sink per pipeline.
+    // Shards per pipeline, delivering straight to the producer.
     let shard_config = ShardConfig {
         shards: config.runtime.shards,
         max_in_flight: config.runtime.max_in_flight,
@@ -384,11 +379,12 @@ pub async fn run(
         max_map_iterations: config.runtime.max_map_iterations,
     };
     let mut pools = Vec::new();
-    let mut sinks = Vec::new();
     let mut by_topic: HashMap<String, usize> = HashMap::new();
-    let runtime = tokio::runtime::Handle::current();
     for (i, p) in pipelines.into_iter().enumerate() {
-        let (tx, rx) = crossbeam_channel::unbounded::<Processed>();
+        let sink = KafkaSink {
+            producer: Arc::clone(&producer),
+            route: i,
+        };
         let pool = ShardPool::start(
             Arc::clone(&p.plan),
             Arc::clone(&p.registry),
@@ -396,7 +392,7 @@ pub async fn run(
                 ordered_keys: p.pipeline.ordered_keys,
                 ..shard_config.clone()
             },
-            tx,
+            sink,
         )
         .map_err(|e| {
             format!(
@@ -413,19 +409,7 @@ pub async fn run(
                 shards: pool.stats().to_vec(),
             });
         by_topic.insert(p.pipeline.input_topic.clone(), i);
-        let sink = Sink {
-            pipeline: p.pipeline.clone(),
-            producer: producer.clone(),
-            consumer: Arc::downgrade(&consumer),
-            shared: Arc::clone(&shared),
-            runtime: runtime.clone(),
-        };
-        let h = std::thread::Builder::new()
-            .name(format!("sink-{}", p.pipeline.name))
-            .spawn(move || sink.run(rx))
-            .map_err(|e| format!("cannot start a sink thread: {e}"))?;
         pools.push(pool);
-        sinks.push(h);
     }
     log::info(
         "started",
@@ -453,7 +437,9 @@ pub async fn run(
                 }
             }
             _ = shared.assigned.notified() => {}
-            _ = tick.tick() => {}
+            // Acknowledged results move their windows' commit points; librdkafka's
+            // auto-commit takes what is stored.
+            _ = tick.tick() => store_commit_points(&consumer, &shared),
             // The consumer's own queue: rebalances, statistics and errors are served while it
             // is polled; a message arrives here only if its partition could not be split off.
             msg = consumer.recv() => {
@@ -485,7 +471,7 @@ pub async fn run(
     }
 
     // Shutdown: no more records (the readers finish the record in hand and stop); let the
-    // shards finish, then the sinks deliver.
+    // shards finish and hand their last results to the producer.
     let all: Vec<PartitionId> = shared
         .readers
         .lock()
@@ -508,9 +494,6 @@ pub async fn run(
         for p in pools {
             p.close();
         }
-        for s in sinks {
-            let _ = s.join();
-        }
     });
     let _ = tokio::time::timeout(shared.drain, closing).await;
     // Woken by the last acknowledgement (checked again after arming, so one that lands in
@@ -525,11 +508,12 @@ pub async fn run(
         }
         let _ = tokio::time::timeout(left, idle).await;
     }
+    shared.abandoned.store(true, Ordering::Relaxed);
     // Every step from here is bounded: a broker that stops answering must not keep the
     // process (librdkafka's flush, commit and close all wait on the broker). What was not
     // acknowledged is not committed, so the next start runs it again.
     let flushing = {
-        let producer = producer.clone();
+        let producer = Arc::clone(&producer);
         tokio::task::spawn_blocking(move || producer.flush(STOP_STEP))
     };
     let _ = tokio::time::timeout(STOP_STEP + Duration::from_secs(1), flushing).await;
@@ -553,10 +537,13 @@ pub async fn run(
         ),
     }
     let left = shared.offsets.pending();
-    // Close the consumer now (the sinks only hold it weakly), so it leaves the group and its
+    // Close the consumer now, so it leaves the group and its
     // partitions go to the other members at once; a broker that does not answer gets
     // `STOP_STEP` for that too.
     let closing = tokio::task::spawn_blocking(move || drop(consumer));
+    let _ = tokio::time::timeout(STOP_STEP, closing).await;
+    // Dropping the producer purges what it still holds (bounded by librdkafka's own wait).
+    let closing = tokio::task::spawn_blocking(move || drop(producer));
     let _ = tokio::time::timeout(STOP_STEP, closing).await;
     metrics.assigned.store(0, Ordering::Relaxed);
     log::info(
@@ -747,181 +734,5 @@ fn store_commit_points(consumer: &StreamConsumer<Ctx>, shared: &Shared) {
     }
     if tpl.count() > 0 {
         let _ = consumer.store_offsets(&tpl);
-    }
-}
-
-/// Produces a pipeline's results and marks their input offsets done when acknowledged.
-struct Sink {
-    pipeline: Pipeline,
-    producer: FutureProducer,
-    consumer: std::sync::Weak<StreamConsumer<Ctx>>,
-    shared: Arc<Shared>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl Sink {
-    /// Enqueues results in the order the shards made them (librdkafka keeps that order per
-    /// partition), and waits for each acknowledgement on the runtime.
-    fn run(self, rx: crossbeam_channel::Receiver<Processed>) {
-        let this = Arc::new(self);
-        for mut p in rx.iter() {
-            // The result's bytes move on with it (they were copied here once per record).
-            let taken = std::mem::replace(&mut p.disposition, Disposition::Output(Vec::new()));
-            let (topic, payload, dead) = match taken {
-                Disposition::Output(b) => (this.pipeline.output_topic.clone(), b, false),
-                Disposition::DeadLetter(b) => (this.pipeline.dead_letter_topic.clone(), b, true),
-            };
-            let delivery = this.enqueue(&p, &topic, &payload);
-            let this2 = Arc::clone(&this);
-            this.runtime.spawn(async move {
-                let ok = match delivery {
-                    Some(d) => matches!(d.await, Ok(Ok(_))),
-                    None => false,
-                };
-                if ok {
-                    this2.done(&p, dead);
-                } else {
-                    this2.deliver_slowly(p, topic, payload, dead).await;
-                }
-            });
-        }
-    }
-
-    fn headers(p: &Processed, source_text: &str) -> OwnedHeaders {
-        OwnedHeaders::new()
-            .insert(Header {
-                key: "stepstream-execution",
-                value: Some(p.execution_name.as_bytes()),
-            })
-            .insert(Header {
-                key: "stepstream-source",
-                value: Some(source_text.as_bytes()),
-            })
-            .insert(Header {
-                key: "stepstream-status",
-                value: Some(p.status.as_bytes()),
-            })
-    }
-
-    /// Puts a result on librdkafka's queue, waiting while the queue is full.
-    fn enqueue(
-        &self,
-        p: &Processed,
-        topic: &str,
-        payload: &[u8],
-    ) -> Option<rdkafka::producer::DeliveryFuture> {
-        let source_text = p.source.to_string();
-        loop {
-            let mut record = FutureRecord::to(topic).payload(payload);
-            if self.pipeline.headers {
-                record = record.headers(Self::headers(p, &source_text));
-            }
-            if let Some(k) = &p.key {
-                record = record.key(k);
-            }
-            match self.producer.send_result(record) {
-                Ok(d) => return Some(d),
-                Err((e, _)) => {
-                    if matches!(
-                        e.rdkafka_error_code(),
-                        Some(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                    ) {
-                        std::thread::sleep(Duration::from_millis(2));
-                        continue;
-                    }
-                    self.shared
-                        .metrics
-                        .produce_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-            }
-        }
-    }
-
-    /// The result is acknowledged: mark its input offset done and store the commit point.
-    fn done(&self, p: &Processed, dead: bool) {
-        let m = &self.shared.metrics;
-        if dead {
-            m.dead_letters.fetch_add(1, Ordering::Relaxed);
-        } else {
-            m.outputs.fetch_add(1, Ordering::Relaxed);
-        }
-        let Some(window) = &p.window else {
-            return;
-        };
-        let f = self.shared.offsets.finish(window, p.source.offset);
-        self.shared.set_pending(f.pending_before, f.pending_after);
-        if let Some(c) = f.commit {
-            let mut tpl = TopicPartitionList::new();
-            if tpl
-                .add_partition_offset(&p.source.topic, p.source.partition, Offset::Offset(c))
-                .is_ok()
-            {
-                // Fails only for a partition no longer assigned (or a consumer already
-                // closed): its new owner re-runs the record.
-                if let Some(c) = self.consumer.upgrade() {
-                    let _ = c.store_offsets(&tpl);
-                }
-            }
-        }
-    }
-
-    /// A result the first attempt did not deliver: retried with backoff until the broker takes
-    /// it; one it can never take (too large) becomes a dead letter, so the partition moves on.
-    async fn deliver_slowly(
-        &self,
-        p: Processed,
-        mut topic: String,
-        mut payload: Vec<u8>,
-        mut dead: bool,
-    ) {
-        let source_text = p.source.to_string();
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let mut record = FutureRecord::to(&topic).payload(&payload);
-            if self.pipeline.headers {
-                record = record.headers(Self::headers(&p, &source_text));
-            }
-            if let Some(k) = &p.key {
-                record = record.key(k);
-            }
-            match self.producer.send(record, Duration::from_secs(30)).await {
-                Ok(_) => break,
-                Err((e, _)) => {
-                    self.shared
-                        .metrics
-                        .produce_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    let permanent = matches!(
-                        e.rdkafka_error_code(),
-                        Some(rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge)
-                    );
-                    if permanent && !dead {
-                        payload = dead_letter(
-                            "stepstream.ProduceFailed",
-                            &format!("the output could not be produced to '{topic}': {e}"),
-                            b"",
-                            &p.source,
-                            &p.execution_name,
-                        );
-                        topic = self.pipeline.dead_letter_topic.clone();
-                        dead = true;
-                        continue;
-                    }
-                    log::warn(
-                        "produce_retry",
-                        &[
-                            ("topic", Value::from(topic.clone())),
-                            ("source", Value::from(source_text.clone())),
-                            ("error", Value::from(e.to_string())),
-                        ],
-                    );
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        self.done(&p, dead);
     }
 }

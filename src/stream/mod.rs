@@ -9,6 +9,7 @@ pub mod driver;
 pub mod kafka;
 pub mod lines;
 pub mod offsets;
+mod produce;
 pub mod shard;
 
 use std::fmt;

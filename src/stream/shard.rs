@@ -175,12 +175,12 @@ pub struct ShardPool {
 type Tag = Record;
 
 impl ShardPool {
-    /// Starts the shards; every processed record is sent to `out`.
-    pub fn start(
+    /// Starts the shards; each delivers its results to its own clone of `out`.
+    pub fn start<K: ResultSink + Clone + Send + 'static>(
         plan: Arc<Plan>,
         registry: Arc<Registry>,
         config: &ShardConfig,
-        out: crossbeam_channel::Sender<Processed>,
+        out: K,
     ) -> std::io::Result<ShardPool> {
         let mut senders = Vec::new();
         let mut handles = Vec::new();

@@ -450,7 +450,8 @@ def scenario_sigstop(checks, broker, args, work):
     log = p.log_text()
     undelivered = [json.loads(l) for l in log.splitlines() if '"event":"undelivered"' in l]
     print(f"  sigstop: SIGTERM to exit {took:.1f} s, exit code {code}, undelivered {[u.get('results') for u in undelivered]}")
-    # drain_timeout_seconds = 5, then at most 5 s each for flush, commit and close.
+    # drain_timeout_seconds = 5, then at most 5 s each for flush, commit, close and the
+    # producer's purge.
     checks.check(code is not None and took < 30, f"sigstop: the process exits within its deadline with the broker stopped ({took:.1f} s)")
     checks.check(code == 1 and undelivered and undelivered[0]["results"] > 0,
                  f"sigstop: a non-zero exit and a log line counting the undelivered results (code {code})")
