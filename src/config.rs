@@ -84,7 +84,23 @@ pub struct Kafka {
     pub producer_options: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug)]
+/// Map iterations a shard's executions run at once by default (`runtime.max_map_iterations`,
+/// `--max-map-iterations`).
+pub const DEFAULT_MAP_ITERATIONS: usize = 4096;
+
+/// Executions in flight per shard by default (`runtime.max_in_flight`, `--max-in-flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// The consumer group by default (`kafka.group_id`, `--group-id`).
+pub const DEFAULT_GROUP_ID: &str = "stepstream";
+
+/// The operations listener's address by default (`http.listen`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// A `[[resources]]` entry's per-request time limit by default (`timeout_seconds`).
+pub const DEFAULT_RESOURCE_TIMEOUT_SECONDS: u64 = 60;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Runtime {
     /// Shard threads per pipeline.
     pub shards: usize,
@@ -99,10 +115,32 @@ pub struct Runtime {
     pub max_map_iterations: usize,
 }
 
-#[derive(Clone, Debug)]
+/// What an empty (or missing) `[runtime]` section means.
+impl Default for Runtime {
+    fn default() -> Runtime {
+        Runtime {
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_pending: 10_000,
+            drain_timeout_ms: 10_000,
+            max_map_iterations: DEFAULT_MAP_ITERATIONS,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Http {
     /// `host:port` of the operations listener (`/metrics`, `/ping`, `/ready`); `None` = off.
     pub listen: Option<String>,
+}
+
+/// What an empty (or missing) `[http]` section means: the listener on loopback.
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            listen: Some(DEFAULT_LISTEN.to_string()),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -329,7 +367,8 @@ impl Reader {
                     ));
                 }
             }
-            let timeout_ms = self.positive(t, "timeout_seconds", &at, 60) * 1000;
+            let timeout_ms =
+                self.positive(t, "timeout_seconds", &at, DEFAULT_RESOURCE_TIMEOUT_SECONDS) * 1000;
             let mut allowed_hosts = Vec::new();
             match t.get("allowed_hosts") {
                 None => {}
@@ -528,7 +567,7 @@ impl Config {
         let brokers = r.string(&kafka_t, "brokers", "kafka.", true);
         let group_id = r
             .string(&kafka_t, "group_id", "kafka.", false)
-            .unwrap_or_else(|| "stepstream".to_string());
+            .unwrap_or_else(|| DEFAULT_GROUP_ID.to_string());
         let options = {
             let t = r.table(&kafka_t, "options", "kafka.").cloned();
             r.options(t.as_ref(), "kafka.options.")
@@ -550,17 +589,23 @@ impl Config {
             ],
             "runtime.",
         );
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let d = Runtime::default();
         let runtime = Runtime {
-            shards: r.positive(&rt, "shards", "runtime.", cores) as usize,
-            max_in_flight: r.positive(&rt, "max_in_flight", "runtime.", 1024) as usize,
-            max_pending: r.positive(&rt, "max_pending", "runtime.", 10_000) as usize,
-            drain_timeout_ms: r.positive(&rt, "drain_timeout_seconds", "runtime.", 10) * 1000,
+            shards: r.positive(&rt, "shards", "runtime.", d.shards as u64) as usize,
+            max_in_flight: r.positive(&rt, "max_in_flight", "runtime.", d.max_in_flight as u64)
+                as usize,
+            max_pending: r.positive(&rt, "max_pending", "runtime.", d.max_pending as u64) as usize,
+            drain_timeout_ms: r.positive(
+                &rt,
+                "drain_timeout_seconds",
+                "runtime.",
+                d.drain_timeout_ms / 1000,
+            ) * 1000,
             max_map_iterations: r.positive(
                 &rt,
                 "max_map_iterations",
                 "runtime.",
-                crate::stream::shard::DEFAULT_MAP_ITERATIONS as u64,
+                d.max_map_iterations as u64,
             ) as usize,
         };
 
@@ -568,7 +613,7 @@ impl Config {
         r.unknown(&http_t, &["listen"], "http.");
         let http = Http {
             listen: match http_t.get("listen") {
-                None => Some("127.0.0.1:9464".to_string()),
+                None => Http::default().listen,
                 // An empty address turns the listener off.
                 Some(toml::Value::String(s)) if s.trim().is_empty() => None,
                 Some(_) => r.string(&http_t, "listen", "http.", false),
@@ -823,6 +868,44 @@ mod tests {
         .unwrap();
         assert_eq!(b[0].allowed_hosts, vec!["fn.internal:8443".to_string()]);
         assert!(b[0].tls.is_none());
+    }
+
+    #[test]
+    fn empty_sections_mean_the_one_set_of_defaults() {
+        let base = r#"[kafka]
+            brokers = "b:9092"
+            [[pipelines]]
+            name = "p"
+            definition = "d.json"
+            input_topic = "i"
+            output_topic = "o"
+            dead_letter_topic = "d"
+            "#;
+        let empty = format!("{base}\n[runtime]\n[http]\n");
+        for text in [base, &empty] {
+            let c = Config::parse(text).unwrap();
+            assert_eq!(c.runtime, Runtime::default());
+            assert_eq!(c.http, Http::default());
+            assert_eq!(c.kafka.group_id, DEFAULT_GROUP_ID);
+        }
+        // The values themselves, as documented in configs/stepstream.toml.
+        let d = Runtime::default();
+        assert_eq!(
+            (
+                d.max_in_flight,
+                d.max_pending,
+                d.drain_timeout_ms,
+                d.max_map_iterations
+            ),
+            (1024, 10_000, 10_000, 4096)
+        );
+        assert_eq!(
+            d.shards,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        assert_eq!(Http::default().listen.as_deref(), Some("127.0.0.1:9464"));
+        let b = resources("[[resources]]\nresource = \"r\"\nkind = \"http\"\n", &[]).unwrap();
+        assert_eq!(b[0].timeout_ms, 60_000);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use stepstream::asl::{self, Diagnostic, MachineType};
+use stepstream::config::{self, Config};
 use stepstream::exec::Outcome;
 use stepstream::json::{self, Value};
 use stepstream::plan::{self, Plan};
@@ -201,7 +202,7 @@ struct ProcessArgs {
     output_topic: Option<String>,
     #[arg(long)]
     dead_letter_topic: Option<String>,
-    #[arg(long, default_value = "stepstream")]
+    #[arg(long, default_value = config::DEFAULT_GROUP_ID)]
     group_id: String,
     #[arg(long)]
     mock_file: Option<PathBuf>,
@@ -209,14 +210,14 @@ struct ProcessArgs {
     #[arg(long)]
     shards: Option<usize>,
     /// Executions in flight per shard.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = config::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
     /// `key`: one execution per record key at a time, in input order (Kafka records' keys;
     /// standard input has none). `none`: records of a key start in order, finish in any.
     #[arg(long, value_enum, default_value = "none")]
     ordering: Ordering,
     /// Map iterations a shard's executions run at once, beyond the first of each Map state.
-    #[arg(long, default_value_t = stepstream::stream::shard::DEFAULT_MAP_ITERATIONS)]
+    #[arg(long, default_value_t = config::DEFAULT_MAP_ITERATIONS)]
     max_map_iterations: usize,
     /// Where dead letters go (JSON lines); default standard error.
     #[arg(long)]
@@ -520,13 +521,13 @@ fn config_from_file(path: &Path) -> Result<stepstream::config::Config, String> {
     stepstream::config::Config::load(path).map_err(|e| e.to_string())
 }
 
-fn single_pipeline_config(
-    definition: PathBuf,
-    brokers: String,
-    args: ProcessArgs,
-) -> stepstream::config::Config {
+/// The configuration `process DEF --brokers ...` runs: one pipeline, the flags where given,
+/// the configuration file's defaults (`Runtime::default()`, `Http::default()`) elsewhere;
+/// unlike a file without `[kafka.options]`, it reads new groups from the earliest offset.
+fn single_pipeline_config(definition: PathBuf, brokers: String, args: ProcessArgs) -> Config {
     use stepstream::config::*;
     let name = args.name.unwrap_or_else(|| machine_name(&definition));
+    let defaults = Runtime::default();
     Config {
         kafka: Kafka {
             brokers,
@@ -535,17 +536,12 @@ fn single_pipeline_config(
             producer_options: Default::default(),
         },
         runtime: Runtime {
-            shards: args
-                .shards
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            shards: args.shards.unwrap_or(defaults.shards),
             max_in_flight: args.max_in_flight,
-            max_pending: 10_000,
-            drain_timeout_ms: 10_000,
             max_map_iterations: args.max_map_iterations.max(1),
+            ..defaults
         },
-        http: Http {
-            listen: Some("127.0.0.1:9464".to_string()),
-        },
+        http: Http::default(),
         pipelines: vec![Pipeline {
             name,
             definition,
@@ -934,4 +930,68 @@ fn jsonata_mode(
         }
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `process DEF --brokers ...` with no other flags runs with what a configuration file
+    /// with empty `[runtime]` and `[http]` sections means: one set of defaults, in config.rs.
+    #[test]
+    fn the_single_definition_defaults_are_the_config_file_defaults() {
+        let cli = Cli::try_parse_from([
+            "stepstream",
+            "process",
+            "d.asl.json",
+            "--brokers",
+            "b:9092",
+            "--input-topic",
+            "i",
+            "--output-topic",
+            "o",
+            "--dead-letter-topic",
+            "d",
+        ])
+        .unwrap();
+        let Command::Process(args) = cli.command else {
+            panic!("not process")
+        };
+        let flags = single_pipeline_config("d.asl.json".into(), "b:9092".into(), args);
+        let file = Config::parse(
+            r#"[kafka]
+            brokers = "b:9092"
+            [runtime]
+            [http]
+            [[pipelines]]
+            name = "d"
+            definition = "d.asl.json"
+            input_topic = "i"
+            output_topic = "o"
+            dead_letter_topic = "d"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(flags.runtime, file.runtime);
+        assert_eq!(flags.runtime, config::Runtime::default());
+        assert_eq!(flags.http, file.http);
+        assert_eq!(flags.kafka.group_id, file.kafka.group_id);
+        let (f, t) = (&flags.pipelines[0], &file.pipelines[0]);
+        assert_eq!(
+            (&f.name, f.headers, f.ordered_keys),
+            (&t.name, t.headers, t.ordered_keys)
+        );
+        // The one deliberate difference: the flags read a new group from the earliest offset,
+        // as the shipped configs/stepstream.toml does; a file without [kafka.options] leaves
+        // librdkafka's default (latest).
+        assert_eq!(
+            flags
+                .kafka
+                .options
+                .get("auto.offset.reset")
+                .map(String::as_str),
+            Some("earliest")
+        );
+        assert!(file.kafka.options.is_empty());
+    }
 }

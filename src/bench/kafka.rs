@@ -246,10 +246,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             },
             runtime: Runtime {
                 shards: opts.shards.max(1),
-                max_in_flight: 1024,
-                max_pending: 10_000,
-                drain_timeout_ms: 10_000,
-                max_map_iterations: stepstream::stream::shard::DEFAULT_MAP_ITERATIONS,
+                ..Runtime::default()
             },
             http: Http { listen: None },
             pipelines: vec![Pipeline {

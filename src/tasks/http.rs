@@ -196,7 +196,7 @@ impl Default for Policy {
         Policy {
             allowed_hosts: Vec::new(),
             headers: Vec::new(),
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(crate::config::DEFAULT_RESOURCE_TIMEOUT_SECONDS),
             tls: None,
         }
     }
