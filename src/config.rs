@@ -1,6 +1,13 @@
 //! The pipeline configuration (TOML): read field by field so that every problem is reported at
 //! once with the key it concerns (`pipelines[1].input_topic: ...`), then checked as a whole
-//! (definitions load, topics do not collide). See `configs/stepstream.toml` for every key.
+//! (topics do not collide). See `configs/stepstream.toml` for every key.
+//!
+//! This module owns the configuration as plain data and the one copy of its defaults
+//! (`Runtime::default()`, `Http::default()`, the `DEFAULT_*` constants), which the command
+//! line and the bench use too. It reads no file but the configuration itself and builds no
+//! live object: files a key names (definitions, TLS certificates) are read, and clients
+//! built, by the modules that use them (`tasks::Bindings::build` for `[[resources]]`). It
+//! depends on no runtime module, so anything may depend on it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,7 +48,19 @@ pub struct ResourceBinding {
     /// For `lambda` and `http`: what https connections trust beyond the system's CA
     /// certificates (`ca_file`) and present (`client_cert_file`, `client_key_file`); `None` =
     /// the system's CA certificates only.
-    pub tls: Option<crate::tasks::http::Tls>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// The TLS files of a `lambda` or `http` entry, as written. They are read (and a bad one
+/// reported under its key) when the entry's resource is built, not while the configuration
+/// is parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `ca_file`: CA certificates (PEM) trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `client_cert_file` and `client_key_file`: the certificate chain and its private key
+    /// (PEM) presented to servers that ask for one; always both or neither.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,9 +79,15 @@ pub fn load_resources(path: &Path) -> Result<Vec<ResourceBinding>, ConfigError> 
     };
     let text =
         std::fs::read_to_string(path).map_err(|e| err(vec![format!("cannot read it: {e}")]))?;
-    let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        err(vec![format!("not valid TOML: {}", e.to_string().trim())])
-    })?;
+    parse_resources(&text).map_err(err)
+}
+
+/// Parses only the `[[resources]]` of configuration text; `${NAME}` in a header is the
+/// environment variable NAME.
+pub fn parse_resources(text: &str) -> Result<Vec<ResourceBinding>, Vec<String>> {
+    let root: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![format!("not valid TOML: {}", e.to_string().trim())])?;
     let mut r = Reader {
         problems: Vec::new(),
     };
@@ -70,7 +95,7 @@ pub fn load_resources(path: &Path) -> Result<Vec<ResourceBinding>, ConfigError> 
     if r.problems.is_empty() {
         Ok(out)
     } else {
-        Err(err(r.problems))
+        Err(r.problems)
     }
 }
 
@@ -473,14 +498,9 @@ impl Reader {
         out
     }
 
-    /// The TLS files of a `lambda` or `http` entry, read and checked now so that a bad file is
-    /// reported at start-up under its key.
-    fn tls(
-        &mut self,
-        t: &toml::Table,
-        at: &str,
-        kind: Option<ResourceKind>,
-    ) -> Option<crate::tasks::http::Tls> {
+    /// The TLS files of a `lambda` or `http` entry: only what can be checked without reading
+    /// them (the files are read when the resource is built).
+    fn tls(&mut self, t: &toml::Table, at: &str, kind: Option<ResourceKind>) -> Option<TlsFiles> {
         let ca_file = self.string(t, "ca_file", at, false);
         let cert = self.string(t, "client_cert_file", at, false);
         let key = self.string(t, "client_key_file", at, false);
@@ -493,8 +513,8 @@ impl Reader {
             ));
             return None;
         }
-        let client = match (&cert, &key) {
-            (Some(c), Some(k)) => Some((Path::new(c), Path::new(k))),
+        let client = match (cert, key) {
+            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
             (Some(_), None) => {
                 self.problems.push(format!(
@@ -509,13 +529,10 @@ impl Reader {
                 return None;
             }
         };
-        match crate::tasks::http::Tls::from_files(ca_file.as_deref().map(Path::new), client) {
-            Ok(tls) => Some(tls),
-            Err((key, e)) => {
-                self.problems.push(format!("{at}{key}: {e}"));
-                None
-            }
-        }
+        Some(TlsFiles {
+            ca_file: ca_file.map(PathBuf::from),
+            client,
+        })
     }
 
     fn unknown(&mut self, t: &toml::Table, known: &[&str], at: &str) {
@@ -848,13 +865,15 @@ mod tests {
         .unwrap_err();
         let text = problems.join("\n");
         for want in [
-            "resources[0].ca_file: cannot read '/nonexistent/ca.pem'",
             "resources[1].client_key_file: required with client_cert_file",
             "resources[2].ca_file, client_cert_file, client_key_file: only for kind = \"lambda\" or \"http\"",
             "resources[3].endpoint: 'ftp://fn.internal' must be an http:// or https:// URL",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
+        // The files are not read here: an unreadable ca_file is reported when the resource is
+        // built (tasks::tests::unusable_tls_files_name_the_entry_key_and_path).
+        assert!(!text.contains("resources[0]"), "{text}");
         // An https lambda endpoint is allowed by being configured, as an http one is.
         let b = resources(
             r#"
@@ -868,6 +887,43 @@ mod tests {
         .unwrap();
         assert_eq!(b[0].allowed_hosts, vec!["fn.internal:8443".to_string()]);
         assert!(b[0].tls.is_none());
+    }
+
+    #[test]
+    fn tls_files_are_plain_data_and_not_read_while_parsing() {
+        let b = resources(
+            r#"
+            [[resources]]
+            resource = "arn:aws:states:::http:invoke"
+            kind = "http"
+            ca_file = "/nonexistent"
+            [[resources]]
+            resource = "arn:aws:lambda:*"
+            kind = "lambda"
+            endpoint = "https://fn.internal"
+            client_cert_file = "/nonexistent/client.pem"
+            client_key_file = "/nonexistent/client.key"
+            "#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            b[0].tls,
+            Some(TlsFiles {
+                ca_file: Some(PathBuf::from("/nonexistent")),
+                client: None,
+            })
+        );
+        assert_eq!(
+            b[1].tls,
+            Some(TlsFiles {
+                ca_file: None,
+                client: Some((
+                    PathBuf::from("/nonexistent/client.pem"),
+                    PathBuf::from("/nonexistent/client.key")
+                )),
+            })
+        );
     }
 
     #[test]
