@@ -1,6 +1,13 @@
 //! The pipeline configuration (TOML): read field by field so that every problem is reported at
 //! once with the key it concerns (`pipelines[1].input_topic: ...`), then checked as a whole
-//! (definitions load, topics do not collide). See `configs/stepstream.toml` for every key.
+//! (topics do not collide). See `configs/stepstream.toml` for every key.
+//!
+//! This module owns the configuration as plain data and the one copy of its defaults
+//! (`Runtime::default()`, `Http::default()`, the `DEFAULT_*` constants), which the command
+//! line and the bench use too. It reads no file but the configuration itself and builds no
+//! live object: files a key names (definitions, TLS certificates) are read, and clients
+//! built, by the modules that use them (`tasks::Bindings::build` for `[[resources]]`). It
+//! depends on no runtime module, so anything may depend on it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,7 +48,19 @@ pub struct ResourceBinding {
     /// For `lambda` and `http`: what https connections trust beyond the system's CA
     /// certificates (`ca_file`) and present (`client_cert_file`, `client_key_file`); `None` =
     /// the system's CA certificates only.
-    pub tls: Option<crate::tasks::http::Tls>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// The TLS files of a `lambda` or `http` entry, as written. They are read (and a bad one
+/// reported under its key) when the entry's resource is built, not while the configuration
+/// is parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `ca_file`: CA certificates (PEM) trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// `client_cert_file` and `client_key_file`: the certificate chain and its private key
+    /// (PEM) presented to servers that ask for one; always both or neither.
+    pub client: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,9 +79,15 @@ pub fn load_resources(path: &Path) -> Result<Vec<ResourceBinding>, ConfigError> 
     };
     let text =
         std::fs::read_to_string(path).map_err(|e| err(vec![format!("cannot read it: {e}")]))?;
-    let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        err(vec![format!("not valid TOML: {}", e.to_string().trim())])
-    })?;
+    parse_resources(&text).map_err(err)
+}
+
+/// Parses only the `[[resources]]` of configuration text; `${NAME}` in a header is the
+/// environment variable NAME.
+pub fn parse_resources(text: &str) -> Result<Vec<ResourceBinding>, Vec<String>> {
+    let root: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| vec![format!("not valid TOML: {}", e.to_string().trim())])?;
     let mut r = Reader {
         problems: Vec::new(),
     };
@@ -70,7 +95,7 @@ pub fn load_resources(path: &Path) -> Result<Vec<ResourceBinding>, ConfigError> 
     if r.problems.is_empty() {
         Ok(out)
     } else {
-        Err(err(r.problems))
+        Err(r.problems)
     }
 }
 
@@ -84,7 +109,23 @@ pub struct Kafka {
     pub producer_options: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug)]
+/// Map iterations a shard's executions run at once by default (`runtime.max_map_iterations`,
+/// `--max-map-iterations`).
+pub const DEFAULT_MAP_ITERATIONS: usize = 4096;
+
+/// Executions in flight per shard by default (`runtime.max_in_flight`, `--max-in-flight`).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+
+/// The consumer group by default (`kafka.group_id`, `--group-id`).
+pub const DEFAULT_GROUP_ID: &str = "stepstream";
+
+/// The operations listener's address by default (`http.listen`).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// A `[[resources]]` entry's per-request time limit by default (`timeout_seconds`).
+pub const DEFAULT_RESOURCE_TIMEOUT_SECONDS: u64 = 60;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Runtime {
     /// Shard threads per pipeline.
     pub shards: usize,
@@ -99,10 +140,32 @@ pub struct Runtime {
     pub max_map_iterations: usize,
 }
 
-#[derive(Clone, Debug)]
+/// What an empty (or missing) `[runtime]` section means.
+impl Default for Runtime {
+    fn default() -> Runtime {
+        Runtime {
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_pending: 10_000,
+            drain_timeout_ms: 10_000,
+            max_map_iterations: DEFAULT_MAP_ITERATIONS,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Http {
     /// `host:port` of the operations listener (`/metrics`, `/ping`, `/ready`); `None` = off.
     pub listen: Option<String>,
+}
+
+/// What an empty (or missing) `[http]` section means: the listener on loopback.
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            listen: Some(DEFAULT_LISTEN.to_string()),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -329,7 +392,8 @@ impl Reader {
                     ));
                 }
             }
-            let timeout_ms = self.positive(t, "timeout_seconds", &at, 60) * 1000;
+            let timeout_ms =
+                self.positive(t, "timeout_seconds", &at, DEFAULT_RESOURCE_TIMEOUT_SECONDS) * 1000;
             let mut allowed_hosts = Vec::new();
             match t.get("allowed_hosts") {
                 None => {}
@@ -434,14 +498,9 @@ impl Reader {
         out
     }
 
-    /// The TLS files of a `lambda` or `http` entry, read and checked now so that a bad file is
-    /// reported at start-up under its key.
-    fn tls(
-        &mut self,
-        t: &toml::Table,
-        at: &str,
-        kind: Option<ResourceKind>,
-    ) -> Option<crate::tasks::http::Tls> {
+    /// The TLS files of a `lambda` or `http` entry: only what can be checked without reading
+    /// them (the files are read when the resource is built).
+    fn tls(&mut self, t: &toml::Table, at: &str, kind: Option<ResourceKind>) -> Option<TlsFiles> {
         let ca_file = self.string(t, "ca_file", at, false);
         let cert = self.string(t, "client_cert_file", at, false);
         let key = self.string(t, "client_key_file", at, false);
@@ -454,8 +513,8 @@ impl Reader {
             ));
             return None;
         }
-        let client = match (&cert, &key) {
-            (Some(c), Some(k)) => Some((Path::new(c), Path::new(k))),
+        let client = match (cert, key) {
+            (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
             (None, None) => None,
             (Some(_), None) => {
                 self.problems.push(format!(
@@ -470,13 +529,10 @@ impl Reader {
                 return None;
             }
         };
-        match crate::tasks::http::Tls::from_files(ca_file.as_deref().map(Path::new), client) {
-            Ok(tls) => Some(tls),
-            Err((key, e)) => {
-                self.problems.push(format!("{at}{key}: {e}"));
-                None
-            }
-        }
+        Some(TlsFiles {
+            ca_file: ca_file.map(PathBuf::from),
+            client,
+        })
     }
 
     fn unknown(&mut self, t: &toml::Table, known: &[&str], at: &str) {
@@ -528,7 +584,7 @@ impl Config {
         let brokers = r.string(&kafka_t, "brokers", "kafka.", true);
         let group_id = r
             .string(&kafka_t, "group_id", "kafka.", false)
-            .unwrap_or_else(|| "stepstream".to_string());
+            .unwrap_or_else(|| DEFAULT_GROUP_ID.to_string());
         let options = {
             let t = r.table(&kafka_t, "options", "kafka.").cloned();
             r.options(t.as_ref(), "kafka.options.")
@@ -550,17 +606,23 @@ impl Config {
             ],
             "runtime.",
         );
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let d = Runtime::default();
         let runtime = Runtime {
-            shards: r.positive(&rt, "shards", "runtime.", cores) as usize,
-            max_in_flight: r.positive(&rt, "max_in_flight", "runtime.", 1024) as usize,
-            max_pending: r.positive(&rt, "max_pending", "runtime.", 10_000) as usize,
-            drain_timeout_ms: r.positive(&rt, "drain_timeout_seconds", "runtime.", 10) * 1000,
+            shards: r.positive(&rt, "shards", "runtime.", d.shards as u64) as usize,
+            max_in_flight: r.positive(&rt, "max_in_flight", "runtime.", d.max_in_flight as u64)
+                as usize,
+            max_pending: r.positive(&rt, "max_pending", "runtime.", d.max_pending as u64) as usize,
+            drain_timeout_ms: r.positive(
+                &rt,
+                "drain_timeout_seconds",
+                "runtime.",
+                d.drain_timeout_ms / 1000,
+            ) * 1000,
             max_map_iterations: r.positive(
                 &rt,
                 "max_map_iterations",
                 "runtime.",
-                crate::stream::shard::DEFAULT_MAP_ITERATIONS as u64,
+                d.max_map_iterations as u64,
             ) as usize,
         };
 
@@ -568,7 +630,7 @@ impl Config {
         r.unknown(&http_t, &["listen"], "http.");
         let http = Http {
             listen: match http_t.get("listen") {
-                None => Some("127.0.0.1:9464".to_string()),
+                None => Http::default().listen,
                 // An empty address turns the listener off.
                 Some(toml::Value::String(s)) if s.trim().is_empty() => None,
                 Some(_) => r.string(&http_t, "listen", "http.", false),
@@ -803,13 +865,15 @@ mod tests {
         .unwrap_err();
         let text = problems.join("\n");
         for want in [
-            "resources[0].ca_file: cannot read '/nonexistent/ca.pem'",
             "resources[1].client_key_file: required with client_cert_file",
             "resources[2].ca_file, client_cert_file, client_key_file: only for kind = \"lambda\" or \"http\"",
             "resources[3].endpoint: 'ftp://fn.internal' must be an http:// or https:// URL",
         ] {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
+        // The files are not read here: an unreadable ca_file is reported when the resource is
+        // built (tasks::tests::unusable_tls_files_name_the_entry_key_and_path).
+        assert!(!text.contains("resources[0]"), "{text}");
         // An https lambda endpoint is allowed by being configured, as an http one is.
         let b = resources(
             r#"
@@ -823,6 +887,81 @@ mod tests {
         .unwrap();
         assert_eq!(b[0].allowed_hosts, vec!["fn.internal:8443".to_string()]);
         assert!(b[0].tls.is_none());
+    }
+
+    #[test]
+    fn tls_files_are_plain_data_and_not_read_while_parsing() {
+        let b = resources(
+            r#"
+            [[resources]]
+            resource = "arn:aws:states:::http:invoke"
+            kind = "http"
+            ca_file = "/nonexistent"
+            [[resources]]
+            resource = "arn:aws:lambda:*"
+            kind = "lambda"
+            endpoint = "https://fn.internal"
+            client_cert_file = "/nonexistent/client.pem"
+            client_key_file = "/nonexistent/client.key"
+            "#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            b[0].tls,
+            Some(TlsFiles {
+                ca_file: Some(PathBuf::from("/nonexistent")),
+                client: None,
+            })
+        );
+        assert_eq!(
+            b[1].tls,
+            Some(TlsFiles {
+                ca_file: None,
+                client: Some((
+                    PathBuf::from("/nonexistent/client.pem"),
+                    PathBuf::from("/nonexistent/client.key")
+                )),
+            })
+        );
+    }
+
+    #[test]
+    fn empty_sections_mean_the_one_set_of_defaults() {
+        let base = r#"[kafka]
+            brokers = "b:9092"
+            [[pipelines]]
+            name = "p"
+            definition = "d.json"
+            input_topic = "i"
+            output_topic = "o"
+            dead_letter_topic = "d"
+            "#;
+        let empty = format!("{base}\n[runtime]\n[http]\n");
+        for text in [base, &empty] {
+            let c = Config::parse(text).unwrap();
+            assert_eq!(c.runtime, Runtime::default());
+            assert_eq!(c.http, Http::default());
+            assert_eq!(c.kafka.group_id, DEFAULT_GROUP_ID);
+        }
+        // The values themselves, as documented in configs/stepstream.toml.
+        let d = Runtime::default();
+        assert_eq!(
+            (
+                d.max_in_flight,
+                d.max_pending,
+                d.drain_timeout_ms,
+                d.max_map_iterations
+            ),
+            (1024, 10_000, 10_000, 4096)
+        );
+        assert_eq!(
+            d.shards,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        assert_eq!(Http::default().listen.as_deref(), Some("127.0.0.1:9464"));
+        let b = resources("[[resources]]\nresource = \"r\"\nkind = \"http\"\n", &[]).unwrap();
+        assert_eq!(b[0].timeout_ms, 60_000);
     }
 
     #[test]

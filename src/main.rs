@@ -12,13 +12,14 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use stepstream::asl::{self, Diagnostic, MachineType};
+use stepstream::config::{self, Config};
 use stepstream::exec::Outcome;
 use stepstream::json::{self, Value};
 use stepstream::plan::{self, Plan};
 use stepstream::random::Rng;
 use stepstream::stream::driver::{self, Finished};
-use stepstream::tasks::Registry;
 use stepstream::tasks::mock::{MockConfig, MockFile};
+use stepstream::tasks::{Bindings, Registry};
 use stepstream::time::Timestamp;
 
 #[global_allocator]
@@ -201,7 +202,7 @@ struct ProcessArgs {
     output_topic: Option<String>,
     #[arg(long)]
     dead_letter_topic: Option<String>,
-    #[arg(long, default_value = "stepstream")]
+    #[arg(long, default_value = config::DEFAULT_GROUP_ID)]
     group_id: String,
     #[arg(long)]
     mock_file: Option<PathBuf>,
@@ -209,14 +210,14 @@ struct ProcessArgs {
     #[arg(long)]
     shards: Option<usize>,
     /// Executions in flight per shard.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = config::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
     /// `key`: one execution per record key at a time, in input order (Kafka records' keys;
     /// standard input has none). `none`: records of a key start in order, finish in any.
     #[arg(long, value_enum, default_value = "none")]
     ordering: Ordering,
     /// Map iterations a shard's executions run at once, beyond the first of each Map state.
-    #[arg(long, default_value_t = stepstream::stream::shard::DEFAULT_MAP_ITERATIONS)]
+    #[arg(long, default_value_t = config::DEFAULT_MAP_ITERATIONS)]
     max_map_iterations: usize,
     /// Where dead letters go (JSON lines); default standard error.
     #[arg(long)]
@@ -303,19 +304,19 @@ fn main() -> ExitCode {
             topic_prefix,
             format,
         } => {
-            let resources = match &config {
-                Some(c) => stepstream::config::load_resources(c).map_err(|e| e.to_string()),
-                None => Ok(Vec::new()),
+            let bindings = match &config {
+                Some(c) => load_bindings(c),
+                None => Ok(Bindings::default()),
             };
             if let Some(brokers) = brokers {
-                let r = resources.and_then(|resources| {
+                let r = bindings.and_then(|bindings| {
                     bench::kafka::run_kafka(&bench::kafka::KafkaOptions {
                         brokers,
                         partitions: partitions.max(1),
                         definition,
                         input_file,
                         mock_file,
-                        resources,
+                        bindings,
                         executions,
                         shards: shards.max(1),
                         headers: !no_headers,
@@ -329,7 +330,7 @@ fn main() -> ExitCode {
                     definition,
                     input_file,
                     mock_file,
-                    resources: resources?,
+                    bindings: bindings?,
                     rate: rate.filter(|r| *r > 0.0),
                     executions,
                     concurrency,
@@ -386,17 +387,33 @@ fn parse_rotate(specs: &[String]) -> Result<Vec<(String, Vec<Value>)>, String> {
 
 /// A registry with the resources of a configuration, answering from a per-state mock file
 /// first when one is given.
-fn registry(
-    mock_file: Option<&Path>,
-    resources: &[stepstream::config::ResourceBinding],
-) -> Result<Registry, String> {
+fn registry(mock_file: Option<&Path>, bindings: &Bindings) -> Result<Registry, String> {
     let mut registry = Registry::new();
-    registry.bind_config(resources)?;
+    registry.bind_all(bindings);
     if let Some(f) = mock_file {
         let m = MockFile::parse(&read(f)?).map_err(|e| format!("{}: {e}", f.display()))?;
         registry.mock(Arc::new(m));
     }
     Ok(registry)
+}
+
+/// The `[[resources]]` of a configuration file, read and built: a TLS file that cannot be
+/// used is reported now, before anything starts.
+fn load_bindings(path: &Path) -> Result<Bindings, String> {
+    let resources = config::load_resources(path).map_err(|e| e.to_string())?;
+    build_bindings(path, &resources)
+}
+
+/// Builds the bindings of `file`, reporting every entry that cannot be built as a problem of
+/// that file, as the configuration's other problems are.
+fn build_bindings(file: &Path, resources: &[config::ResourceBinding]) -> Result<Bindings, String> {
+    Bindings::build(resources).map_err(|errors| {
+        config::ConfigError {
+            file: file.to_path_buf(),
+            problems: errors.iter().map(ToString::to_string).collect(),
+        }
+        .to_string()
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -458,11 +475,11 @@ fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
         args.name.as_deref(),
         MachineType::Express,
     )?);
-    let resources = match &args.config {
-        Some(c) => stepstream::config::load_resources(c).map_err(|e| e.to_string())?,
-        None => Vec::new(),
+    let bindings = match &args.config {
+        Some(c) => load_bindings(c)?,
+        None => Bindings::default(),
     };
-    let registry = registry(args.mock_file.as_deref(), &resources)?;
+    let registry = registry(args.mock_file.as_deref(), &bindings)?;
     let mut config = stepstream::stream::shard::ShardConfig {
         max_in_flight: args.max_in_flight.max(1),
         max_map_iterations: args.max_map_iterations.max(1),
@@ -508,25 +525,30 @@ fn process_mode(mut args: ProcessArgs) -> Result<ExitCode, String> {
             process(&def, args)
         }
         (Some(config), _, _) => kafka_process(config_from_file(&config)),
-        (None, Some(def), Some(brokers)) => {
-            kafka_process(Ok(single_pipeline_config(def, brokers, args)))
-        }
+        (None, Some(def), Some(brokers)) => kafka_process(Ok((
+            single_pipeline_config(def, brokers, args),
+            Bindings::default(),
+        ))),
         (None, Some(def), None) => process(&def, args),
         (None, None, _) => Err("give a definition or --config".to_string()),
     }
 }
 
-fn config_from_file(path: &Path) -> Result<stepstream::config::Config, String> {
-    stepstream::config::Config::load(path).map_err(|e| e.to_string())
+/// A configuration file, checked, with its `[[resources]]` built (so a bad TLS file is
+/// reported with the rest, before anything starts).
+fn config_from_file(path: &Path) -> Result<(Config, Bindings), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let bindings = build_bindings(path, &config.resources)?;
+    Ok((config, bindings))
 }
 
-fn single_pipeline_config(
-    definition: PathBuf,
-    brokers: String,
-    args: ProcessArgs,
-) -> stepstream::config::Config {
+/// The configuration `process DEF --brokers ...` runs: one pipeline, the flags where given,
+/// the configuration file's defaults (`Runtime::default()`, `Http::default()`) elsewhere;
+/// unlike a file without `[kafka.options]`, it reads new groups from the earliest offset.
+fn single_pipeline_config(definition: PathBuf, brokers: String, args: ProcessArgs) -> Config {
     use stepstream::config::*;
     let name = args.name.unwrap_or_else(|| machine_name(&definition));
+    let defaults = Runtime::default();
     Config {
         kafka: Kafka {
             brokers,
@@ -535,17 +557,12 @@ fn single_pipeline_config(
             producer_options: Default::default(),
         },
         runtime: Runtime {
-            shards: args
-                .shards
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            shards: args.shards.unwrap_or(defaults.shards),
             max_in_flight: args.max_in_flight,
-            max_pending: 10_000,
-            drain_timeout_ms: 10_000,
             max_map_iterations: args.max_map_iterations.max(1),
+            ..defaults
         },
-        http: Http {
-            listen: Some("127.0.0.1:9464".to_string()),
-        },
+        http: Http::default(),
         pipelines: vec![Pipeline {
             name,
             definition,
@@ -561,9 +578,9 @@ fn single_pipeline_config(
 }
 
 /// Runs the Kafka pipelines until SIGINT or SIGTERM, then drains and exits 0.
-fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<ExitCode, String> {
+fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode, String> {
     use stepstream::stream::kafka::{self, Prepared};
-    let config = config?;
+    let (config, bindings) = config?;
     let mut prepared = Vec::new();
     let mut problems = Vec::new();
     for p in &config.pipelines {
@@ -574,7 +591,7 @@ fn kafka_process(config: Result<stepstream::config::Config, String>) -> Result<E
                 continue;
             }
         };
-        let registry = match registry(p.mock_file.as_deref(), &config.resources) {
+        let registry = match registry(p.mock_file.as_deref(), &bindings) {
             Ok(r) => r,
             Err(e) => {
                 problems.push(format!("pipeline '{}': {e}", p.name));
@@ -733,11 +750,11 @@ fn run(args: RunArgs) -> Result<ExitCode, String> {
     let input = json::parse(&input_text)
         .map_err(|e| format!("the input ({origin}) is not valid JSON: {e}"))?;
 
-    let resources = match &args.config {
-        Some(c) => stepstream::config::load_resources(c).map_err(|e| e.to_string())?,
-        None => Vec::new(),
+    let bindings = match &args.config {
+        Some(c) => load_bindings(c)?,
+        None => Bindings::default(),
     };
-    let mut registry = registry(args.mock_file.as_deref(), &resources)?;
+    let mut registry = registry(args.mock_file.as_deref(), &bindings)?;
     if let (Some(f), Some(case)) = (&args.mock_config, &args.test_case) {
         let m = MockConfig::parse(&read(f)?, &plan.name, case)
             .map_err(|e| format!("{}: {e}", f.display()))?;
@@ -934,4 +951,68 @@ fn jsonata_mode(
         }
     };
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `process DEF --brokers ...` with no other flags runs with what a configuration file
+    /// with empty `[runtime]` and `[http]` sections means: one set of defaults, in config.rs.
+    #[test]
+    fn the_single_definition_defaults_are_the_config_file_defaults() {
+        let cli = Cli::try_parse_from([
+            "stepstream",
+            "process",
+            "d.asl.json",
+            "--brokers",
+            "b:9092",
+            "--input-topic",
+            "i",
+            "--output-topic",
+            "o",
+            "--dead-letter-topic",
+            "d",
+        ])
+        .unwrap();
+        let Command::Process(args) = cli.command else {
+            panic!("not process")
+        };
+        let flags = single_pipeline_config("d.asl.json".into(), "b:9092".into(), args);
+        let file = Config::parse(
+            r#"[kafka]
+            brokers = "b:9092"
+            [runtime]
+            [http]
+            [[pipelines]]
+            name = "d"
+            definition = "d.asl.json"
+            input_topic = "i"
+            output_topic = "o"
+            dead_letter_topic = "d"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(flags.runtime, file.runtime);
+        assert_eq!(flags.runtime, config::Runtime::default());
+        assert_eq!(flags.http, file.http);
+        assert_eq!(flags.kafka.group_id, file.kafka.group_id);
+        let (f, t) = (&flags.pipelines[0], &file.pipelines[0]);
+        assert_eq!(
+            (&f.name, f.headers, f.ordered_keys),
+            (&t.name, t.headers, t.ordered_keys)
+        );
+        // The one deliberate difference: the flags read a new group from the earliest offset,
+        // as the shipped configs/stepstream.toml does; a file without [kafka.options] leaves
+        // librdkafka's default (latest).
+        assert_eq!(
+            flags
+                .kafka
+                .options
+                .get("auto.offset.reset")
+                .map(String::as_str),
+            Some("earliest")
+        );
+        assert!(file.kafka.options.is_empty());
+    }
 }

@@ -420,6 +420,54 @@ endpoint = "http://127.0.0.1:{port}"
     assert!(err.contains("resources[0].endpoint: required"), "{err}");
 }
 
+/// A TLS file that cannot be used is reported before anything runs, by every command that
+/// takes --config, with the file, the resource, the key and the path; the config itself is
+/// plain data and reads it only when the resources are built.
+#[test]
+fn unusable_tls_files_are_reported_before_anything_starts() {
+    let def = Temp::new("order.asl.json", ORDER);
+    let resources = "[[resources]]\nresource = \"arn:aws:lambda:*\"\nkind = \"lambda\"\n\
+                     endpoint = \"https://127.0.0.1:1\"\nca_file = \"/nonexistent/ca.pem\"\n";
+    let bindings = Temp::new("tls.toml", resources);
+    let w1 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/workflows/w1_transform.asl.json"
+    );
+    // The Kafka pipelines of a whole file: refused before any broker is contacted.
+    let pipelines = Temp::new(
+        "pipelines.toml",
+        &format!(
+            "[kafka]\nbrokers = \"127.0.0.1:1\"\n[http]\nlisten = \"\"\n\
+             [[pipelines]]\nname = \"p\"\ndefinition = \"{w1}\"\ninput_topic = \"in\"\n\
+             output_topic = \"out\"\ndead_letter_topic = \"dlq\"\n{resources}"
+        ),
+    );
+    let runs: [(&str, &Temp, Vec<&str>); 4] = [
+        ("run", &bindings, vec!["run", def.path()]),
+        ("process", &bindings, vec!["process", def.path()]),
+        (
+            "bench",
+            &bindings,
+            vec!["bench", def.path(), "--input-file", def.path()],
+        ),
+        ("process", &pipelines, vec!["process"]),
+    ];
+    for (command, cfg, mut args) in runs {
+        args.extend(["--config", cfg.path()]);
+        let o = run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+        for want in [
+            format!("stepstream {command}: {} is not a usable configuration:", cfg.path()),
+            "  [[resources]] 'arn:aws:lambda:*': resources[0].ca_file: cannot read '/nonexistent/ca.pem': ".to_string(),
+        ] {
+            assert!(err.contains(&want), "{args:?}: missing {want:?} in:\n{err}");
+        }
+        assert!(!err.contains("\"event\""), "{args:?}: started: {err}");
+    }
+}
+
 #[test]
 fn bench_reports_json_with_percentiles() {
     let def = Temp::new("hello.asl.json", HELLO);

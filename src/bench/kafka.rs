@@ -26,7 +26,7 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::bench::Inputs;
-use stepstream::config::{Config, Http, Kafka, Pipeline, ResourceBinding, Runtime};
+use stepstream::config::{Config, Http, Kafka, Pipeline, Runtime};
 use stepstream::json::Value;
 use stepstream::metrics::Metrics;
 use stepstream::stream::kafka::{self, Prepared};
@@ -37,7 +37,8 @@ pub struct KafkaOptions {
     pub definition: PathBuf,
     pub input_file: PathBuf,
     pub mock_file: Option<PathBuf>,
-    pub resources: Vec<ResourceBinding>,
+    /// Resource bindings (`[[resources]]` of a configuration, built).
+    pub bindings: stepstream::tasks::Bindings,
     pub executions: u64,
     pub shards: usize,
     /// Whether results carry stepstream's headers (and the passthrough the same three).
@@ -188,7 +189,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         &opts.definition,
         &opts.input_file,
         opts.mock_file.as_ref(),
-        &opts.resources,
+        &opts.bindings,
     )?;
     let inputs = Inputs::new(&event, &[], opts.executions);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -246,10 +247,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             },
             runtime: Runtime {
                 shards: opts.shards.max(1),
-                max_in_flight: 1024,
-                max_pending: 10_000,
-                drain_timeout_ms: 10_000,
-                max_map_iterations: stepstream::stream::shard::DEFAULT_MAP_ITERATIONS,
+                ..Runtime::default()
             },
             http: Http { listen: None },
             pipelines: vec![Pipeline {
@@ -262,7 +260,9 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
                 headers: opts.headers,
                 ordered_keys: false,
             }],
-            resources: opts.resources.clone(),
+            // The pipeline's registry (prepared above) already holds the bindings, and
+            // `kafka::run` reads only the pipeline's.
+            resources: Vec::new(),
         };
         let prepared = vec![Prepared {
             pipeline: config.pipelines[0].clone(),
@@ -326,7 +326,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         definition: opts.definition.clone(),
         input_file: opts.input_file.clone(),
         mock_file: opts.mock_file.clone(),
-        resources: opts.resources.clone(),
+        bindings: opts.bindings.clone(),
         executions: opts.executions,
         concurrency: 1024,
         shards: 1,

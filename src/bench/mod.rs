@@ -25,16 +25,16 @@ use stepstream::stream::shard::{
     RecordSource, ResultSink, Shard, ShardConfig, ShardStats, spawn_thread,
 };
 use stepstream::stream::{Processed, Record, Source};
-use stepstream::tasks::Registry;
 use stepstream::tasks::mock::MockFile;
+use stepstream::tasks::{Bindings, Registry};
 
 /// What to run.
 pub struct Options {
     pub definition: PathBuf,
     pub input_file: PathBuf,
     pub mock_file: Option<PathBuf>,
-    /// Resource bindings (`[[resources]]` of a configuration).
-    pub resources: Vec<stepstream::config::ResourceBinding>,
+    /// Resource bindings (`[[resources]]` of a configuration, built).
+    pub bindings: Bindings,
     pub executions: u64,
     pub concurrency: usize,
     pub shards: usize,
@@ -349,7 +349,7 @@ pub fn prepare(
     definition: &PathBuf,
     input_file: &PathBuf,
     mock_file: Option<&PathBuf>,
-    resources: &[stepstream::config::ResourceBinding],
+    bindings: &Bindings,
 ) -> Result<(Arc<Plan>, Value, Registry), String> {
     let read =
         |p: &PathBuf| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
@@ -375,7 +375,7 @@ pub fn prepare(
     let event = json::parse(&read(input_file)?)
         .map_err(|e| format!("{}: not valid JSON: {e}", input_file.display()))?;
     let mut registry = Registry::new();
-    registry.bind_config(resources)?;
+    registry.bind_all(bindings);
     if let Some(m) = mock_file {
         registry.mock(Arc::new(
             MockFile::parse(&read(m)?).map_err(|e| format!("{}: {e}", m.display()))?,
@@ -391,7 +391,7 @@ fn setup(opts: &Options) -> Result<(Arc<Plan>, Inputs, Registry, Report), String
         &opts.definition,
         &opts.input_file,
         opts.mock_file.as_ref(),
-        &opts.resources,
+        &opts.bindings,
     )?;
     let inputs = Inputs::new(&event, &opts.rotate, opts.executions);
     let shards = opts.shards.max(1);

@@ -41,8 +41,9 @@ pub struct ShardConfig {
     pub max_map_iterations: usize,
 }
 
-/// The default shared bound on a shard's Map iterations.
-pub const DEFAULT_MAP_ITERATIONS: usize = 4096;
+/// The default shared bound on a shard's Map iterations (defined with the other defaults in
+/// `config`).
+pub use crate::config::DEFAULT_MAP_ITERATIONS;
 
 impl Default for ShardConfig {
     fn default() -> ShardConfig {

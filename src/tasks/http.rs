@@ -12,7 +12,7 @@
 //! response is not read past the limit).
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -96,62 +96,64 @@ impl Tls {
 
     /// The system's CA certificates plus those in `ca_file` (PEM), presenting the certificate
     /// chain and key of `client` (PEM files) when set. An error names the config key of the
-    /// file at fault (`ca_file`, `client_cert_file`, `client_key_file`) and what is wrong.
+    /// file at fault (`TlsError::key`) and what is wrong.
     pub fn from_files(
         ca_file: Option<&Path>,
         client: Option<(&Path, &Path)>,
-    ) -> Result<Tls, (&'static str, String)> {
+    ) -> Result<Tls, TlsError> {
         let mut extra = Vec::new();
         if let Some(path) = ca_file {
-            extra = pem_certificates(path).map_err(|e| ("ca_file", e))?;
+            extra = pem_certificates("ca_file", path)?;
         }
         let client = match client {
             None => None,
             Some((cert_path, key_path)) => {
-                let chain = pem_certificates(cert_path).map_err(|e| ("client_cert_file", e))?;
-                let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| {
-                    (
-                        "client_key_file",
-                        format!(
-                            "'{}' holds no usable private key (PEM: PKCS#8, PKCS#1 or SEC1): {e}",
-                            key_path.display()
-                        ),
-                    )
-                })?;
+                let chain = pem_certificates("client_cert_file", cert_path)?;
+                let key =
+                    PrivateKeyDer::from_pem_file(key_path).map_err(|error| TlsError::NoKey {
+                        path: key_path.to_path_buf(),
+                        error,
+                    })?;
                 Some((chain, key))
             }
         };
         Tls::build(extra, client)
     }
 
+    /// The setting a `[[resources]]` entry's TLS files describe.
+    pub fn from_config(files: &crate::config::TlsFiles) -> Result<Tls, TlsError> {
+        Tls::from_files(
+            files.ca_file.as_deref(),
+            files
+                .client
+                .as_ref()
+                .map(|(cert, key)| (cert.as_path(), key.as_path())),
+        )
+    }
+
     fn build(
         extra: Vec<CertificateDer<'static>>,
         client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
-    ) -> Result<Tls, (&'static str, String)> {
+    ) -> Result<Tls, TlsError> {
         static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
         let mut roots = rustls::RootCertStore::empty();
         // Unreadable entries of the system store are skipped, as a browser would.
         let system = rustls_native_certs::load_native_certs();
         roots.add_parsable_certificates(system.certs);
         for cert in extra {
-            roots
-                .add(cert)
-                .map_err(|e| ("ca_file", format!("a certificate is not a usable CA: {e}")))?;
+            roots.add(cert).map_err(TlsError::NotACa)?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| ("ca_file", format!("TLS setup failed: {e}")))?;
+            .map_err(TlsError::Setup)?;
         let n = roots.len();
         let builder = builder.with_root_certificates(roots);
         let config = match client {
             None => builder.with_no_client_auth(),
-            Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
-                (
-                    "client_key_file",
-                    format!("the key does not go with client_cert_file: {e}"),
-                )
-            })?,
+            Some((chain, key)) => builder
+                .with_client_auth_cert(chain, key)
+                .map_err(TlsError::KeyMismatch)?,
         };
         Ok(Tls {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -161,17 +163,107 @@ impl Tls {
     }
 }
 
-/// The certificates of a PEM file; an error when it cannot be read or holds none.
-fn pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let text = std::fs::read(path).map_err(|e| format!("cannot read '{}': {e}", path.display()))?;
+/// Why the TLS files of a binding cannot be used; `key` is the config key of the file at
+/// fault, and the message names the file.
+#[derive(Debug)]
+pub enum TlsError {
+    /// A certificate file cannot be read.
+    Unreadable {
+        key: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// A certificate file is not PEM.
+    NotPem {
+        key: &'static str,
+        path: PathBuf,
+        error: rustls::pki_types::pem::Error,
+    },
+    /// A certificate file holds no certificate.
+    NoCertificate { key: &'static str, path: PathBuf },
+    /// `client_key_file` holds no private key rustls can use.
+    NoKey {
+        path: PathBuf,
+        error: rustls::pki_types::pem::Error,
+    },
+    /// A certificate of `ca_file` cannot be a trust anchor.
+    NotACa(rustls::Error),
+    /// rustls refused the protocol versions (a build without TLS 1.2 or 1.3).
+    Setup(rustls::Error),
+    /// `client_key_file` does not go with `client_cert_file`.
+    KeyMismatch(rustls::Error),
+}
+
+impl TlsError {
+    /// The config key of the file at fault.
+    pub fn key(&self) -> &'static str {
+        match self {
+            TlsError::Unreadable { key, .. }
+            | TlsError::NotPem { key, .. }
+            | TlsError::NoCertificate { key, .. } => key,
+            TlsError::NoKey { .. } | TlsError::KeyMismatch(_) => "client_key_file",
+            TlsError::NotACa(_) | TlsError::Setup(_) => "ca_file",
+        }
+    }
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TlsError::Unreadable { path, error, .. } => {
+                write!(f, "cannot read '{}': {error}", path.display())
+            }
+            TlsError::NotPem { path, error, .. } => {
+                write!(
+                    f,
+                    "'{}' is not a PEM certificate file: {error}",
+                    path.display()
+                )
+            }
+            TlsError::NoCertificate { path, .. } => write!(
+                f,
+                "'{}' holds no certificate (expected PEM blocks 'BEGIN CERTIFICATE')",
+                path.display()
+            ),
+            TlsError::NoKey { path, error } => write!(
+                f,
+                "'{}' holds no usable private key (PEM: PKCS#8, PKCS#1 or SEC1): {error}",
+                path.display()
+            ),
+            TlsError::NotACa(e) => write!(f, "a certificate is not a usable CA: {e}"),
+            TlsError::Setup(e) => write!(f, "TLS setup failed: {e}"),
+            TlsError::KeyMismatch(e) => {
+                write!(f, "the key does not go with client_cert_file: {e}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// The certificates of the PEM file of config key `key`; an error when it cannot be read or
+/// holds none.
+fn pem_certificates(
+    key: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let text = std::fs::read(path).map_err(|error| TlsError::Unreadable {
+        key,
+        path: path.to_path_buf(),
+        error,
+    })?;
     let certs = CertificateDer::pem_slice_iter(&text)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("'{}' is not a PEM certificate file: {e}", path.display()))?;
+        .map_err(|error| TlsError::NotPem {
+            key,
+            path: path.to_path_buf(),
+            error,
+        })?;
     if certs.is_empty() {
-        return Err(format!(
-            "'{}' holds no certificate (expected PEM blocks 'BEGIN CERTIFICATE')",
-            path.display()
-        ));
+        return Err(TlsError::NoCertificate {
+            key,
+            path: path.to_path_buf(),
+        });
     }
     Ok(certs)
 }
@@ -196,7 +288,7 @@ impl Default for Policy {
         Policy {
             allowed_hosts: Vec::new(),
             headers: Vec::new(),
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(crate::config::DEFAULT_RESOURCE_TIMEOUT_SECONDS),
             tls: None,
         }
     }
@@ -731,20 +823,23 @@ mod tests {
         let not_pem = dir.join("not.pem");
         std::fs::write(&not_pem, "just words\n").unwrap();
         let missing = dir.join("missing.pem");
-        let (key, e) = Tls::from_files(Some(&missing), None).unwrap_err();
-        assert_eq!(key, "ca_file");
+        let e = Tls::from_files(Some(&missing), None).unwrap_err();
+        assert_eq!(e.key(), "ca_file");
+        let e = e.to_string();
         assert!(
             e.contains("cannot read") && e.contains("missing.pem"),
             "{e}"
         );
-        let (key, e) = Tls::from_files(Some(&not_pem), None).unwrap_err();
-        assert_eq!(key, "ca_file");
+        let e = Tls::from_files(Some(&not_pem), None).unwrap_err();
+        assert_eq!(e.key(), "ca_file");
+        let e = e.to_string();
         assert!(
             e.contains("holds no certificate") && e.contains("not.pem"),
             "{e}"
         );
-        let (key, e) = Tls::from_files(None, Some((&not_pem, &not_pem))).unwrap_err();
-        assert_eq!(key, "client_cert_file");
+        let e = Tls::from_files(None, Some((&not_pem, &not_pem))).unwrap_err();
+        assert_eq!(e.key(), "client_cert_file");
+        let e = e.to_string();
         assert!(e.contains("not.pem"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

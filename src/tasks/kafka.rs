@@ -56,17 +56,19 @@ pub struct KafkaProduce {
 }
 
 impl KafkaProduce {
+    /// A producer for `brokers` (connected lazily, so an unreachable broker fails the tasks,
+    /// not this); the error is librdkafka's refusal of the settings, which the caller reports
+    /// under the binding's entry (`BindError::Producer`).
     pub fn new(
         brokers: &str,
         topic: Option<String>,
         timeout: Duration,
-    ) -> Result<KafkaProduce, String> {
+    ) -> Result<KafkaProduce, rdkafka::error::KafkaError> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("acks", "all")
             .set("message.timeout.ms", timeout.as_millis().max(1).to_string())
-            .create()
-            .map_err(|e| format!("cannot create a Kafka producer for {brokers}: {e}"))?;
+            .create()?;
         Ok(KafkaProduce {
             producer,
             topic,

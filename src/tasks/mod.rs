@@ -5,6 +5,11 @@
 //! patterns with `*`) to resources; mock tables (per-state files and AWS Step Functions Local
 //! mock configurations) answer by state name before the registry is asked. A request nothing
 //! answers fails the execution with `States.Runtime` naming the resource and what to add.
+//!
+//! The `[[resources]]` of a configuration are plain data (`config::ResourceBinding`);
+//! `Bindings::build` is the one step that turns them into live resources (TLS settings read
+//! from their files, Kafka producers), reporting each entry that cannot be built as a
+//! `BindError` naming the entry, its resource and the key at fault.
 
 pub mod http;
 pub mod kafka;
@@ -162,67 +167,19 @@ impl Registry {
         self.bind(resource, Arc::new(NativeAsync(f)));
     }
 
-    /// Binds the `[[resources]]` of a configuration: HTTP Tasks and Lambda functions, each with
-    /// its allowlist, credentials headers and time limit, and Kafka produce (with the AWS
-    /// messaging integrations mapped onto topics). Fails only when a Kafka producer cannot be
-    /// created.
+    /// Binds the live resources built from a configuration's `[[resources]]`.
+    pub fn bind_all(&mut self, bindings: &Bindings) {
+        for (resource, r) in &bindings.bound {
+            self.bind(resource, Arc::clone(r));
+        }
+    }
+
+    /// Builds the `[[resources]]` of a configuration (`Bindings::build`) and binds them.
     pub fn bind_config(
         &mut self,
         bindings: &[crate::config::ResourceBinding],
-    ) -> Result<(), String> {
-        use crate::config::ResourceKind;
-        // HTTP entries for one resource become the routes of one HttpInvoke, bound where the
-        // first of them is.
-        let mut bound: Vec<(&str, Option<Arc<dyn Resource>>)> = Vec::new();
-        let mut http_routes: Vec<(usize, Vec<http::Route>)> = Vec::new();
-        for b in bindings {
-            let policy = http::Policy {
-                allowed_hosts: b.allowed_hosts.clone(),
-                headers: b.headers.clone(),
-                timeout: std::time::Duration::from_millis(b.timeout_ms),
-                tls: b.tls.clone(),
-            };
-            let r: Arc<dyn Resource> = match b.kind {
-                ResourceKind::Http => {
-                    let route = http::Route {
-                        connection: b.connection.clone(),
-                        policy,
-                    };
-                    match http_routes
-                        .iter_mut()
-                        .find(|(at, _)| bound[*at].0 == b.resource)
-                    {
-                        Some((_, routes)) => routes.push(route),
-                        None => {
-                            http_routes.push((bound.len(), vec![route]));
-                            bound.push((&b.resource, None));
-                        }
-                    }
-                    continue;
-                }
-                ResourceKind::Lambda => Arc::new(lambda::LambdaInvoke {
-                    endpoint: b.endpoint.clone().unwrap_or_default(),
-                    policy,
-                }),
-                ResourceKind::Kafka => Arc::new(
-                    kafka::KafkaProduce::new(
-                        b.brokers.as_deref().unwrap_or_default(),
-                        b.topic.clone(),
-                        std::time::Duration::from_millis(b.timeout_ms),
-                    )
-                    .map_err(|e| format!("[[resources]] '{}': {e}", b.resource))?,
-                ),
-            };
-            bound.push((&b.resource, Some(r)));
-        }
-        for (at, routes) in http_routes {
-            bound[at].1 = Some(Arc::new(http::HttpInvoke { routes }));
-        }
-        for (resource, r) in bound {
-            if let Some(r) = r {
-                self.bind(resource, r);
-            }
-        }
+    ) -> Result<(), Vec<BindError>> {
+        self.bind_all(&Bindings::build(bindings)?);
         Ok(())
     }
 
@@ -272,6 +229,150 @@ impl Registry {
         }
     }
 }
+
+/// The live resources of a configuration's `[[resources]]`, built once and bound into any
+/// number of registries (one per pipeline) that then share them.
+#[derive(Clone, Default)]
+pub struct Bindings {
+    /// In binding order: each entry's resource pattern and what performs it.
+    bound: Vec<(String, Arc<dyn Resource>)>,
+}
+
+impl Bindings {
+    /// HTTP Tasks and Lambda functions, each with its allowlist, credentials headers, time
+    /// limit and TLS setting (read from its files now), and Kafka produce (with the AWS
+    /// messaging integrations mapped onto topics). Every entry that cannot be built is
+    /// reported; `entry` in an error is the position in `bindings`, which for a loaded
+    /// configuration is the N of `resources[N]`.
+    pub fn build(bindings: &[crate::config::ResourceBinding]) -> Result<Bindings, Vec<BindError>> {
+        use crate::config::ResourceKind;
+        let mut errors = Vec::new();
+        // HTTP entries for one resource become the routes of one HttpInvoke, bound where the
+        // first of them is.
+        let mut bound: Vec<(&str, Option<Arc<dyn Resource>>)> = Vec::new();
+        let mut http_routes: Vec<(usize, Vec<http::Route>)> = Vec::new();
+        for (entry, b) in bindings.iter().enumerate() {
+            let tls = match b.tls.as_ref().map(http::Tls::from_config).transpose() {
+                Ok(tls) => tls,
+                Err(error) => {
+                    errors.push(BindError::Tls {
+                        entry,
+                        resource: b.resource.clone(),
+                        error,
+                    });
+                    continue;
+                }
+            };
+            let policy = http::Policy {
+                allowed_hosts: b.allowed_hosts.clone(),
+                headers: b.headers.clone(),
+                timeout: std::time::Duration::from_millis(b.timeout_ms),
+                tls,
+            };
+            let r: Arc<dyn Resource> = match b.kind {
+                ResourceKind::Http => {
+                    let route = http::Route {
+                        connection: b.connection.clone(),
+                        policy,
+                    };
+                    match http_routes
+                        .iter_mut()
+                        .find(|(at, _)| bound[*at].0 == b.resource)
+                    {
+                        Some((_, routes)) => routes.push(route),
+                        None => {
+                            http_routes.push((bound.len(), vec![route]));
+                            bound.push((&b.resource, None));
+                        }
+                    }
+                    continue;
+                }
+                ResourceKind::Lambda => Arc::new(lambda::LambdaInvoke {
+                    endpoint: b.endpoint.clone().unwrap_or_default(),
+                    policy,
+                }),
+                ResourceKind::Kafka => {
+                    let brokers = b.brokers.as_deref().unwrap_or_default();
+                    match kafka::KafkaProduce::new(
+                        brokers,
+                        b.topic.clone(),
+                        std::time::Duration::from_millis(b.timeout_ms),
+                    ) {
+                        Ok(p) => Arc::new(p),
+                        Err(error) => {
+                            errors.push(BindError::Producer {
+                                entry,
+                                resource: b.resource.clone(),
+                                brokers: brokers.to_string(),
+                                error,
+                            });
+                            continue;
+                        }
+                    }
+                }
+            };
+            bound.push((&b.resource, Some(r)));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        for (at, routes) in http_routes {
+            bound[at].1 = Some(Arc::new(http::HttpInvoke { routes }));
+        }
+        Ok(Bindings {
+            bound: bound
+                .into_iter()
+                .filter_map(|(resource, r)| Some((resource.to_string(), r?)))
+                .collect(),
+        })
+    }
+}
+
+/// A `[[resources]]` entry whose resource cannot be built. It prints the resource, the
+/// entry's key (`resources[N].ca_file`) and what is wrong.
+#[derive(Debug)]
+pub enum BindError {
+    /// A TLS file of a `lambda` or `http` entry cannot be used.
+    Tls {
+        entry: usize,
+        resource: String,
+        error: http::TlsError,
+    },
+    /// librdkafka refused to create the producer of a `kafka` entry.
+    Producer {
+        entry: usize,
+        resource: String,
+        brokers: String,
+        error: rdkafka::error::KafkaError,
+    },
+}
+
+impl std::fmt::Display for BindError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BindError::Tls {
+                entry,
+                resource,
+                error,
+            } => write!(
+                f,
+                "[[resources]] '{resource}': resources[{entry}].{}: {error}",
+                error.key()
+            ),
+            BindError::Producer {
+                entry,
+                resource,
+                brokers,
+                error,
+            } => write!(
+                f,
+                "[[resources]] '{resource}': resources[{entry}]: cannot create a Kafka producer for {brokers}: {error}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BindError {}
 
 /// The failure for a task nothing can run.
 pub fn unbound(call: &TaskCall) -> TaskError {
@@ -352,6 +453,58 @@ mod tests {
         assert_eq!(e.error.as_str(), "Input.NotANumber");
         r.native_async("arn:slow", |call| async move { Ok(call.input) });
         assert!(matches!(r.invoke(call("arn:slow")), Reply::Later(_)));
+    }
+
+    /// Moved from config.rs (`tls_keys_are_checked_at_load_and_named`) when the config became
+    /// plain data: the unreadable ca_file is now reported here, with the same key and path.
+    #[test]
+    fn unusable_tls_files_name_the_entry_key_and_path() {
+        let bindings = crate::config::parse_resources(
+            r#"
+            [[resources]]
+            resource = "a"
+            kind = "http"
+            ca_file = "/nonexistent/ca.pem"
+            [[resources]]
+            resource = "arn:aws:states:::http:invoke"
+            kind = "http"
+            ca_file = "/nonexistent"
+            [[resources]]
+            resource = "arn:aws:lambda:*"
+            kind = "lambda"
+            endpoint = "https://fn.internal"
+            client_cert_file = "/nonexistent/client.pem"
+            client_key_file = "/nonexistent/client.key"
+            [[resources]]
+            resource = "fine"
+            kind = "http"
+            "#,
+        )
+        .expect("plain data: the files are not read while parsing");
+        let errors = Registry::new().bind_config(&bindings).unwrap_err();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        let text = text.join("\n");
+        for want in [
+            "resources[0].ca_file: cannot read '/nonexistent/ca.pem'",
+            "[[resources]] 'a': resources[0].ca_file: cannot read '/nonexistent/ca.pem': ",
+            "[[resources]] 'arn:aws:states:::http:invoke': resources[1].ca_file: cannot read '/nonexistent': ",
+            "[[resources]] 'arn:aws:lambda:*': resources[2].client_cert_file: cannot read '/nonexistent/client.pem': ",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert_eq!(errors.len(), 3, "{text}");
+        assert!(matches!(
+            &errors[1],
+            BindError::Tls { entry: 1, resource, error: http::TlsError::Unreadable { key: "ca_file", .. } }
+                if resource == "arn:aws:states:::http:invoke"
+        ));
+        // Nothing is bound when an entry fails.
+        let mut r = Registry::new();
+        assert!(r.bind_config(&bindings).is_err());
+        assert!(!r.is_bound("fine"));
+        // The same data without the bad entries builds.
+        r.bind_config(&bindings[3..]).unwrap();
+        assert!(r.is_bound("fine"));
     }
 
     #[test]
