@@ -655,7 +655,9 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
             stepstream::log::info("signal", &[("action", Value::string("stopping"))]);
             let _ = tx.send(true);
         });
-        kafka::run(&config, prepared, metrics, rx).await
+        kafka::run(&config, prepared, metrics, rx)
+            .await
+            .map_err(|e| e.to_string())
     });
     // Whatever still waits on a broker that stopped answering (a delivery, librdkafka's
     // destroy) is not waited for: the stop has already committed only what was delivered.

@@ -671,6 +671,35 @@ fn librdkafka_logs_reach_the_json_log_and_debug_turns_on_its_detail() {
     );
 }
 
+#[test]
+fn a_kafka_option_librdkafka_refuses_stops_the_start_with_what_to_check() {
+    let def = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/workflows/w1_transform.asl.json"
+    );
+    let cfg = Temp::new(
+        "stepstream.toml",
+        &format!(
+            "[kafka]\nbrokers = \"127.0.0.1:1\"\n[kafka.options]\n\"no.such.option\" = \"1\"\n\
+             [http]\nlisten = \"\"\n[[pipelines]]\nname = \"p\"\ndefinition = \"{def}\"\n\
+             input_topic = \"in\"\noutput_topic = \"out\"\ndead_letter_topic = \"dlq\"\n"
+        ),
+    );
+    let out = bin()
+        .args(["process", "--config", cfg.path()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot create the Kafka consumer")
+            && err.contains("no.such.option")
+            && err.contains("check [kafka] brokers and options"),
+        "{err}"
+    );
+}
+
 /// `stepstream jsonata EXPR --format json`: its contract with the JSONata suite's runner.
 fn jsonata(args: &[&str]) -> (Value, i32) {
     let o = run(&[&["jsonata"], args, &["--format", "json"]].concat());

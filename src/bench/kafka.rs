@@ -294,7 +294,8 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         let _ = stop.send(true);
         pipeline
             .await
-            .map_err(|e| format!("the pipeline task failed: {e}"))??;
+            .map_err(|e| format!("the pipeline task failed: {e}"))?
+            .map_err(|e| e.to_string())?;
 
         let shards: Vec<_> = metrics
             .pipelines

@@ -312,7 +312,7 @@ pub async fn run(
     pipelines: Vec<Prepared>,
     metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
-) -> Result<Stopped, String> {
+) -> Result<Stopped, StreamError> {
     let shared = Arc::new(Shared {
         offsets: Offsets::new(),
         metrics: Arc::clone(&metrics),
@@ -347,7 +347,10 @@ pub async fn run(
             shared: Arc::clone(&shared),
             consumer: OnceLock::new(),
         })
-        .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?,
+        .map_err(|error| StreamError::Client {
+            role: "consumer",
+            error,
+        })?,
     );
     let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
     let producer_defaults = [("acks", "all")];
@@ -358,8 +361,10 @@ pub async fn run(
         &[],
     );
     let routes = pipelines.iter().map(|p| Route::of(&p.pipeline)).collect();
-    let producer = produce::start(pc, &shared, routes)
-        .map_err(|e| format!("cannot create the Kafka producer: {e}"))?;
+    let producer = produce::start(pc, &shared, routes).map_err(|error| StreamError::Client {
+        role: "producer",
+        error,
+    })?;
 
     let topics: Vec<&str> = pipelines
         .iter()
@@ -367,7 +372,10 @@ pub async fn run(
         .collect();
     consumer
         .subscribe(&topics)
-        .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
+        .map_err(|error| StreamError::Subscribe {
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            error,
+        })?;
     metrics.connected.store(true, Ordering::Relaxed);
 
     // Shards per pipeline, delivering straight to the producer.
@@ -394,11 +402,9 @@ pub async fn run(
             },
             sink,
         )
-        .map_err(|e| {
-            format!(
-                "cannot start the shards of pipeline '{}': {e}",
-                p.pipeline.name
-            )
+        .map_err(|error| StreamError::StartShards {
+            pipeline: p.pipeline.name.clone(),
+            error,
         })?;
         metrics
             .pipelines
@@ -446,7 +452,7 @@ pub async fn run(
                 if let Some((i, record)) = admit(msg, &by_topic, &shared, None)
                     && pools[i].submit_async(record).await.is_err()
                 {
-                    return Err(format!("the shards of pipeline {i} stopped"));
+                    return Err(StreamError::ShardsStopped { pipeline: i });
                 }
             }
         }
@@ -483,8 +489,7 @@ pub async fn run(
     for r in readers {
         let _ = r.await;
     }
-    let pools = Arc::try_unwrap(pools)
-        .map_err(|_| "internal error: a partition reader outlived the shutdown".to_string())?;
+    let pools = Arc::try_unwrap(pools).map_err(|_| StreamError::ReaderOutlived)?;
     log::info(
         "draining",
         &[("pending", Value::int(shared.offsets.pending() as i64))],
@@ -553,6 +558,63 @@ pub async fn run(
     Ok(Stopped { undelivered: left })
 }
 
+/// Why the Kafka pipelines could not start, or stopped before they were asked to.
+#[derive(Debug)]
+pub enum StreamError {
+    /// librdkafka refused the settings of the consumer or the producer.
+    Client {
+        role: &'static str,
+        error: rdkafka::error::KafkaError,
+    },
+    Subscribe {
+        topics: Vec<String>,
+        error: rdkafka::error::KafkaError,
+    },
+    /// A pipeline's shard threads could not be started.
+    StartShards {
+        pipeline: String,
+        error: std::io::Error,
+    },
+    /// The shards of the pipeline with this index ended while records still came (they end
+    /// only when closed, so this is a bug).
+    ShardsStopped { pipeline: usize },
+    /// A partition reader was still running after the shutdown waited for every reader.
+    ReaderOutlived,
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Client { role, error } => write!(
+                f,
+                "cannot create the Kafka {role}: {error} (check [kafka] brokers and options)"
+            ),
+            StreamError::Subscribe { topics, error } => write!(
+                f,
+                "cannot subscribe to {topics:?}: {error} (check the pipelines' input_topic)"
+            ),
+            StreamError::StartShards { pipeline, error } => {
+                write!(
+                    f,
+                    "cannot start the shards of pipeline '{pipeline}': {error}"
+                )
+            }
+            StreamError::ShardsStopped { pipeline } => write!(
+                f,
+                "internal error: the shards of pipeline {} stopped while records were coming; \
+                 please report it",
+                pipeline + 1
+            ),
+            StreamError::ReaderOutlived => write!(
+                f,
+                "internal error: a partition reader outlived the shutdown; please report it"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
+
 /// The most each step of the stop after the drain (flush, commit, close) may take.
 const STOP_STEP: Duration = Duration::from_secs(5);
 
@@ -572,7 +634,7 @@ async fn start_readers(
     pools: &Arc<Vec<ShardPool>>,
     by_topic: &Arc<HashMap<String, usize>>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> Result<(), String> {
+) -> Result<(), StreamError> {
     let Ok(assignment) = consumer.assignment() else {
         return Ok(());
     };
@@ -617,7 +679,7 @@ async fn start_readers(
             if let Some((i, record)) = admit(msg, by_topic, shared, None)
                 && pools[i].submit_async(record).await.is_err()
             {
-                return Err(format!("the shards of pipeline {i} stopped"));
+                return Err(StreamError::ShardsStopped { pipeline: i });
             }
         }
         let ctl = Arc::new(ReaderCtl {
