@@ -24,7 +24,7 @@ use stepstream::plan::{self, Plan};
 use stepstream::stream::shard::{
     RecordSource, ResultSink, Shard, ShardConfig, ShardStats, spawn_thread,
 };
-use stepstream::stream::{Processed, Record, Source};
+use stepstream::stream::{Disposition, Processed, Record, Source};
 use stepstream::tasks::mock::MockFile;
 use stepstream::tasks::{Bindings, Registry};
 
@@ -233,6 +233,9 @@ struct Generator {
     max_in_flight: u64,
     peak_in_flight: u64,
     rss_peak: u64,
+    /// Buffers of delivered results, filled again with later records (as the old bench
+    /// loop reused one input buffer).
+    spare: Vec<Vec<u8>>,
 }
 
 impl Generator {
@@ -257,6 +260,13 @@ impl RecordSource for Generator {
         }
     }
 
+    fn recycle(&mut self, buffer: Vec<u8>) {
+        // As many as can be in flight at once are ever needed.
+        if (self.spare.len() as u64) <= self.max_in_flight {
+            self.spare.push(buffer);
+        }
+    }
+
     fn ready(&mut self) -> Option<Record> {
         if self.next >= self.end {
             return None;
@@ -276,7 +286,7 @@ impl RecordSource for Generator {
                 self.rss_peak = self.rss_peak.max(rss_bytes());
             }
         }
-        let mut payload = Vec::new();
+        let mut payload = self.spare.pop().unwrap_or_default();
         self.inputs.fill(self.next, &mut payload);
         let record = Record {
             source: Source {
@@ -303,11 +313,14 @@ struct Counter {
 }
 
 impl ResultSink for Counter {
-    fn deliver(&mut self, result: Processed) {
+    fn deliver(&mut self, result: Processed) -> Option<Vec<u8>> {
         match result.status {
             "SUCCEEDED" => self.succeeded += 1,
             "TIMED_OUT" => self.timed_out += 1,
             _ => self.failed += 1,
+        }
+        match result.disposition {
+            Disposition::Output(b) | Disposition::DeadLetter(b) => Some(b),
         }
     }
 }
@@ -318,8 +331,9 @@ impl ResultSink for Counter {
 struct Discard;
 
 impl ResultSink for Discard {
-    fn deliver(&mut self, result: Processed) {
+    fn deliver(&mut self, result: Processed) -> Option<Vec<u8>> {
         drop(result);
+        None
     }
 }
 
@@ -348,6 +362,7 @@ fn spawn_shard(
             max_in_flight: shard.max_in_flight() as u64,
             peak_in_flight: 0,
             rss_peak: 0,
+            spare: Vec::new(),
         };
         shard.run(&mut source).await;
         (shard.into_sink(), source)

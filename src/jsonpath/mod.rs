@@ -87,8 +87,15 @@ pub struct Hint(u32);
 static HINT_NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 static HINT_FREE: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
+/// Cells in each thread's table. A fixed array of `Cell`s, not a growable `RefCell<Vec>`: no
+/// borrow flag, no destructor to register, so a lookup is a bounds check and a load (the
+/// `RefCell` cost W1 about 600 instructions per execution, callgrind). Paths numbered past
+/// it (more than this many member steps loaded at once) work, without a hint.
+const HINT_CELLS: usize = 4096;
+
 thread_local! {
-    static HINTS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static HINTS: [std::cell::Cell<u32>; HINT_CELLS] =
+        const { [const { std::cell::Cell::new(0) }; HINT_CELLS] };
 }
 
 impl Default for Hint {
@@ -120,18 +127,17 @@ impl Hint {
         let entries = o.iter().as_slice();
         let cell = self.0 as usize;
         HINTS.with(|table| {
-            let mut table = table.borrow_mut();
-            if let Some(&h) = table.get(cell)
-                && let Some((k, v)) = entries.get(h as usize)
+            let slot = table.get(cell);
+            if let Some(h) = slot
+                && let Some((k, v)) = entries.get(h.get() as usize)
                 && k == key
             {
                 return Some(v);
             }
             let i = entries.iter().position(|(k, _)| k == key)?;
-            if table.len() <= cell {
-                table.resize(cell + 1, 0);
+            if let Some(h) = slot {
+                h.set(i as u32);
             }
-            table[cell] = i as u32;
             Some(&entries[i].1)
         })
     }

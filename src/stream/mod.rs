@@ -29,14 +29,19 @@ impl Source {
     /// The execution name for this record: derived from its coordinates, so a re-run of the
     /// same record is recognisable (AWS names allow letters, digits, `-` and `_`).
     pub fn execution_name(&self) -> Str {
-        let mut name = String::with_capacity(self.topic.len().min(60) + 24);
-        name.extend(self.topic.chars().take(60).map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        }));
+        let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+        let topic = self.topic.as_str();
+        let mut name = String::with_capacity(topic.len().min(60) + 24);
+        match topic.get(..60.min(topic.len())) {
+            // The usual topic name is already made of allowed characters.
+            Some(head) if head.chars().all(allowed) => name.push_str(head),
+            _ => name.extend(
+                topic
+                    .chars()
+                    .take(60)
+                    .map(|c| if allowed(c) { c } else { '_' }),
+            ),
+        }
         let mut digits = itoa::Buffer::new();
         name.push('-');
         name.push_str(digits.format(self.partition));
@@ -163,6 +168,20 @@ mod tests {
     #[test]
     fn execution_names_come_from_the_coordinates() {
         assert_eq!(src().execution_name().as_str(), "iot_events-3-42");
+        let named = |topic: &str| {
+            Source {
+                topic: Str::new(topic),
+                partition: 0,
+                offset: 7,
+            }
+            .execution_name()
+            .to_string()
+        };
+        // At most 60 characters of the topic, each outside [A-Za-z0-9_-] as one '_'.
+        assert_eq!(named(&"a".repeat(70)), format!("{}-0-7", "a".repeat(60)));
+        assert_eq!(named("tópico.x"), "t_pico_x-0-7");
+        let wide = format!("{}é{}", "b".repeat(59), "c".repeat(10));
+        assert_eq!(named(&wide), format!("{}_-0-7", "b".repeat(59)));
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub(super) struct KafkaSink {
 }
 
 impl ResultSink for KafkaSink {
-    fn deliver(&mut self, mut p: Processed) {
+    fn deliver(&mut self, mut p: Processed) -> Option<Vec<u8>> {
         let taken = std::mem::replace(&mut p.disposition, Disposition::Output(Vec::new()));
         let (payload, dead) = match taken {
             Disposition::Output(b) => (b, false),
@@ -165,13 +165,18 @@ impl ResultSink for KafkaSink {
             dead,
             attempts: 0,
         });
-        if let Err((error, d)) = send(&self.producer, d, &payload, key.as_deref()) {
-            self.producer.context().to_retrier(Failed {
-                d,
-                payload,
-                key,
-                error,
-            });
+        match send(&self.producer, d, &payload, key.as_deref()) {
+            // librdkafka holds its own copy.
+            Ok(()) => Some(payload),
+            Err((error, d)) => {
+                self.producer.context().to_retrier(Failed {
+                    d,
+                    payload,
+                    key,
+                    error,
+                });
+                None
+            }
         }
     }
 }

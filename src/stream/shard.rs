@@ -133,17 +133,24 @@ pub trait RecordSource {
     fn next(&mut self) -> impl std::future::Future<Output = Option<Record>>;
     /// The next record if one is there without waiting.
     fn ready(&mut self) -> Option<Record>;
+    /// A spent byte buffer (a delivered result's) the source may fill with a later record.
+    fn recycle(&mut self, buffer: Vec<u8>) {
+        drop(buffer);
+    }
 }
 
 /// Where a shard's results go.
 pub trait ResultSink {
-    fn deliver(&mut self, result: Processed);
+    /// Takes `result`; gives back its byte buffer when done with it (the bytes were copied
+    /// or counted), for the shard's source to reuse.
+    fn deliver(&mut self, result: Processed) -> Option<Vec<u8>>;
 }
 
 /// Results kept in delivery order (tests, one-off runs).
 impl ResultSink for Vec<Processed> {
-    fn deliver(&mut self, result: Processed) {
+    fn deliver(&mut self, result: Processed) -> Option<Vec<u8>> {
         self.push(result);
+        None
     }
 }
 
@@ -160,9 +167,10 @@ impl RecordSource for mpsc::Receiver<Record> {
 
 /// The pool's results, read by the pipeline's sink thread.
 impl ResultSink for crossbeam_channel::Sender<Processed> {
-    fn deliver(&mut self, result: Processed) {
+    fn deliver(&mut self, result: Processed) -> Option<Vec<u8>> {
         // The receiver goes only when the pipeline stops; nothing is left to deliver to.
         let _ = self.send(result);
+        None
     }
 }
 
@@ -266,12 +274,14 @@ impl ShardPool {
 fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
     bump(&stats.transitions, f.transitions);
     drop_one(&stats.in_flight);
-    let rec = f.tag;
+    let mut rec = f.tag;
     let (disposition, status) = match &f.outcome {
         Outcome::Succeeded(v) => {
             bump(&stats.succeeded, 1);
-            // The input's size is the best guess of the output's, and saves regrowing.
-            let mut out = Vec::with_capacity(rec.payload.len().max(256));
+            // The input's bytes are no longer needed: its buffer takes the output (its size
+            // is the best guess of the output's), so a result costs no allocation.
+            let mut out = std::mem::take(&mut rec.payload);
+            out.clear();
             json::write(v, &mut out);
             (Disposition::Output(out), "SUCCEEDED")
         }
@@ -406,6 +416,8 @@ pub struct Shard<K> {
     stats: Arc<ShardStats>,
     lanes: Option<KeyLanes>,
     max_in_flight: usize,
+    /// Buffers the sink gave back, for the source (handed over between waits).
+    spent: Vec<Vec<u8>>,
 }
 
 impl<K: ResultSink> Shard<K> {
@@ -424,6 +436,7 @@ impl<K: ResultSink> Shard<K> {
             stats,
             lanes: config.ordered_keys.then(KeyLanes::default),
             max_in_flight: config.max_in_flight.max(1),
+            spent: Vec::new(),
         }
     }
 
@@ -456,6 +469,7 @@ impl<K: ResultSink> Shard<K> {
         let mut done: Vec<Finished<Tag>> = Vec::new();
         let mut open = true;
         while open || self.held() > 0 {
+            self.recycle_into(source);
             let room = self.held() < self.max_in_flight;
             let running = self.driver.running() > 0;
             tokio::select! {
@@ -464,6 +478,9 @@ impl<K: ResultSink> Shard<K> {
                     Some(rec) => {
                         self.admit(rec);
                         while self.held() < self.max_in_flight {
+                            // Records that finish at once keep this loop going: their
+                            // buffers go back before the next is taken.
+                            self.recycle_into(source);
                             match source.ready() {
                                 Some(rec) => self.admit(rec),
                                 None => break,
@@ -515,10 +532,23 @@ impl<K: ResultSink> Shard<K> {
     fn start_one(&mut self, rec: Record) -> bool {
         match start(&mut self.driver, rec, &self.stats) {
             Some(p) => {
-                self.sink.deliver(p);
+                self.hand_on(p);
                 true
             }
             None => false,
+        }
+    }
+
+    fn recycle_into(&mut self, source: &mut impl RecordSource) {
+        for b in self.spent.drain(..) {
+            source.recycle(b);
+        }
+    }
+
+    /// Delivers a result; a buffer the sink gives back goes to the source.
+    fn hand_on(&mut self, p: Processed) {
+        if let Some(b) = self.sink.deliver(p) {
+            self.spent.push(b);
         }
     }
 
@@ -542,7 +572,7 @@ impl<K: ResultSink> Shard<K> {
     fn finished(&mut self, f: Finished<Tag>) {
         let lane = self.lanes.as_ref().and_then(|_| lane_of(&f.tag));
         let p = processed(f, &self.stats);
-        self.sink.deliver(p);
+        self.hand_on(p);
         if let Some(lane) = lane
             && let Some(next) = self.next_in_lane(lane)
         {
@@ -625,6 +655,111 @@ mod tests {
             payload: payload.into_bytes(),
             received: std::time::Instant::now(),
             window: None,
+        }
+    }
+
+    /// A source that makes `n` records, each into a buffer given back if it has one; counts
+    /// the buffers it had to allocate.
+    struct Recycling {
+        next: i64,
+        n: i64,
+        spare: Vec<Vec<u8>>,
+        allocated: usize,
+    }
+
+    impl RecordSource for Recycling {
+        async fn next(&mut self) -> Option<Record> {
+            self.ready()
+        }
+
+        fn ready(&mut self) -> Option<Record> {
+            if self.next >= self.n {
+                return None;
+            }
+            let mut payload = self.spare.pop().unwrap_or_else(|| {
+                self.allocated += 1;
+                Vec::new()
+            });
+            payload.clear();
+            payload.extend_from_slice(format!(r#"{{"n":{}}}"#, self.next).as_bytes());
+            let mut r = record(self.next, None, String::new());
+            r.payload = payload;
+            self.next += 1;
+            Some(r)
+        }
+
+        fn recycle(&mut self, buffer: Vec<u8>) {
+            self.spare.push(buffer);
+        }
+    }
+
+    /// Counts results and gives their buffers back.
+    #[derive(Default)]
+    struct Returning(Vec<i64>);
+
+    impl ResultSink for Returning {
+        fn deliver(&mut self, p: Processed) -> Option<Vec<u8>> {
+            match p.disposition {
+                Disposition::Output(b) => {
+                    let v = crate::json::parse(&b).unwrap();
+                    self.0.push(v.get("m").and_then(Value::as_i64).unwrap());
+                    Some(b)
+                }
+                Disposition::DeadLetter(b) => panic!("{}", String::from_utf8_lossy(&b)),
+            }
+        }
+    }
+
+    #[test]
+    fn result_buffers_go_back_to_the_source_so_a_stream_allocates_only_what_is_in_flight() {
+        // Each output is written into its input's buffer, and the sink hands it back to the
+        // source: 10,000 records that finish at once (the shard's inner loop never waits)
+        // need one buffer, a Wait that keeps 8 in flight at most 9.
+        let immediate = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"m.$":"$.n"},"End":true}}}"#;
+        let waiting = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"Next":"P"},"P":{"Type":"Pass","Parameters":{"m.$":"$.n"},"End":true}}}"#;
+        for (def, max_in_flight, most) in [(immediate, 8, 1), (waiting, 8, 9)] {
+            let plan = Arc::new(crate::plan::compile(
+                &load(def.as_bytes(), MachineType::Express).unwrap(),
+                "recycle-test",
+            ));
+            let config = ShardConfig {
+                shards: 1,
+                max_in_flight,
+                queue: max_in_flight,
+                ordered_keys: false,
+                max_map_iterations: 0,
+            };
+            let stats = Arc::new(ShardStats::new(&config));
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            let mut source = Recycling {
+                next: 0,
+                n: 10_000,
+                spare: Vec::new(),
+                allocated: 0,
+            };
+            let sink = rt.block_on(async {
+                let mut shard = Shard::new(
+                    plan,
+                    Arc::new(Registry::new()),
+                    &config,
+                    stats,
+                    Returning::default(),
+                );
+                shard.run(&mut source).await;
+                shard.into_sink()
+            });
+            let mut seen = sink.0;
+            seen.sort_unstable();
+            assert_eq!(seen, (0..10_000).collect::<Vec<_>>());
+            assert!(
+                source.allocated <= most,
+                "{} buffers allocated for {max_in_flight} in flight",
+                source.allocated
+            );
         }
     }
 
