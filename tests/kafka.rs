@@ -614,6 +614,24 @@ fn the_kafka_bench_times_a_passthrough_and_the_workflow_on_the_same_records() {
             .is_some(),
         "{j:?}"
     );
+    // The phase's CPU by thread name adds up to no more than the process's (threads that
+    // did not register a tick are left out).
+    let by_thread = j
+        .get("stepstream_cpu_us_per_record_by_thread")
+        .and_then(|v| v.as_object())
+        .expect("an object of thread names");
+    let sum: f64 = by_thread
+        .iter()
+        .map(|(name, v)| {
+            assert!(!name.is_empty());
+            v.as_f64().unwrap()
+        })
+        .sum();
+    let total = cpu.get("stepstream").and_then(|v| v.as_f64()).unwrap();
+    assert!(
+        sum <= total + 0.001 * by_thread.len() as f64,
+        "{sum} > {total}: {j:?}"
+    );
 }
 
 /// W1-like JSONata with variables: records without a `seq` fail in the expression.

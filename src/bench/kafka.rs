@@ -67,6 +67,10 @@ pub struct KafkaReport {
     /// The same workflow on the same N events in process (the production shard fed by the
     /// bench's generator, one shard), CPU seconds: the workflow's cost without Kafka.
     pub in_process_cpu_seconds: f64,
+    /// The stepstream phase's CPU seconds by thread name (`shard-0`, `tokio-rt-worker`,
+    /// librdkafka's `rdk:*`, ...), summed over threads of one name, busiest first: where the
+    /// pipeline's cost beyond the workflow goes.
+    pub stepstream_cpu_by_thread: Vec<(String, f64)>,
 }
 
 impl KafkaReport {
@@ -147,6 +151,12 @@ impl KafkaReport {
                     .map_or(Value::Null, |r| Value::float(round3(r))),
             ),
             (
+                "stepstream_cpu_us_per_record_by_thread",
+                Value::object_from(self.stepstream_cpu_by_thread.iter().map(|(name, s)| {
+                    (name.as_str(), Value::float(round3(self.per_record_us(*s))))
+                })),
+            ),
+            (
                 "latency_us",
                 crate::bench::percentiles_json(self.latency_us.map(us)),
             ),
@@ -177,6 +187,13 @@ impl KafkaReport {
             self.per_record_us(self.in_process_cpu_seconds),
             self.pipeline_cost_ratio()
                 .map_or("(too short to tell)".to_string(), |r| format!("{r:.2}x")),
+        ) + &format!(
+            "cpu (µs/rec) stepstream by thread: {}\n",
+            self.stepstream_cpu_by_thread
+                .iter()
+                .map(|(name, s)| format!("{name} {:.2}", self.per_record_us(*s)))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }
@@ -274,6 +291,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         let m = Arc::clone(&metrics);
         let t = Instant::now();
         let cpu = cpu_seconds();
+        let threads_before = thread_cpu_ticks();
         let pipeline = tokio::spawn(async move { kafka::run(&config, prepared, m, stopped).await });
         let delivered = |m: &Metrics| {
             m.outputs.load(Ordering::Relaxed) + m.dead_letters.load(Ordering::Relaxed)
@@ -291,6 +309,8 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         }
         let stepstream_seconds = t.elapsed().as_secs_f64();
         let stepstream_cpu_seconds = cpu_seconds() - cpu;
+        // Taken before the stop, while the pipeline's threads still exist.
+        let stepstream_cpu_by_thread = cpu_by_thread(&threads_before, &thread_cpu_ticks());
         let _ = stop.send(true);
         pipeline
             .await
@@ -318,6 +338,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             passthrough_cpu_seconds,
             stepstream_cpu_seconds,
             in_process_cpu_seconds: 0.0,
+            stepstream_cpu_by_thread,
         })
     })?;
     drop(rt);
@@ -345,19 +366,64 @@ fn round3(x: f64) -> f64 {
 /// CPU time (user + system) this process has used, seconds, from /proc/self/stat (in the
 /// kernel's USER_HZ ticks, 100 a second; 0 where /proc is not there).
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
+    std::fs::read_to_string("/proc/self/stat").map_or(0.0, |s| stat_ticks(&s).1 as f64 / 100.0)
+}
+
+/// The command name and utime + stime (clock ticks) of a `/proc/.../stat` line.
+fn stat_ticks(stat: &str) -> (&str, u64) {
+    // Fields after the command name (which may hold spaces and parentheses, so split at
+    // its last ')'): state is field 3, utime 14 and stime 15.
+    let Some((head, rest)) = stat.rsplit_once(')') else {
+        return ("", 0);
     };
-    // Fields after the command name (which may hold spaces, so split after its ')'):
-    // state is field 3, utime 14 and stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
+    let name = head.split_once('(').map_or("", |(_, n)| n);
+    let ticks = rest
         .split_whitespace()
         .skip(11)
         .take(2)
-        .filter_map(|v| v.parse().ok())
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    (name, ticks)
+}
+
+/// Each thread of this process: its id, name and CPU ticks so far.
+fn thread_cpu_ticks() -> Vec<(String, String, u64)> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let (name, ticks) = stat_ticks(&stat);
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                name.to_string(),
+                ticks,
+            ))
+        })
+        .collect()
+}
+
+/// CPU seconds spent between two snapshots, summed by thread name, busiest first.
+fn cpu_by_thread(
+    before: &[(String, String, u64)],
+    after: &[(String, String, u64)],
+) -> Vec<(String, f64)> {
+    let mut by: std::collections::BTreeMap<&str, u64> = Default::default();
+    for (tid, name, ticks) in after {
+        let earlier = before
+            .iter()
+            .find(|(t, _, _)| t == tid)
+            .map_or(0, |(_, _, t)| *t);
+        *by.entry(name).or_default() += ticks.saturating_sub(earlier);
+    }
+    let mut out: Vec<(String, f64)> = by
+        .into_iter()
+        .filter(|(_, t)| *t > 0)
+        .map(|(n, t)| (n.to_string(), t as f64 / 100.0))
         .collect();
-    f.iter().sum::<u64>() as f64 / 100.0
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
 }
 
 async fn create_topics(brokers: &str, names: &[&str], partitions: i32) -> Result<(), String> {
