@@ -1,11 +1,12 @@
 //! Kafka in, Kafka out, at least once.
 //!
 //! One consumer (in the configured group) reads every pipeline's input topic; each record goes
-//! to its pipeline's shards; each result is produced to the output topic (or the dead-letter
-//! topic), and only when the broker acknowledges it is the input offset marked done. The
-//! commit point of a partition is its oldest record not yet done, kept in the partition's own
-//! window (`offsets.rs`; a record carries its window to the sink, so partitions share no
-//! lock), stored for librdkafka's auto-commit; a crash re-runs at most what was in flight.
+//! to its pipeline's shards; each shard produces its results to the output topic (or the
+//! dead-letter topic) itself (`produce.rs`), and only when the broker acknowledges one is its
+//! input offset marked done. The commit point of a partition is its oldest record not yet
+//! done, kept in the partition's own window (`offsets.rs`; a record carries its window to the
+//! acknowledgement, so partitions share no lock), stored every 50 ms for librdkafka's
+//! auto-commit; a crash re-runs at most what was in flight.
 //!
 //! Backpressure without pausing: every assigned partition gets its own librdkafka queue
 //! (split off the consumer's before the assignment starts fetching) and a reader task that

@@ -613,10 +613,6 @@ mod tests {
         max_map_iterations: usize,
         records: Vec<Record>,
     ) -> (Vec<Processed>, Arc<ShardStats>) {
-        let plan = Arc::new(crate::plan::compile(
-            &load(def.as_bytes(), MachineType::Express).unwrap(),
-            "shard-test",
-        ));
         let config = ShardConfig {
             shards: 1,
             max_in_flight,
@@ -624,24 +620,39 @@ mod tests {
             ordered_keys,
             max_map_iterations,
         };
-        let stats = Arc::new(ShardStats::new(&config));
+        run_shard(
+            def,
+            registry,
+            &config,
+            Vec::new(),
+            &mut Queue(records.into()),
+        )
+    }
+
+    /// Runs one shard of `def` over `source` into `sink` on paused, auto-advancing time.
+    fn run_shard<K: ResultSink>(
+        def: &str,
+        registry: Registry,
+        config: &ShardConfig,
+        sink: K,
+        source: &mut impl RecordSource,
+    ) -> (K, Arc<ShardStats>) {
+        let plan = Arc::new(crate::plan::compile(
+            &load(def.as_bytes(), MachineType::Express).unwrap(),
+            "shard-test",
+        ));
+        let stats = Arc::new(ShardStats::new(config));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .start_paused(true)
             .build()
             .unwrap();
-        let results = rt.block_on(async {
-            let mut shard = Shard::new(
-                plan,
-                Arc::new(registry),
-                &config,
-                Arc::clone(&stats),
-                Vec::new(),
-            );
-            shard.run(&mut Queue(records.into())).await;
+        let sink = rt.block_on(async {
+            let mut shard = Shard::new(plan, Arc::new(registry), config, Arc::clone(&stats), sink);
+            shard.run(source).await;
             shard.into_sink()
         });
-        (results, stats)
+        (sink, stats)
     }
 
     fn record(offset: i64, key: Option<&str>, payload: String) -> Record {
@@ -718,10 +729,6 @@ mod tests {
         let immediate = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"m.$":"$.n"},"End":true}}}"#;
         let waiting = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":1,"Next":"P"},"P":{"Type":"Pass","Parameters":{"m.$":"$.n"},"End":true}}}"#;
         for (def, max_in_flight, most) in [(immediate, 8, 1), (waiting, 8, 9)] {
-            let plan = Arc::new(crate::plan::compile(
-                &load(def.as_bytes(), MachineType::Express).unwrap(),
-                "recycle-test",
-            ));
             let config = ShardConfig {
                 shards: 1,
                 max_in_flight,
@@ -729,29 +736,19 @@ mod tests {
                 ordered_keys: false,
                 max_map_iterations: 0,
             };
-            let stats = Arc::new(ShardStats::new(&config));
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .start_paused(true)
-                .build()
-                .unwrap();
             let mut source = Recycling {
                 next: 0,
                 n: 10_000,
                 spare: Vec::new(),
                 allocated: 0,
             };
-            let sink = rt.block_on(async {
-                let mut shard = Shard::new(
-                    plan,
-                    Arc::new(Registry::new()),
-                    &config,
-                    stats,
-                    Returning::default(),
-                );
-                shard.run(&mut source).await;
-                shard.into_sink()
-            });
+            let (sink, _) = run_shard(
+                def,
+                Registry::new(),
+                &config,
+                Returning::default(),
+                &mut source,
+            );
             let mut seen = sink.0;
             seen.sort_unstable();
             assert_eq!(seen, (0..10_000).collect::<Vec<_>>());
