@@ -627,6 +627,14 @@ fn the_kafka_bench_times_a_passthrough_and_the_workflow_on_the_same_records() {
             v.as_f64().unwrap()
         })
         .sum();
+    let sleeps = j
+        .get("stepstream_sleeps_per_record_by_thread")
+        .and_then(|v| v.as_object())
+        .expect("an object of thread names");
+    assert!(
+        sleeps.iter().all(|(_, v)| v.as_f64().unwrap() >= 0.0) && !sleeps.is_empty(),
+        "some thread of the pipeline waited for work at least once: {j:?}"
+    );
     let total = cpu.get("stepstream").and_then(|v| v.as_f64()).unwrap();
     assert!(
         sum <= total + 0.001 * by_thread.len() as f64,

@@ -71,6 +71,10 @@ pub struct KafkaReport {
     /// librdkafka's `rdk:*`, ...), summed over threads of one name, busiest first: where the
     /// pipeline's cost beyond the workflow goes.
     pub stepstream_cpu_by_thread: Vec<(String, f64)>,
+    /// The stepstream phase's voluntary context switches (a thread going to sleep to wait
+    /// for work, to be woken again) by thread name: how often the hand-offs between threads
+    /// put their receivers to sleep.
+    pub stepstream_sleeps_by_thread: Vec<(String, u64)>,
 }
 
 impl KafkaReport {
@@ -157,6 +161,15 @@ impl KafkaReport {
                 })),
             ),
             (
+                "stepstream_sleeps_per_record_by_thread",
+                Value::object_from(self.stepstream_sleeps_by_thread.iter().map(|(name, n)| {
+                    (
+                        name.as_str(),
+                        Value::float(round3(*n as f64 / self.executions.max(1) as f64)),
+                    )
+                })),
+            ),
+            (
                 "latency_us",
                 crate::bench::percentiles_json(self.latency_us.map(us)),
             ),
@@ -188,10 +201,15 @@ impl KafkaReport {
             self.pipeline_cost_ratio()
                 .map_or("(too short to tell)".to_string(), |r| format!("{r:.2}x")),
         ) + &format!(
-            "cpu (µs/rec) stepstream by thread: {}\n",
+            "cpu (µs/rec) stepstream by thread: {}\nsleeps/rec   stepstream by thread: {}\n",
             self.stepstream_cpu_by_thread
                 .iter()
                 .map(|(name, s)| format!("{name} {:.2}", self.per_record_us(*s)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.stepstream_sleeps_by_thread
+                .iter()
+                .map(|(name, n)| format!("{name} {:.2}", *n as f64 / self.executions.max(1) as f64))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -310,7 +328,9 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         let stepstream_seconds = t.elapsed().as_secs_f64();
         let stepstream_cpu_seconds = cpu_seconds() - cpu;
         // Taken before the stop, while the pipeline's threads still exist.
-        let stepstream_cpu_by_thread = cpu_by_thread(&threads_before, &thread_cpu_ticks());
+        let threads_after = thread_cpu_ticks();
+        let stepstream_cpu_by_thread = cpu_by_thread(&threads_before, &threads_after);
+        let stepstream_sleeps_by_thread = switches_by_thread(&threads_before, &threads_after);
         let _ = stop.send(true);
         pipeline
             .await
@@ -339,6 +359,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             stepstream_cpu_seconds,
             in_process_cpu_seconds: 0.0,
             stepstream_cpu_by_thread,
+            stepstream_sleeps_by_thread,
         })
     })?;
     drop(rt);
@@ -386,44 +407,73 @@ fn stat_ticks(stat: &str) -> (&str, u64) {
     (name, ticks)
 }
 
-/// Each thread of this process: its id, name and CPU ticks so far.
-fn thread_cpu_ticks() -> Vec<(String, String, u64)> {
+/// One thread of this process at one moment.
+struct ThreadSample {
+    id: String,
+    name: String,
+    /// utime + stime, clock ticks.
+    ticks: u64,
+    /// Voluntary context switches so far.
+    sleeps: u64,
+}
+
+/// Every thread of this process now.
+fn thread_cpu_ticks() -> Vec<ThreadSample> {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
     dir.flatten()
         .filter_map(|e| {
             let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
             let (name, ticks) = stat_ticks(&stat);
-            Some((
-                e.file_name().to_string_lossy().into_owned(),
-                name.to_string(),
+            let sleeps = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            Some(ThreadSample {
+                id: e.file_name().to_string_lossy().into_owned(),
+                name: name.to_string(),
                 ticks,
-            ))
+                sleeps,
+            })
         })
         .collect()
 }
 
-/// CPU seconds spent between two snapshots, summed by thread name, busiest first.
-fn cpu_by_thread(
-    before: &[(String, String, u64)],
-    after: &[(String, String, u64)],
-) -> Vec<(String, f64)> {
+/// What each thread name added between two samples (`what` of a sample), largest first;
+/// threads that added nothing are left out.
+fn by_thread(
+    before: &[ThreadSample],
+    after: &[ThreadSample],
+    what: fn(&ThreadSample) -> u64,
+) -> Vec<(String, u64)> {
     let mut by: std::collections::BTreeMap<&str, u64> = Default::default();
-    for (tid, name, ticks) in after {
-        let earlier = before
-            .iter()
-            .find(|(t, _, _)| t == tid)
-            .map_or(0, |(_, _, t)| *t);
-        *by.entry(name).or_default() += ticks.saturating_sub(earlier);
+    for t in after {
+        let earlier = before.iter().find(|b| b.id == t.id).map_or(0, what);
+        *by.entry(&t.name).or_default() += what(t).saturating_sub(earlier);
     }
-    let mut out: Vec<(String, f64)> = by
+    let mut out: Vec<(String, u64)> = by
         .into_iter()
-        .filter(|(_, t)| *t > 0)
-        .map(|(n, t)| (n.to_string(), t as f64 / 100.0))
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| (name.to_string(), n))
         .collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     out
+}
+
+/// CPU seconds spent between two samples, by thread name, busiest first.
+fn cpu_by_thread(before: &[ThreadSample], after: &[ThreadSample]) -> Vec<(String, f64)> {
+    by_thread(before, after, |t| t.ticks)
+        .into_iter()
+        .map(|(name, t)| (name, t as f64 / 100.0))
+        .collect()
+}
+
+/// Voluntary context switches between two samples, by thread name.
+fn switches_by_thread(before: &[ThreadSample], after: &[ThreadSample]) -> Vec<(String, u64)> {
+    by_thread(before, after, |t| t.sleeps)
 }
 
 async fn create_topics(brokers: &str, names: &[&str], partitions: i32) -> Result<(), String> {

@@ -692,9 +692,11 @@ async fn start_readers(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert((topic.clone(), partition), Arc::clone(&ctl));
-        let window = shared.offsets.window(&Str::new(&topic), partition);
+        let name = Str::new(&topic);
+        let window = shared.offsets.window(&name, partition);
         tasks.push(tokio::spawn(read_partition(
             queue,
+            name,
             window,
             ctl,
             Arc::clone(shared),
@@ -710,6 +712,7 @@ async fn start_readers(
 /// partition's next owner.
 async fn read_partition(
     queue: StreamPartitionQueue<Ctx>,
+    topic: Str,
     window: Arc<Window>,
     ctl: Arc<ReaderCtl>,
     shared: Arc<Shared>,
@@ -742,7 +745,7 @@ async fn read_partition(
         if !ctl.active.load(Ordering::Relaxed) {
             break;
         }
-        if let Some((i, record)) = admit(msg, &by_topic, &shared, Some(&window))
+        if let Some((i, record)) = admit(msg, &by_topic, &shared, Some((&window, &topic)))
             && pools[i].submit_async(record).await.is_err()
         {
             break;
@@ -756,7 +759,7 @@ fn admit(
     msg: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
     by_topic: &HashMap<String, usize>,
     shared: &Shared,
-    window: Option<&Arc<Window>>,
+    reader: Option<(&Arc<Window>, &Str)>,
 ) -> Option<(usize, Record)> {
     let msg = match msg {
         Ok(m) => m,
@@ -766,15 +769,16 @@ fn admit(
         }
     };
     let &i = by_topic.get(msg.topic())?;
+    // A partition's reader knows its window and holds its topic's name; a record that came
+    // through the consumer's own queue (before its partition was split off) looks them up.
+    let topic = reader.map_or_else(|| Str::new(msg.topic()), |(_, t)| t.clone());
     let source = Source {
-        topic: Str::new(msg.topic()),
+        topic,
         partition: msg.partition(),
         offset: msg.offset(),
     };
-    // A partition's reader knows its window; a record that came through the consumer's own
-    // queue (before its partition was split off) looks it up.
-    let window = match window {
-        Some(w) => Arc::clone(w),
+    let window = match reader {
+        Some((w, _)) => Arc::clone(w),
         None => shared.offsets.window(&source.topic, source.partition),
     };
     let after = shared.offsets.begin(&window, source.offset);
