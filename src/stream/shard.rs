@@ -45,14 +45,16 @@ pub struct ShardConfig {
 /// `config`).
 pub use crate::config::DEFAULT_MAP_ITERATIONS;
 
+/// The configuration's runtime defaults (`config::Runtime::default()`), unordered.
 impl Default for ShardConfig {
     fn default() -> ShardConfig {
+        let r = crate::config::Runtime::default();
         ShardConfig {
-            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            max_in_flight: 1024,
-            queue: 1024,
+            shards: r.shards,
+            max_in_flight: r.max_in_flight,
+            queue: r.max_in_flight,
             ordered_keys: false,
-            max_map_iterations: DEFAULT_MAP_ITERATIONS,
+            max_map_iterations: r.max_map_iterations,
         }
     }
 }
