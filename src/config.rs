@@ -926,17 +926,20 @@ mod tests {
         );
     }
 
+    /// The smallest valid file: one pipeline, every optional section left out.
+    const ONE_PIPELINE: &str = r#"[kafka]
+        brokers = "b:9092"
+        [[pipelines]]
+        name = "p"
+        definition = "d.json"
+        input_topic = "i"
+        output_topic = "o"
+        dead_letter_topic = "d"
+        "#;
+
     #[test]
     fn empty_sections_mean_the_one_set_of_defaults() {
-        let base = r#"[kafka]
-            brokers = "b:9092"
-            [[pipelines]]
-            name = "p"
-            definition = "d.json"
-            input_topic = "i"
-            output_topic = "o"
-            dead_letter_topic = "d"
-            "#;
+        let base = ONE_PIPELINE;
         let empty = format!("{base}\n[runtime]\n[http]\n");
         for text in [base, &empty] {
             let c = Config::parse(text).unwrap();
@@ -1067,15 +1070,7 @@ mod tests {
 
     #[test]
     fn an_empty_listen_address_turns_the_listener_off() {
-        let base = r#"[kafka]
-            brokers = "b:9092"
-            [[pipelines]]
-            name = "p"
-            definition = "d.json"
-            input_topic = "i"
-            output_topic = "o"
-            dead_letter_topic = "d"
-            "#;
+        let base = ONE_PIPELINE;
         assert_eq!(
             Config::parse(base).unwrap().http.listen.as_deref(),
             Some("127.0.0.1:9464")

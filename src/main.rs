@@ -577,7 +577,8 @@ fn single_pipeline_config(definition: PathBuf, brokers: String, args: ProcessArg
     }
 }
 
-/// Runs the Kafka pipelines until SIGINT or SIGTERM, then drains and exits 0.
+/// Runs the Kafka pipelines until SIGINT or SIGTERM, then drains; exits 0 when every result
+/// was delivered, 1 (with an `undelivered` log line) when some were not.
 fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode, String> {
     use stepstream::stream::kafka::{self, Prepared};
     let (config, bindings) = config?;
