@@ -298,6 +298,7 @@ impl RecordSource for Generator {
             payload,
             received: Instant::now(),
             window: None,
+            job: None,
         };
         self.next += 1;
         Some(record)
@@ -482,6 +483,7 @@ pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
                     payload,
                     received: Instant::now(),
                     window: None,
+                    job: None,
                 };
                 if pool.submit(record).is_err() {
                     break;

@@ -32,10 +32,15 @@ pub struct ExecInfo {
     /// The original input, kept only when a path reads `$$.Execution.Input`.
     pub input: Option<Value>,
     pub identity: Identity,
+    /// The execution's and the state machine's ARNs, when given at the start.
+    pub arns: Option<std::sync::Arc<(Str, Str)>>,
 }
 
 impl ExecInfo {
     pub fn execution_arn(&self) -> String {
+        if let Some(arns) = &self.arns {
+            return arns.0.to_string();
+        }
         format!(
             "arn:aws:states:{}:{}:execution:{}:{}",
             self.identity.region, self.identity.account, self.machine, self.name
@@ -43,6 +48,9 @@ impl ExecInfo {
     }
 
     pub fn state_machine_arn(&self) -> String {
+        if let Some(arns) = &self.arns {
+            return arns.1.to_string();
+        }
         format!(
             "arn:aws:states:{}:{}:stateMachine:{}",
             self.identity.region, self.identity.account, self.machine

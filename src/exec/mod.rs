@@ -69,6 +69,15 @@ impl Outcome {
             Outcome::TimedOut { .. } => "TIMED_OUT",
         }
     }
+
+    /// The error and cause of an execution that did not succeed (none for one that did).
+    pub fn error_and_cause(&self) -> (Option<Str>, Option<Str>) {
+        match self {
+            Outcome::Succeeded(_) => (None, None),
+            Outcome::Failed { error, cause } => (error.clone(), cause.clone()),
+            Outcome::TimedOut { error, cause } => (Some(error.clone()), Some(cause.clone())),
+        }
+    }
 }
 
 /// What the driver should do next.
@@ -142,6 +151,10 @@ pub struct Start {
     /// Seed for `States.UUID`, `States.MathRandom` and jitter.
     pub seed: u64,
     pub identity: Identity,
+    /// The execution's and its state machine's ARNs when the caller named them (the API:
+    /// an Express execution's ARN has its own form, a version's ARN its number); `None`
+    /// derives both from the identity and the names.
+    pub arns: Option<Arc<(Str, Str)>>,
     /// The Map iterations this execution shares with others (`None`: only each Map state's
     /// own limit).
     pub map_budget: Option<Arc<MapBudget>>,
@@ -156,6 +169,7 @@ impl Start {
             input_len: None,
             now,
             identity: Identity::default(),
+            arns: None,
             map_budget: None,
         }
     }
@@ -214,6 +228,7 @@ impl Execution {
             start_ms: start.now,
             input: plan.needs_execution_input.then(|| start.input.clone()),
             identity: start.identity,
+            arns: start.arns,
         };
         let deadline = plan.timeout_ms.map(|t| start.now.saturating_add(t as i64));
         let mut exec = Execution {

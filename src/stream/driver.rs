@@ -44,6 +44,9 @@ pub struct Finished<T> {
 
 struct Running<T> {
     exec: Execution,
+    /// The plan and resources of an execution that brought its own (API jobs); `None` runs
+    /// the driver's.
+    own: Option<Program>,
     tag: T,
     started_ms: i64,
     /// Bumped when the slot is reused, so stale timers and results are dropped.
@@ -71,6 +74,13 @@ impl Timers {
 }
 
 type Completion = (u32, u32, TaskToken, Result<Value, TaskError>);
+
+/// A workflow to run and the resources its Tasks call.
+#[derive(Clone)]
+pub struct Program {
+    pub plan: Arc<Plan>,
+    pub registry: Arc<Registry>,
+}
 
 /// Runs executions of one plan.
 pub struct Driver<T> {
@@ -156,12 +166,32 @@ impl<T> Driver<T> {
         input: Value,
         input_len: Option<usize>,
     ) -> Option<Finished<T>> {
+        self.start_program(tag, name, input, input_len, None)
+    }
+
+    /// Starts an execution of `own`'s plan (the driver's when `None`) with the ARNs it is
+    /// known by, and runs it as far as it goes.
+    pub fn start_program(
+        &mut self,
+        tag: T,
+        name: Str,
+        input: Value,
+        input_len: Option<usize>,
+        own: Option<(Program, Arc<(Str, Str)>)>,
+    ) -> Option<Finished<T>> {
         let now = self.clock.now_ms();
         let mut start = Start::new(&name, input, now);
         start.input_len = input_len;
         start.identity = self.identity.clone();
         start.map_budget = self.map_budget.clone();
-        let exec = Execution::new(&self.plan, start);
+        let (own, exec) = match own {
+            None => (None, Execution::new(&self.plan, start)),
+            Some((program, arns)) => {
+                start.arns = Some(arns);
+                let exec = Execution::new(&program.plan, start);
+                (Some(program), exec)
+            }
+        };
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -174,6 +204,7 @@ impl<T> Driver<T> {
         self.generations[slot as usize] = generation;
         self.slots[slot as usize] = Some(Running {
             exec,
+            own,
             tag,
             started_ms: now,
             generation,
@@ -187,7 +218,11 @@ impl<T> Driver<T> {
     fn advance(&mut self, slot: u32, mut now: i64) -> Option<Finished<T>> {
         loop {
             let running = self.slots[slot as usize].as_mut()?;
-            let poll = running.exec.poll(&self.plan, now, &mut self.requests);
+            let (plan, registry) = match &running.own {
+                Some(p) => (&*p.plan, &*p.registry),
+                None => (&*self.plan, &*self.registry),
+            };
+            let poll = running.exec.poll(plan, now, &mut self.requests);
             let generation = running.generation;
             if running.exec.newly_starved() {
                 self.starved.push((slot, generation));
@@ -195,7 +230,7 @@ impl<T> Driver<T> {
             let mut answered = false;
             for req in self.requests.drain(..) {
                 let call = TaskCall::new(running.exec.name(), &req);
-                match self.registry.invoke(call) {
+                match registry.invoke(call) {
                     Reply::Ready(result) => {
                         running.exec.complete(req.token, result);
                         answered = true;
@@ -250,7 +285,10 @@ impl<T> Driver<T> {
                 self.compact_timers();
             }
         }
-        self.registry.finished(running.exec.name());
+        match &running.own {
+            Some(p) => p.registry.finished(running.exec.name()),
+            None => self.registry.finished(running.exec.name()),
+        }
         Finished {
             name: running.exec.name().clone(),
             transitions: running.exec.transitions(),
@@ -335,7 +373,8 @@ impl<T> Driver<T> {
                 continue;
             }
             if let Some(r) = self.slots[slot as usize].as_mut() {
-                r.exec.feed(&self.plan);
+                let plan = r.own.as_ref().map_or(&*self.plan, |p| &*p.plan);
+                r.exec.feed(plan);
             }
             if let Some(f) = self.advance(slot, now) {
                 out.push(f);

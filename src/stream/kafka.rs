@@ -789,6 +789,7 @@ fn admit(
         received: Instant::now(),
         source,
         window: Some(window),
+        job: None,
     };
     Some((i, record))
 }

@@ -118,6 +118,7 @@ pub fn run(
                 payload,
                 received: std::time::Instant::now(),
                 window: None,
+                job: None,
             };
             offset += 1;
             if pool.submit(record).is_err() {

@@ -76,6 +76,39 @@ pub struct Record {
     /// The partition window its offset is pending in (Kafka), acknowledged when its result
     /// is delivered.
     pub window: Option<std::sync::Arc<offsets::Window>>,
+    /// For a record that runs a workflow of its own (a Step Functions API request): which,
+    /// and how it ended. Stream records have none.
+    pub job: Option<Box<Job>>,
+}
+
+/// An execution the API asked for: its own plan and resources (one shard pool serves every
+/// state machine), its name and ARNs, and, once it has ended, its times and failure. The
+/// shard fills in the end; the API's sink answers the request with it. A failed job's
+/// `Processed` carries no dead-letter envelope: the error and cause are here.
+pub struct Job {
+    pub plan: std::sync::Arc<crate::plan::Plan>,
+    pub registry: std::sync::Arc<crate::tasks::Registry>,
+    pub name: Str,
+    /// The execution's ARN and its state machine's (or version's), as `$$` shows them.
+    pub arns: std::sync::Arc<(Str, Str)>,
+    /// When it started and stopped (ms since the epoch), set by the shard.
+    pub started_ms: i64,
+    pub stopped_ms: i64,
+    /// Set by the shard when the execution did not succeed.
+    pub error: Option<Str>,
+    pub cause: Option<Str>,
+    /// Where the result is awaited; the API's sink sends it there.
+    pub reply: Option<tokio::sync::oneshot::Sender<Processed>>,
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Job")
+            .field("machine", &self.plan.name)
+            .field("arn", &self.arns.0)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What became of a record.
@@ -100,6 +133,8 @@ pub struct Processed {
     pub status: &'static str,
     /// The record's partition window, if its source keeps one.
     pub window: Option<std::sync::Arc<offsets::Window>>,
+    /// The API execution this was, with its end filled in.
+    pub job: Option<Box<Job>>,
 }
 
 /// The dead-letter envelope: `{"error","cause","input","source","execution_name"}`, where
@@ -142,15 +177,14 @@ pub fn outcome_dead_letter(
     source: &Source,
     name: &str,
 ) -> Vec<u8> {
-    let (error, cause) = match outcome {
-        Outcome::Failed { error, cause } => (
-            error.as_deref().unwrap_or(""),
-            cause.as_deref().unwrap_or(""),
-        ),
-        Outcome::TimedOut { error, cause } => (error.as_str(), cause.as_str()),
-        Outcome::Succeeded(_) => ("", ""),
-    };
-    dead_letter(error, cause, payload, source, name)
+    let (error, cause) = outcome.error_and_cause();
+    dead_letter(
+        error.as_deref().unwrap_or(""),
+        cause.as_deref().unwrap_or(""),
+        payload,
+        source,
+        name,
+    )
 }
 
 #[cfg(test)]

@@ -20,9 +20,9 @@ use tokio::sync::mpsc;
 
 use super::{Disposition, Processed, Record, dead_letter, outcome_dead_letter};
 use crate::exec::{MapBudget, Outcome, PAYLOAD_LIMIT};
-use crate::json;
+use crate::json::{self, Str};
 use crate::plan::Plan;
-use crate::stream::driver::{Driver, Finished};
+use crate::stream::driver::{Driver, Finished, Program};
 use crate::tasks::Registry;
 
 /// How the pool is laid out.
@@ -277,6 +277,10 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
     bump(&stats.transitions, f.transitions);
     drop_one(&stats.in_flight);
     let mut rec = f.tag;
+    if let Some(job) = rec.job.as_mut() {
+        job.started_ms = f.started_ms;
+        job.stopped_ms = f.stopped_ms;
+    }
     let (disposition, status) = match &f.outcome {
         Outcome::Succeeded(v) => {
             bump(&stats.succeeded, 1);
@@ -294,15 +298,15 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
             } else {
                 bump(&stats.failed, 1);
             }
-            (
-                Disposition::DeadLetter(outcome_dead_letter(
-                    other,
-                    &rec.payload,
-                    &rec.source,
-                    &f.name,
-                )),
-                status,
-            )
+            let envelope = match rec.job.as_mut() {
+                // The API answers with the error and cause themselves.
+                Some(job) => {
+                    (job.error, job.cause) = other.error_and_cause();
+                    Vec::new()
+                }
+                None => outcome_dead_letter(other, &rec.payload, &rec.source, &f.name),
+            };
+            (Disposition::DeadLetter(envelope), status)
         }
     };
     record_latency(stats, rec.received);
@@ -314,14 +318,22 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
         transitions: f.transitions,
         status,
         window: rec.window,
+        job: rec.job,
     }
 }
 
 /// A record that never becomes an execution (not JSON, too big).
-fn rejected(rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Processed {
+fn rejected(mut rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Processed {
     bump(&stats.rejected, 1);
     record_latency(stats, rec.received);
-    let name = rec.source.execution_name();
+    let name = match rec.job.as_mut() {
+        Some(job) => {
+            job.error = Some(Str::new(error));
+            job.cause = Some(Str::new(cause));
+            job.name.clone()
+        }
+        None => rec.source.execution_name(),
+    };
     Processed {
         disposition: Disposition::DeadLetter(dead_letter(
             error,
@@ -336,6 +348,7 @@ fn rejected(rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Proces
         transitions: 0,
         status: "REJECTED",
         window: rec.window,
+        job: rec.job,
     }
 }
 
@@ -355,12 +368,24 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
             return Some(rejected(rec, "stepstream.InvalidJSON", &cause, stats));
         }
     };
-    let name = rec.source.execution_name();
     let len = rec.payload.len();
     bump(&stats.in_flight, 1);
-    driver
-        .start(rec, name, value, Some(len))
-        .map(|f| processed(f, stats))
+    let finished = match &rec.job {
+        None => {
+            let name = rec.source.execution_name();
+            driver.start(rec, name, value, Some(len))
+        }
+        Some(job) => {
+            let program = Program {
+                plan: Arc::clone(&job.plan),
+                registry: Arc::clone(&job.registry),
+            };
+            let own = Some((program, Arc::clone(&job.arns)));
+            let name = job.name.clone();
+            driver.start_program(rec, name, value, Some(len), own)
+        }
+    };
+    finished.map(|f| processed(f, stats))
 }
 
 /// Per-key order on one shard: the keys (by hash) with an execution running, each with the
@@ -668,6 +693,7 @@ mod tests {
             payload: payload.into_bytes(),
             received: std::time::Instant::now(),
             window: None,
+            job: None,
         }
     }
 
@@ -912,5 +938,76 @@ mod tests {
         let (finished, called) = finish_order(&records, false);
         assert_eq!(finished.last(), Some(&1), "{finished:?}");
         assert_eq!(called, vec![1, 2, 10, 3, 11]);
+    }
+
+    fn job_record(offset: i64, def: &str, name: &str, payload: &str) -> Record {
+        let plan = crate::plan::compile(
+            &load(def.as_bytes(), MachineType::Express).unwrap(),
+            &format!("machine-{name}"),
+        );
+        let arn = format!("arn:aws:states:us-east-1:1:express:machine-{name}:{name}:u");
+        let mut rec = record(offset, None, payload.to_string());
+        rec.job = Some(Box::new(crate::stream::Job {
+            plan: Arc::new(plan),
+            registry: Arc::new(Registry::new()),
+            name: Str::from(name),
+            arns: Arc::new((Str::from(arn), Str::new("arn:machine"))),
+            started_ms: 0,
+            stopped_ms: 0,
+            error: None,
+            cause: None,
+            reply: None,
+        }));
+        rec
+    }
+
+    #[test]
+    fn jobs_run_their_own_plans_with_their_names_and_arns_on_one_shard() {
+        // The shard's own plan is never used for a job: each brings its own.
+        let own = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Result":"shard","End":true}}}"#;
+        let ids = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{
+            "id.$":"$$.Execution.Id","name.$":"$$.Execution.Name","sm.$":"$$.StateMachine.Id",
+            "smName.$":"$$.StateMachine.Name"},"End":true}}}"#;
+        let wait_fail = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":5,"Next":"F"},
+            "F":{"Type":"Fail","Error":"Job.Err","Cause":"why"}}}"#;
+        let records = vec![
+            job_record(0, wait_fail, "b", "{}"),
+            job_record(1, ids, "a", "{}"),
+            job_record(2, ids, "c", "not json"),
+            record(3, None, "{}".into()),
+        ];
+        let (out, _) = one_shard(own, Registry::new(), 8, false, 0, records);
+        let by_offset = |o: i64| out.iter().find(|p| p.source.offset == o).unwrap();
+        let a = by_offset(1);
+        let Disposition::Output(bytes) = &a.disposition else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            json::parse(bytes).unwrap(),
+            json::parse(
+                br#"{"id":"arn:aws:states:us-east-1:1:express:machine-a:a:u","name":"a",
+                    "sm":"arn:machine","smName":"machine-a"}"#
+            )
+            .unwrap()
+        );
+        let b = by_offset(0);
+        let job = b.job.as_ref().unwrap();
+        assert_eq!(
+            (b.status, job.error.as_deref(), job.cause.as_deref()),
+            ("FAILED", Some("Job.Err"), Some("why"))
+        );
+        assert_eq!(job.stopped_ms - job.started_ms, 5000);
+        // A failed job carries no envelope: the API answers with the error and cause.
+        assert!(matches!(&b.disposition, Disposition::DeadLetter(e) if e.is_empty()));
+        let c = by_offset(2);
+        assert_eq!(c.status, "REJECTED");
+        assert_eq!(
+            c.job.as_ref().unwrap().error.as_deref(),
+            Some("stepstream.InvalidJSON")
+        );
+        assert_eq!(c.execution_name.as_str(), "c");
+        // A stream record on the same shard still runs the shard's plan.
+        let d = by_offset(3);
+        assert!(matches!(&d.disposition, Disposition::Output(o) if o == b"\"shard\""));
     }
 }
