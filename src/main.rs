@@ -127,6 +127,9 @@ enum Command {
     /// Run the workflow on every JSON line of standard input (the embedded default: no
     /// broker); outputs go to standard output in input order, dead letters to stderr or a file.
     Process(ProcessArgs),
+    /// Serve the AWS Step Functions API (AWS JSON 1.0): boto3, the AWS CLI and the SDKs
+    /// create state machines and run executions here with --endpoint-url.
+    Serve(ServeArgs),
     /// Measure executions per second and latency percentiles, in process.
     Bench {
         definition: PathBuf,
@@ -227,6 +230,36 @@ struct ProcessArgs {
     name: Option<String>,
 }
 
+/// The flags of `serve`.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (the address is logged). Anything
+    /// other than a loopback address needs --credentials.
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    listen: String,
+    /// A configuration file whose [[resources]] bind the tasks' resources.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Keep state machines and tags here across restarts (default: memory only).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// A Step Functions Local mock configuration; `#TestCase` after a state machine ARN in
+    /// StartExecution / StartSyncExecution picks the test case.
+    #[arg(long, env = "SFN_MOCK_CONFIG")]
+    mock_config: Option<PathBuf>,
+    /// Shard threads running executions (default: the cores).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Executions running at once before requests get ThrottlingException.
+    #[arg(long, default_value_t = 10_000)]
+    max_executions: usize,
+    /// The region and account in ARNs.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    #[arg(long, default_value = "123456789012")]
+    account: String,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -284,6 +317,13 @@ fn main() -> ExitCode {
             Ok(code) => code,
             Err(msg) => {
                 eprintln!("stepstream process: {msg}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve(args) => match serve(args) {
+            Ok(code) => code,
+            Err(msg) => {
+                eprintln!("stepstream serve: {msg}");
                 ExitCode::from(2)
             }
         },
@@ -678,6 +718,91 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
             ],
         );
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `stepstream serve`: the API until SIGTERM or SIGINT.
+fn serve(args: ServeArgs) -> Result<ExitCode, String> {
+    use stepstream::api;
+    let bindings = match &args.config {
+        Some(c) => load_bindings(c)?,
+        None => Bindings::default(),
+    };
+    let mut registry = Registry::new();
+    registry.bind_all(&bindings);
+    let mock_config = match &args.mock_config {
+        Some(p) => Some((p.clone(), read(p)?)),
+        None => None,
+    };
+    let mut shards = stepstream::stream::shard::ShardConfig::default();
+    if let Some(n) = args.shards {
+        shards.shards = n.max(1);
+    }
+    let settings = api::Settings {
+        region: args.region,
+        account: args.account,
+        max_executions: args.max_executions.max(1),
+        state_dir: args.state_dir,
+        mock_config,
+        shards,
+        ..api::Settings::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(stepstream::json::STACK_FOR_DEPTH)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let service = Arc::new(api::Service::start(settings, registry)?);
+    let served = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {} (--listen): {e}", args.listen))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        if !local.ip().is_loopback() {
+            return Err(format!(
+                "{local} is not a loopback address: serving the API beyond this machine needs credentials to check request signatures, and this build has no --credentials yet; listen on 127.0.0.1"
+            ));
+        }
+        stepstream::log::info(
+            "api_listening",
+            &[("address", Value::from(format!("http://{local}")))],
+        );
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let stop = async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(interrupt) => {}
+                _ = wait(term) => {}
+            }
+            stepstream::log::info("signal", &[("action", Value::string("stopping"))]);
+        };
+        api::serve(
+            listener,
+            Arc::clone(&service),
+            api::Limits::default(),
+            stop,
+            std::time::Duration::from_secs(10),
+        )
+        .await;
+        Ok(())
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    served?;
+    if let Ok(service) = Arc::try_unwrap(service) {
+        service.close();
     }
     Ok(ExitCode::SUCCESS)
 }
