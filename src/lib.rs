@@ -37,6 +37,7 @@
 //! assert_eq!(json::to_string(&output), r#"{"greeting":"hello world"}"#);
 //! ```
 
+pub mod api;
 pub mod asl;
 pub mod config;
 pub mod exec;

@@ -1,0 +1,3 @@
+//! The AWS Step Functions API.
+
+pub mod sigv4;
