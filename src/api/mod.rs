@@ -5,9 +5,11 @@
 //! - `service`: the actions, the store of state machines and executions, and the shard pool
 //!   executions run on (an API request is one more source, its response one more sink).
 //! - `state_dir`: state machines and tags kept across restarts.
+//! - `sigv4`: Signature Version 4 checks, for listeners beyond loopback.
 
 pub mod http;
 pub mod service;
+pub mod sigv4;
 mod state_dir;
 
 pub use http::{Limits, serve};
