@@ -250,6 +250,11 @@ struct ServeArgs {
     /// Shard threads running executions (default: the cores).
     #[arg(long)]
     shards: Option<usize>,
+    /// Check every request's SigV4 signature against the keys of this file (the AWS shared
+    /// credentials format: [profile] aws_access_key_id = ... aws_secret_access_key = ...).
+    /// Required to listen beyond loopback.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
     /// Executions running at once before requests get ThrottlingException.
     #[arg(long, default_value_t = 10_000)]
     max_executions: usize,
@@ -748,6 +753,17 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         shards,
         ..api::Settings::default()
     };
+    let credentials = match &args.credentials {
+        Some(p) => {
+            let text = String::from_utf8(read(p)?)
+                .map_err(|_| format!("{} is not UTF-8 text", p.display()))?;
+            Some(
+                api::sigv4::parse_credentials_file(&text)
+                    .map_err(|e| format!("{} (--credentials): {e}", p.display()))?,
+            )
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_stack_size(stepstream::json::STACK_FOR_DEPTH)
@@ -762,9 +778,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         let local = listener
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
-        if !local.ip().is_loopback() {
+        if !local.ip().is_loopback() && credentials.is_none() {
             return Err(format!(
-                "{local} is not a loopback address: serving the API beyond this machine needs credentials to check request signatures, and this build has no --credentials yet; listen on 127.0.0.1"
+                "{local} is not a loopback address: serving the API beyond this machine needs --credentials FILE, whose keys every request must be signed with"
             ));
         }
         stepstream::log::info(
@@ -792,7 +808,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         api::serve(
             listener,
             Arc::clone(&service),
-            api::Limits::default(),
+            api::Limits {
+                credentials,
+                ..api::Limits::default()
+            },
             stop,
             std::time::Duration::from_secs(10),
         )
@@ -801,9 +820,9 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     served?;
-    if let Ok(service) = Arc::try_unwrap(service) {
-        service.close();
-    }
+    // Executions still running (a STANDARD execution may wait for days) live in memory
+    // only, as the API documents: they end with the process rather than holding up the stop.
+    drop(service);
     Ok(ExitCode::SUCCESS)
 }
 

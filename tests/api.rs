@@ -499,3 +499,35 @@ fn a_listener_beyond_loopback_is_refused_without_credentials() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a loopback address"), "{err}");
 }
+
+#[test]
+fn with_credentials_an_unsigned_request_runs_nothing() {
+    let dir = std::env::temp_dir().join(format!("stepstream-api-creds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("credentials");
+    std::fs::write(
+        &file,
+        "[default]\naws_access_key_id = AKID\naws_secret_access_key = s\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--credentials", file.to_str().unwrap()]);
+    let body = r#"{"name":"x","definition":"{}","roleArn":"arn:aws:iam::1:role/r"}"#;
+    let (code, msg) = server.error("CreateStateMachine", body);
+    assert_eq!(code, "MissingAuthenticationTokenException", "{msg}");
+    let bad_file = dir.join("bad");
+    std::fs::write(&bad_file, "[p]\naws_access_key_id = only-the-id\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stepstream"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--credentials",
+            bad_file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[p] needs both"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

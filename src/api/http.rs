@@ -22,9 +22,11 @@ use super::service::Service;
 use crate::json::{self, Value};
 use crate::random::Rng;
 
-/// Request limits.
+/// Request limits, and the keys requests must be signed with (none: no signature is
+/// checked, which `serve` allows only on loopback).
 #[derive(Clone, Debug)]
 pub struct Limits {
+    pub credentials: Option<super::sigv4::Credentials>,
     /// The largest request body: a definition may be 1 MiB, and JSON escaping can double it.
     pub max_body: usize,
     pub header_timeout: Duration,
@@ -34,6 +36,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
+            credentials: None,
             max_body: 4 << 20,
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(60),
@@ -41,8 +44,9 @@ impl Default for Limits {
     }
 }
 
-/// Serves `listener` until `stop` resolves; then stops accepting and gives open requests up
-/// to `grace` to finish.
+/// Serves `listener` until `stop` resolves; then stops accepting, lets each connection
+/// finish the request it is answering (idle keep-alive connections close at once), and
+/// gives them up to `grace` before dropping them.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
@@ -51,6 +55,7 @@ pub async fn serve(
     grace: Duration,
 ) {
     let limits = Arc::new(limits);
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(stop);
     loop {
@@ -61,6 +66,7 @@ pub async fn serve(
                 let _ = sock.set_nodelay(true);
                 let service = Arc::clone(&service);
                 let limits = Arc::clone(&limits);
+                let mut stopping = stopping.clone();
                 connections.spawn(async move {
                     let conn_limits = Arc::clone(&limits);
                     let handler = hyper::service::service_fn(move |req| {
@@ -68,19 +74,26 @@ pub async fn serve(
                         let limits = Arc::clone(&limits);
                         async move { Ok::<_, Infallible>(handle(&service, &limits, req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
+                    let conn = hyper::server::conn::http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(conn_limits.header_timeout)
                         .max_buf_size(64 << 10)
                         .keep_alive(true)
-                        .serve_connection(TokioIo::new(sock), handler)
-                        .await;
+                        .serve_connection(TokioIo::new(sock), handler);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = stopping.wait_for(|s| *s) => {}
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
                 });
             }
             // Reap finished connections so the set does not grow with every client.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    let _ = stopping_tx.send(true);
     let _ = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })
@@ -145,7 +158,24 @@ async fn answer(
             format!("'{target}' is not an action of AWSStepFunctions"),
         )
     })?;
-    let body = read_body(req.into_body(), limits).await?;
+    let (head, body) = req.into_parts();
+    let body = read_body(body, limits).await?;
+    if let Some(credentials) = &limits.credentials {
+        let headers: Vec<(&str, &str)> = head
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)))
+            .collect();
+        let signed = super::sigv4::SignedRequest {
+            method: head.method.as_str(),
+            path: head.uri.path(),
+            query: head.uri.query().unwrap_or(""),
+            headers: &headers,
+            body: &body,
+        };
+        super::sigv4::verify(&signed, credentials, crate::time::Timestamp::now().secs)
+            .map_err(|e| ApiError::new(e.code, e.message))?;
+    }
     let value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::empty_object()
     } else {

@@ -209,11 +209,6 @@ impl Service {
         Ok(service)
     }
 
-    /// Stops the shards after the executions they hold have finished.
-    pub fn close(self) {
-        self.pool.close();
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
         // A panic while holding the lock would be a bug; the store itself stays consistent
         // (every change is made whole), so keep serving.

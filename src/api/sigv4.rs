@@ -70,6 +70,53 @@ impl Credentials {
     }
 }
 
+/// Reads keys from a file in the AWS shared credentials format (`~/.aws/credentials`):
+/// every `[profile]` with an `aws_access_key_id` and an `aws_secret_access_key` is one key.
+pub fn parse_credentials_file(text: &str) -> Result<Credentials, String> {
+    let mut keys = Vec::new();
+    let mut section = String::new();
+    let (mut id, mut secret): (Option<String>, Option<String>) = (None, None);
+    let mut finish = |section: &str, id: &mut Option<String>, secret: &mut Option<String>| {
+        match (id.take(), secret.take()) {
+            (Some(i), Some(s)) => keys.push((i, s)),
+            (None, None) => {}
+            _ => {
+                return Err(format!(
+                    "[{section}] needs both aws_access_key_id and aws_secret_access_key"
+                ));
+            }
+        }
+        Ok(())
+    };
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            finish(&section, &mut id, &mut secret)?;
+            section = name.trim().to_string();
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(format!(
+                "line {}: expected 'name = value' or '[profile]'",
+                n + 1
+            ));
+        };
+        match k.trim() {
+            "aws_access_key_id" => id = Some(v.trim().to_string()),
+            "aws_secret_access_key" => secret = Some(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    finish(&section, &mut id, &mut secret)?;
+    if keys.is_empty() {
+        return Err("no [profile] with aws_access_key_id and aws_secret_access_key".into());
+    }
+    Ok(Credentials::new(keys))
+}
+
 /// Shows the access key ids only, so a logged config never leaks a secret.
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

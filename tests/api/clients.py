@@ -1,0 +1,431 @@
+#!/usr/bin/env python3
+"""The real AWS clients against `stepstream serve`: boto3 and the AWS CLI, unchanged, pointed
+at a server on port 0. Covers every action stepstream answers, success and error paths, the
+client settings a user needs (no `sync-` host prefix), SigV4 verification when the server has
+credentials, Step Functions Local mocks by `#TestCase`, and a restart with --state-dir.
+
+    python3 tests/api/clients.py --bin target/release/stepstream [--only NAME]
+
+Needs boto3 and awscli (pip); prints one line per test and `N passed, M failed`."""
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+import boto3
+import botocore
+import botocore.auth
+from botocore.config import Config
+
+ROLE = "arn:aws:iam::123456789012:role/stepstream"
+PASS = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+W1 = None  # the bench's transform workflow, read in main()
+
+
+class Server:
+    """A running `stepstream serve`; its address is read from its first log line."""
+
+    def __init__(self, binary, *extra, env=None, listen="127.0.0.1:0"):
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--listen", listen, "--shards", "1", *extra],
+            stderr=subprocess.PIPE, text=True, env=env)
+        self.log = []
+        deadline = time.time() + 20
+        self.url = None
+        while time.time() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            m = re.search(r'"address":"(http://[^"]+)"', line)
+            if m:
+                self.url = m.group(1).replace("0.0.0.0", "127.0.0.1")
+                break
+        if self.url is None:
+            self.stop()
+            raise RuntimeError("serve did not log its address: " + "".join(self.log))
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def client(self, key="AKIDEXAMPLE", secret="secret", **config):
+        config.setdefault("inject_host_prefix", False)
+        config.setdefault("retries", {"max_attempts": 1})
+        return boto3.client(
+            "stepfunctions", endpoint_url=self.url, region_name="us-east-1",
+            aws_access_key_id=key, aws_secret_access_key=secret, config=Config(**config))
+
+    def stop(self, kill=False):
+        """SIGTERM (or a kill, as a crash); a clean stop must end within a few seconds even
+        with clients' idle keep-alive connections open and executions still running."""
+        if self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            started = time.time()
+            self.proc.wait(timeout=20)
+            if not kill:
+                assert self.proc.returncode == 0, self.proc.returncode
+                assert time.time() - started < 5, f"the stop took {time.time() - started:.1f} s"
+
+
+def error_code(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"], e.response["Error"]["Message"]
+    raise AssertionError("no error raised")
+
+
+def create(sfn, name, definition=PASS, kind="EXPRESS", **extra):
+    return sfn.create_state_machine(
+        name=name, definition=definition, roleArn=ROLE, type=kind, **extra)["stateMachineArn"]
+
+
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+@test
+def boto3_state_machine_lifecycle(binary, workdir):
+    s = Server(binary)
+    try:
+        sfn = s.client()
+        arn = create(sfn, "orders", kind="STANDARD", tags=[{"key": "team", "value": "iot"}])
+        assert create(sfn, "orders", kind="STANDARD") == arn, "creation is idempotent"
+        code, msg = error_code(sfn.create_state_machine, name="orders", definition=PASS,
+                               roleArn="arn:aws:iam::123456789012:role/other")
+        assert code == "StateMachineAlreadyExists", (code, msg)
+        d = sfn.describe_state_machine(stateMachineArn=arn)
+        assert (d["name"], d["type"], d["status"], d["definition"]) == \
+            ("orders", "STANDARD", "ACTIVE", PASS), d
+        for i in range(5):
+            create(sfn, f"page-{i}")
+        pages = list(sfn.get_paginator("list_state_machines").paginate(
+            PaginationConfig={"PageSize": 2}))
+        names = [m["name"] for p in pages for m in p["stateMachines"]]
+        assert names == ["orders"] + [f"page-{i}" for i in range(5)], names
+        assert len(pages) == 3, len(pages)
+        new_def = json.dumps({"StartAt": "Q", "States": {"Q": {"Type": "Succeed"}}})
+        u = sfn.update_state_machine(stateMachineArn=arn, definition=new_def)
+        assert len(u["revisionId"]) == 36 and u["updateDate"].year >= 2024, u
+        assert sfn.describe_state_machine(stateMachineArn=arn)["definition"] == new_def
+        code, msg = error_code(sfn.update_state_machine, stateMachineArn=arn,
+                               definition='{"StartAt":"Z","States":{}}')
+        assert code == "InvalidDefinition" and "/States" in msg, (code, msg)
+        sfn.tag_resource(resourceArn=arn, tags=[{"key": "env", "value": "dev"}])
+        sfn.untag_resource(resourceArn=arn, tagKeys=["team"])
+        tags = sfn.list_tags_for_resource(resourceArn=arn)["tags"]
+        assert tags == [{"key": "env", "value": "dev"}], tags
+        sfn.delete_state_machine(stateMachineArn=arn)
+        code, _ = error_code(sfn.describe_state_machine, stateMachineArn=arn)
+        assert code == "StateMachineDoesNotExist", code
+        # boto3 maps the codes to its modelled exceptions.
+        try:
+            sfn.describe_state_machine(stateMachineArn=arn)
+        except sfn.exceptions.StateMachineDoesNotExist:
+            pass
+        code, _ = error_code(sfn.describe_state_machine, stateMachineArn="arn:aws:sns:x")
+        assert code == "InvalidArn", code
+        code, _ = error_code(sfn.create_state_machine, name="bad name", definition=PASS,
+                             roleArn=ROLE)
+        assert code == "InvalidName", code
+    finally:
+        s.stop()
+
+
+@test
+def boto3_start_sync_execution(binary, workdir):
+    s = Server(binary)
+    try:
+        sfn = s.client()
+        arn = create(sfn, "w1", W1)
+        event = open(os.path.join(SHARED_BENCH, "event.json")).read()
+        r = sfn.start_sync_execution(stateMachineArn=arn, input=event, name="first")
+        assert r["status"] == "SUCCEEDED", r
+        assert r["executionArn"].startswith(
+            "arn:aws:states:us-east-1:123456789012:express:w1:first:"), r["executionArn"]
+        json.loads(r["output"])
+        assert r["billingDetails"]["billedDurationInMilliseconds"] >= 100, r
+        assert r["stopDate"] >= r["startDate"]
+        fail = json.dumps({"StartAt": "F", "States": {"F": {
+            "Type": "Fail", "Error": "Order.Invalid", "Cause": "no items"}}})
+        r = sfn.start_sync_execution(stateMachineArn=create(sfn, "fails", fail), input="{}")
+        assert (r["status"], r["error"], r["cause"]) == ("FAILED", "Order.Invalid", "no items")
+        code, _ = error_code(sfn.start_sync_execution, stateMachineArn=arn, input="{oops")
+        assert code == "InvalidExecutionInput", code
+        code, _ = error_code(sfn.start_sync_execution, stateMachineArn=arn,
+                             input=json.dumps("x" * 262144))
+        assert code == "InvalidExecutionInput", code
+        std = create(sfn, "std", kind="STANDARD")
+        code, _ = error_code(sfn.start_sync_execution, stateMachineArn=std, input="{}")
+        assert code == "StateMachineTypeNotSupported", code
+        meta = sfn.start_sync_execution(stateMachineArn=arn, input=event,
+                                        includedData="METADATA_ONLY")
+        assert "output" not in meta and meta["outputDetails"] == {"included": False}, meta
+    finally:
+        s.stop()
+
+
+@test
+def boto3_standard_executions(binary, workdir):
+    s = Server(binary)
+    try:
+        sfn = s.client()
+        wait = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60,
+                                                          "End": True}}})
+        slow = create(sfn, "slow", wait, kind="STANDARD")
+        quick = create(sfn, "quick", PASS, kind="STANDARD")
+        e = sfn.start_execution(stateMachineArn=quick, name="n1", input='{"a":1}')
+        for _ in range(100):
+            d = sfn.describe_execution(executionArn=e["executionArn"])
+            if d["status"] != "RUNNING":
+                break
+            time.sleep(0.02)
+        assert (d["status"], d["output"]) == ("SUCCEEDED", '{"a":1}'), d
+        code, _ = error_code(sfn.start_execution, stateMachineArn=quick, name="n1",
+                             input='{"a":1}')
+        assert code == "ExecutionAlreadyExists", code
+        long = sfn.start_execution(stateMachineArn=slow, name="long")["executionArn"]
+        running = sfn.list_executions(stateMachineArn=slow, statusFilter="RUNNING")
+        assert [x["executionArn"] for x in running["executions"]] == [long], running
+        stop = sfn.stop_execution(executionArn=long, error="Ops.Stop", cause="test")
+        d = sfn.describe_execution(executionArn=long)
+        assert (d["status"], d["error"], d["cause"]) == ("ABORTED", "Ops.Stop", "test"), d
+        assert d["stopDate"] == stop["stopDate"], (d, stop)
+        smx = sfn.describe_state_machine_for_execution(executionArn=long)
+        assert smx["definition"] == wait, smx
+        code, _ = error_code(sfn.describe_execution, executionArn=long + "x")
+        assert code == "ExecutionDoesNotExist", code
+        for i in range(3):
+            sfn.start_execution(stateMachineArn=quick, name=f"p{i}")
+        pages = list(sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=quick, PaginationConfig={"PageSize": 2}))
+        assert sum(len(p["executions"]) for p in pages) == 4 and len(pages) == 2, pages
+    finally:
+        s.stop()
+
+
+@test
+def boto3_validate_definition(binary, workdir):
+    s = Server(binary)
+    try:
+        sfn = s.client()
+        r = sfn.validate_state_machine_definition(
+            definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass",
+                                                                 "Next": "B"}}}))
+        assert r["result"] == "FAIL", r
+        d = r["diagnostics"][0]
+        assert (d["severity"], d["code"], d["location"]) == \
+            ("ERROR", "MISSING_TRANSITION_TARGET", "/States/A/Next"), d
+        assert sfn.validate_state_machine_definition(definition=PASS)["result"] == "OK"
+    finally:
+        s.stop()
+
+
+@test
+def host_prefix_settings_users_need(binary, workdir):
+    """StartSyncExecution's model prefixes the host with `sync-`; a local endpoint needs the
+    prefix turned off, by the client setting or the environment variable."""
+    s = Server(binary)
+    try:
+        arn = create(s.client(), "p")
+        r = s.client(inject_host_prefix=False).start_sync_execution(stateMachineArn=arn)
+        assert r["status"] == "SUCCEEDED", r
+        env = dict(os.environ, AWS_DISABLE_HOST_PREFIX_INJECTION="true")
+        out = subprocess.run(
+            [sys.executable, "-c",
+             "import boto3,sys;c=boto3.client('stepfunctions',endpoint_url=sys.argv[1],"
+             "region_name='us-east-1',aws_access_key_id='a',aws_secret_access_key='b');"
+             "print(c.start_sync_execution(stateMachineArn=sys.argv[2])['status'])",
+             s.url, arn], env=env, capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == "SUCCEEDED", (out.stdout, out.stderr)
+    finally:
+        s.stop()
+
+
+def aws(s, *args, env_extra=None):
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="AKIDEXAMPLE", AWS_SECRET_ACCESS_KEY="secret",
+               AWS_DEFAULT_REGION="us-east-1", AWS_DISABLE_HOST_PREFIX_INJECTION="true",
+               AWS_PAGER="")
+    env.update(env_extra or {})
+    return subprocess.run([AWS_CLI, "stepfunctions", *args, "--endpoint-url", s.url,
+                           "--output", "json"], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@test
+def aws_cli(binary, workdir):
+    s = Server(binary)
+    try:
+        r = aws(s, "create-state-machine", "--name", "cli", "--definition", PASS,
+                "--role-arn", ROLE, "--type", "EXPRESS")
+        assert r.returncode == 0, r.stderr
+        arn = json.loads(r.stdout)["stateMachineArn"]
+        r = aws(s, "start-sync-execution", "--state-machine-arn", arn, "--input", '{"k":1}')
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert (out["status"], out["output"]) == ("SUCCEEDED", '{"k":1}'), out
+        r = aws(s, "list-state-machines")
+        assert [m["name"] for m in json.loads(r.stdout)["stateMachines"]] == ["cli"], r.stdout
+        r = aws(s, "describe-state-machine", "--state-machine-arn", arn + "-missing")
+        assert r.returncode != 0 and "StateMachineDoesNotExist" in r.stderr, r.stderr
+    finally:
+        s.stop()
+
+
+@test
+def sigv4_is_verified_when_the_server_has_credentials(binary, workdir):
+    creds = os.path.join(workdir, "credentials")
+    with open(creds, "w") as f:
+        f.write("[default]\naws_access_key_id = AKIDSTEP\naws_secret_access_key = s3cr3t\n")
+    # Beyond loopback (every address) is allowed only with credentials.
+    s = Server(binary, "--credentials", creds, listen="0.0.0.0:0")
+    try:
+        good = s.client("AKIDSTEP", "s3cr3t")
+        arn = create(good, "signed")
+        assert good.start_sync_execution(stateMachineArn=arn)["status"] == "SUCCEEDED"
+        code, _ = error_code(s.client("AKIDSTEP", "wrong").list_state_machines)
+        assert code == "InvalidSignatureException", code
+        code, _ = error_code(s.client("AKIDOTHER", "s3cr3t").list_state_machines)
+        assert code == "UnrecognizedClientException", code
+        unsigned = boto3.client("stepfunctions", endpoint_url=s.url, region_name="us-east-1",
+                                config=Config(signature_version=botocore.UNSIGNED,
+                                              retries={"max_attempts": 1}))
+        code, _ = error_code(unsigned.list_state_machines)
+        assert code == "MissingAuthenticationTokenException", code
+        # A request signed 10 minutes ago is refused, and nothing runs.
+        real = botocore.auth.datetime.datetime
+
+        class Skewed(real):
+            @classmethod
+            def utcnow(cls):
+                return real.utcnow() - datetime.timedelta(minutes=10)
+
+            @classmethod
+            def now(cls, tz=None):
+                return real.now(tz) - datetime.timedelta(minutes=10)
+
+        botocore.auth.datetime.datetime = Skewed
+        try:
+            code, msg = error_code(good.start_sync_execution, stateMachineArn=arn)
+        finally:
+            botocore.auth.datetime.datetime = real
+        assert code == "InvalidSignatureException" and "expired" in msg, (code, msg)
+        # The AWS CLI signs too.
+        r = aws(s, "list-state-machines", env_extra={"AWS_ACCESS_KEY_ID": "AKIDSTEP",
+                                                      "AWS_SECRET_ACCESS_KEY": "s3cr3t"})
+        assert r.returncode == 0 and "signed" in r.stdout, r.stderr
+    finally:
+        s.stop()
+    r = subprocess.run([binary, "serve", "--listen", "0.0.0.0:0"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 2 and "loopback" in r.stderr, (r.returncode, r.stderr)
+
+
+@test
+def state_dir_survives_a_crash(binary, workdir):
+    state = os.path.join(workdir, "state")
+    s = Server(binary, "--state-dir", state)
+    try:
+        sfn = s.client()
+        arn = create(sfn, "kept", W1, tags=[{"key": "k", "value": "v"}])
+        create(sfn, "gone")
+        sfn.delete_state_machine(stateMachineArn=arn.replace("kept", "gone"))
+    finally:
+        s.stop(kill=True)
+    s = Server(binary, "--state-dir", state)
+    try:
+        sfn = s.client()
+        names = [m["name"] for m in sfn.list_state_machines()["stateMachines"]]
+        assert names == ["kept"], names
+        assert sfn.describe_state_machine(stateMachineArn=arn)["definition"] == W1
+        assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "k",
+                                                                        "value": "v"}]
+    finally:
+        s.stop()
+
+
+@test
+def mocks_by_test_case(binary, workdir):
+    definition = json.dumps({"StartAt": "Charge", "States": {"Charge": {
+        "Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "charge"}, "End": True}}})
+    mock = {"StateMachines": {"pay": {"TestCases": {
+        "HappyPath": {"Charge": "ChargeOk"}, "Declined": {"Charge": "ChargeFails"}}}},
+        "MockedResponses": {
+            "ChargeOk": {"0": {"Return": {"StatusCode": 200, "Payload": {"ok": True}}}},
+            "ChargeFails": {"0": {"Throw": {"Error": "Card.Declined", "Cause": "no funds"}}}}}
+    path = os.path.join(workdir, "mock.json")
+    with open(path, "w") as f:
+        json.dump(mock, f)
+    env = dict(os.environ, SFN_MOCK_CONFIG=path)
+    s = Server(binary, env=env)
+    try:
+        sfn = s.client()
+        arn = create(sfn, "pay", definition)
+        ok = sfn.start_sync_execution(stateMachineArn=arn + "#HappyPath")
+        assert ok["status"] == "SUCCEEDED", ok
+        assert json.loads(ok["output"])["Payload"] == {"ok": True}, ok
+        bad = sfn.start_sync_execution(stateMachineArn=arn + "#Declined")
+        assert (bad["status"], bad["error"]) == ("FAILED", "Card.Declined"), bad
+        # No test case: the resource is not bound, and the failure says so.
+        plain = sfn.start_sync_execution(stateMachineArn=arn)
+        assert plain["status"] == "FAILED", plain
+        code, _ = error_code(sfn.start_sync_execution, stateMachineArn=arn + "#Nope")
+        assert code == "InvalidArn", code
+    finally:
+        s.stop()
+
+
+def main():
+    global W1, SHARED_BENCH, AWS_CLI
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--bench-dir", default=os.path.join(
+        os.path.dirname(__file__), "..", "..", "..", "shared", "bench", "workloads"))
+    ap.add_argument("--only")
+    args = ap.parse_args()
+    SHARED_BENCH = args.bench_dir
+    W1 = open(os.path.join(SHARED_BENCH, "w1_transform.asl.json")).read()
+    AWS_CLI = shutil.which("aws", path=os.path.dirname(sys.executable) + os.pathsep
+                           + os.environ.get("PATH", ""))
+    if AWS_CLI is None:
+        print("the AWS CLI (aws) is not installed: pip install awscli")
+        return 1
+    binary = os.path.abspath(args.bin)
+    passed = failed = 0
+    for t in TESTS:
+        if args.only and args.only not in t.__name__:
+            continue
+        workdir = tempfile.mkdtemp(prefix="stepstream-api-")
+        started = time.time()
+        try:
+            t(binary, workdir)
+            passed += 1
+            print(f"ok   {t.__name__} ({time.time() - started:.1f} s)")
+        except Exception:
+            failed += 1
+            print(f"FAIL {t.__name__}")
+            traceback.print_exc()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
