@@ -15,8 +15,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+mod versions;
+
 use super::ApiError;
-use super::state_dir::{self, SavedMachine};
+use super::state_dir::{self, SavedAlias, SavedMachine, SavedRevision, SavedVersion};
 use crate::asl::{self, MachineType};
 use crate::exec::{Identity, PAYLOAD_LIMIT};
 use crate::json::{self, Str, Value};
@@ -66,12 +68,13 @@ struct Revision {
     definition: String,
     role_arn: String,
     updated_ms: i64,
-    revision_id: Option<String>,
+    revision_id: String,
     logging: Value,
     tracing: Value,
     program: Program,
 }
 
+#[derive(Clone)]
 struct Machine {
     arn: String,
     name: String,
@@ -79,6 +82,45 @@ struct Machine {
     created_ms: i64,
     tags: Vec<(String, String)>,
     revision: Arc<Revision>,
+    /// Published versions by number, and the number the next one gets.
+    versions: BTreeMap<u32, Version>,
+    next_version: u32,
+    aliases: BTreeMap<String, Alias>,
+}
+
+/// A published version: an immutable revision.
+#[derive(Clone)]
+struct Version {
+    revision: Arc<Revision>,
+    created_ms: i64,
+    description: Option<String>,
+}
+
+/// An alias: one or two versions with the percentage of executions each gets.
+#[derive(Clone)]
+struct Alias {
+    description: Option<String>,
+    routing: Vec<(u32, u32)>,
+    created_ms: i64,
+    updated_ms: i64,
+}
+
+/// What a state machine ARN names beyond the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Qualifier<'a> {
+    Latest,
+    Version(u32),
+    Alias(&'a str),
+}
+
+/// An execution's target, resolved: the revision it runs and how it was named.
+struct Target {
+    machine_arn: String,
+    kind: MachineType,
+    revision: Arc<Revision>,
+    registry: Arc<Registry>,
+    version_arn: Option<String>,
+    alias_arn: Option<String>,
 }
 
 struct ExecutionEntry {
@@ -93,6 +135,8 @@ struct ExecutionEntry {
     error: Option<String>,
     cause: Option<String>,
     revision: Arc<Revision>,
+    version_arn: Option<String>,
+    alias_arn: Option<String>,
 }
 
 #[derive(Default)]
@@ -176,33 +220,14 @@ impl Service {
             let saved = state_dir::load(&dir)?;
             let mut store = service.lock();
             for m in saved {
-                let kind = m.kind;
-                let program = compile(&m.definition, &m.name, kind).map_err(|e| {
+                let machine = service.restore(m).map_err(|e| {
                     format!(
-                        "{}: the saved state machine '{}' no longer validates: {}",
-                        dir.display(),
-                        m.name,
-                        e.message
+                        "{}: a saved state machine no longer loads: {e}",
+                        dir.display()
                     )
                 })?;
                 let seq = service.next_seq();
-                let machine = Machine {
-                    arn: service.machine_arn(&m.name),
-                    name: m.name.clone(),
-                    kind,
-                    created_ms: m.created_ms,
-                    tags: m.tags,
-                    revision: Arc::new(Revision {
-                        definition: m.definition,
-                        role_arn: m.role_arn,
-                        updated_ms: m.updated_ms,
-                        revision_id: m.revision_id,
-                        logging: m.logging,
-                        tracing: m.tracing,
-                        program,
-                    }),
-                };
-                store.by_name.insert(m.name, seq);
+                store.by_name.insert(machine.name.clone(), seq);
                 store.machines.insert(seq, machine);
             }
         }
@@ -252,6 +277,14 @@ impl Service {
             "ListExecutions" => self.list_executions(body),
             "StopExecution" => self.stop_execution(body),
             "DescribeStateMachineForExecution" => self.describe_machine_for_execution(body),
+            "PublishStateMachineVersion" => self.publish_version(body),
+            "ListStateMachineVersions" => self.list_versions(body),
+            "DeleteStateMachineVersion" => self.delete_version(body),
+            "CreateStateMachineAlias" => self.create_alias(body),
+            "DescribeStateMachineAlias" => self.describe_alias(body),
+            "UpdateStateMachineAlias" => self.update_alias(body),
+            "DeleteStateMachineAlias" => self.delete_alias(body),
+            "ListStateMachineAliases" => self.list_aliases(body),
             "TagResource" => self.tag_resource(body),
             "UntagResource" => self.untag_resource(body),
             "ListTagsForResource" => self.list_tags(body),
@@ -266,9 +299,70 @@ impl Service {
         }
     }
 
+    /// A saved machine, compiled again (a definition that no longer validates is an error).
+    fn restore(&self, m: SavedMachine) -> Result<Machine, String> {
+        let kind = m.kind;
+        let revision = |r: SavedRevision| -> Result<Arc<Revision>, String> {
+            let program = compile(&r.definition, &m.name, kind)
+                .map_err(|e| format!("'{}': {}", m.name, e.message))?;
+            Ok(Arc::new(Revision {
+                definition: r.definition,
+                role_arn: r.role_arn,
+                updated_ms: r.updated_ms,
+                revision_id: r.revision_id,
+                logging: r.logging,
+                tracing: r.tracing,
+                program,
+            }))
+        };
+        let mut versions = BTreeMap::new();
+        for v in m.versions {
+            let version = Version {
+                revision: revision(v.revision)?,
+                created_ms: v.created_ms,
+                description: v.description,
+            };
+            versions.insert(v.number, version);
+        }
+        let aliases = m
+            .aliases
+            .into_iter()
+            .map(|a| {
+                let alias = Alias {
+                    description: a.description,
+                    routing: a.routing,
+                    created_ms: a.created_ms,
+                    updated_ms: a.updated_ms,
+                };
+                (a.name, alias)
+            })
+            .collect();
+        Ok(Machine {
+            arn: self.machine_arn(&m.name),
+            revision: revision(m.latest)?,
+            name: m.name,
+            kind,
+            created_ms: m.created_ms,
+            tags: m.tags,
+            next_version: m
+                .next_version
+                .max(versions.keys().last().map_or(1, |n| n + 1)),
+            versions,
+            aliases,
+        })
+    }
+
     fn save(&self, store: &Store) -> Result<(), ApiError> {
         let Some(dir) = &self.settings.state_dir else {
             return Ok(());
+        };
+        let revision = |r: &Revision| SavedRevision {
+            definition: r.definition.clone(),
+            role_arn: r.role_arn.clone(),
+            updated_ms: r.updated_ms,
+            revision_id: r.revision_id.clone(),
+            logging: r.logging.clone(),
+            tracing: r.tracing.clone(),
         };
         let saved: Vec<SavedMachine> = store
             .machines
@@ -276,14 +370,31 @@ impl Service {
             .map(|m| SavedMachine {
                 name: m.name.clone(),
                 kind: m.kind,
-                definition: m.revision.definition.clone(),
-                role_arn: m.revision.role_arn.clone(),
                 created_ms: m.created_ms,
-                updated_ms: m.revision.updated_ms,
-                revision_id: m.revision.revision_id.clone(),
-                logging: m.revision.logging.clone(),
-                tracing: m.revision.tracing.clone(),
                 tags: m.tags.clone(),
+                latest: revision(&m.revision),
+                versions: m
+                    .versions
+                    .iter()
+                    .map(|(n, v)| SavedVersion {
+                        number: *n,
+                        revision: revision(&v.revision),
+                        created_ms: v.created_ms,
+                        description: v.description.clone(),
+                    })
+                    .collect(),
+                next_version: m.next_version,
+                aliases: m
+                    .aliases
+                    .iter()
+                    .map(|(name, a)| SavedAlias {
+                        name: name.clone(),
+                        description: a.description.clone(),
+                        routing: a.routing.clone(),
+                        created_ms: a.created_ms,
+                        updated_ms: a.updated_ms,
+                    })
+                    .collect(),
             })
             .collect();
         state_dir::save(dir, &saved).map_err(|e| {
@@ -292,6 +403,26 @@ impl Service {
                 format!("cannot save the state directory: {e}"),
             )
         })
+    }
+
+    /// Changes the machine `name` with `change` and saves; when the change fails or cannot
+    /// be saved, the machine is left as it was. `missing` is the error for no such machine.
+    fn mutate<R>(
+        &self,
+        name: &str,
+        missing: impl FnOnce() -> ApiError,
+        change: impl FnOnce(&mut Machine) -> Result<R, ApiError>,
+    ) -> Result<R, ApiError> {
+        let mut store = self.lock();
+        let before = store.machine(name).cloned().ok_or_else(missing)?;
+        let m = store.machine_mut(name).expect("the machine just found");
+        let result = change(m).and_then(|r| self.save(&store).map(|()| r));
+        if result.is_err()
+            && let Some(m) = store.machine_mut(name)
+        {
+            *m = before;
+        }
+        result
     }
 
     // ----- state machines -----
@@ -305,12 +436,8 @@ impl Service {
         let logging = logging_configuration(body.get("loggingConfiguration"))?;
         let tracing = tracing_configuration(body.get("tracingConfiguration"))?;
         let tags = tag_list(body.get("tags"))?;
-        if body.get("publish").and_then(Value::as_bool) == Some(true) {
-            return Err(ApiError::new(
-                "ValidationException",
-                "stepstream does not publish state machine versions yet",
-            ));
-        }
+        let publish = body.get("publish").and_then(Value::as_bool) == Some(true);
+        let version_description = string(body, "versionDescription", 0, 256)?;
         check_name(name)?;
         check_role_arn(role_arn)?;
         let program = compile(definition, name, kind)?;
@@ -336,7 +463,7 @@ impl Service {
         }
         let now = now_ms();
         let seq = self.next_seq();
-        let machine = Machine {
+        let mut machine = Machine {
             arn: self.machine_arn(name),
             name: name.to_string(),
             kind,
@@ -346,12 +473,16 @@ impl Service {
                 definition: definition.to_string(),
                 role_arn: role_arn.to_string(),
                 updated_ms: now,
-                revision_id: None,
+                revision_id: self.uuid(),
                 logging,
                 tracing,
                 program,
             }),
+            versions: BTreeMap::new(),
+            next_version: 1,
+            aliases: BTreeMap::new(),
         };
+        let version_arn = publish.then(|| machine.publish(now, version_description));
         let arn = machine.arn.clone();
         store.by_name.insert(name.to_string(), seq);
         store.machines.insert(seq, machine);
@@ -363,23 +494,47 @@ impl Service {
         Ok(obj([
             ("stateMachineArn", Some(Value::from(arn))),
             ("creationDate", Some(ts(now))),
+            ("stateMachineVersionArn", version_arn.map(Value::from)),
         ]))
     }
 
     /// The machine an ARN names (`#TestCase` and version/alias suffixes are not accepted
     /// here), or the action's error.
     fn machine_name_of<'a>(&self, arn: &'a str) -> Result<&'a str, ApiError> {
-        let rest = self.arn_rest(arn)?;
-        match rest.split_once(':') {
-            Some(("stateMachine", name)) if !name.is_empty() && !name.contains(':') => Ok(name),
-            Some(("stateMachine", _)) => {
-                Err(invalid_arn("stepstream has no versions or aliases yet"))
-            }
-            Some((kind, _)) => Err(invalid_arn(&format!(
-                "Resource type not valid in this context: {kind}"
+        match self.target_of(arn)? {
+            (name, Qualifier::Latest) => Ok(name),
+            _ => Err(invalid_arn(&format!(
+                "Resource type not valid in this context: a version or alias ARN ({arn})"
             ))),
-            None => Err(invalid_arn("Invalid ARN prefix")),
         }
+    }
+
+    /// The machine a state machine ARN names and its version or alias, if any.
+    fn target_of<'a>(&self, arn: &'a str) -> Result<(&'a str, Qualifier<'a>), ApiError> {
+        let rest = self.arn_rest(arn)?;
+        let Some((kind, tail)) = rest.split_once(':') else {
+            return Err(invalid_arn(&format!("Invalid ARN prefix: {arn}")));
+        };
+        if kind != "stateMachine" {
+            return Err(invalid_arn(&format!(
+                "Resource type not valid in this context: {kind}"
+            )));
+        }
+        let (name, qualifier) = match tail.split_once(':') {
+            None => (tail, Qualifier::Latest),
+            Some((name, q)) if !q.is_empty() && q.bytes().all(|b| b.is_ascii_digit()) => {
+                let n = q
+                    .parse()
+                    .map_err(|_| invalid_arn(&format!("Invalid version: {q}")))?;
+                (name, Qualifier::Version(n))
+            }
+            Some((name, q)) if !q.is_empty() && !q.contains(':') => (name, Qualifier::Alias(q)),
+            Some(_) => return Err(invalid_arn(&format!("Invalid ARN: {arn}"))),
+        };
+        if name.is_empty() {
+            return Err(invalid_arn(&format!("Invalid ARN: {arn}")));
+        }
+        Ok((name, qualifier))
     }
 
     /// What follows `arn:aws:states:REGION:ACCOUNT:` in one of this service's ARNs.
@@ -409,14 +564,28 @@ impl Service {
 
     fn describe_state_machine(&self, body: &Value) -> Result<Value, ApiError> {
         let arn = required_arn(body, "stateMachineArn")?;
-        let name = self.machine_name_of(arn)?;
+        let (name, qualifier) = self.target_of(arn)?;
         let store = self.lock();
         let m = store
             .machine(name)
             .ok_or_else(|| machine_does_not_exist(arn))?;
-        let r = &m.revision;
+        let (r, description, shown_arn) = match qualifier {
+            Qualifier::Latest => (&m.revision, None, m.arn.clone()),
+            Qualifier::Version(n) => {
+                let v = m
+                    .versions
+                    .get(&n)
+                    .ok_or_else(|| machine_does_not_exist(arn))?;
+                (&v.revision, v.description.clone(), arn.to_string())
+            }
+            Qualifier::Alias(_) => {
+                return Err(invalid_arn(&format!(
+                    "Resource type not valid in this context: an alias ARN ({arn}); use DescribeStateMachineAlias"
+                )));
+            }
+        };
         Ok(obj([
-            ("stateMachineArn", Some(Value::from(m.arn.clone()))),
+            ("stateMachineArn", Some(Value::from(shown_arn))),
             ("name", Some(Value::from(m.name.clone()))),
             ("status", Some(Value::string("ACTIVE"))),
             ("definition", Some(Value::from(r.definition.clone()))),
@@ -425,7 +594,8 @@ impl Service {
             ("creationDate", Some(ts(m.created_ms))),
             ("loggingConfiguration", Some(r.logging.clone())),
             ("tracingConfiguration", Some(r.tracing.clone())),
-            ("revisionId", r.revision_id.clone().map(Value::from)),
+            ("revisionId", Some(Value::from(r.revision_id.as_str()))),
+            ("description", description.map(Value::from)),
         ]))
     }
 
@@ -465,12 +635,8 @@ impl Service {
                 "Either the definition, the role ARN, the LoggingConfiguration, or the TracingConfiguration must be specified",
             ));
         }
-        if body.get("publish").and_then(Value::as_bool) == Some(true) {
-            return Err(ApiError::new(
-                "ValidationException",
-                "stepstream does not publish state machine versions yet",
-            ));
-        }
+        let publish = body.get("publish").and_then(Value::as_bool) == Some(true);
+        let version_description = string(body, "versionDescription", 0, 256)?;
         if let Some(r) = role_arn {
             check_role_arn(r)?;
         }
@@ -492,29 +658,27 @@ impl Service {
         let program = definition.map(|d| compile(d, name, kind)).transpose()?;
         let revision_id = self.uuid();
         let now = now_ms();
-        let mut store = self.lock();
-        let m = store
-            .machine_mut(name)
-            .ok_or_else(|| machine_does_not_exist(arn))?;
-        let old = Arc::clone(&m.revision);
-        m.revision = Arc::new(Revision {
-            definition: definition.map_or_else(|| old.definition.clone(), str::to_string),
-            role_arn: role_arn.map_or_else(|| old.role_arn.clone(), str::to_string),
-            updated_ms: now,
-            revision_id: Some(revision_id.clone()),
-            logging: logging.unwrap_or_else(|| old.logging.clone()),
-            tracing: tracing.unwrap_or_else(|| old.tracing.clone()),
-            program: program.unwrap_or_else(|| old.program.clone()),
-        });
-        if let Err(e) = self.save(&store) {
-            if let Some(m) = store.machine_mut(name) {
-                m.revision = old;
-            }
-            return Err(e);
-        }
+        let version_arn = self.mutate(
+            name,
+            || machine_does_not_exist(arn),
+            |m| {
+                let old = Arc::clone(&m.revision);
+                m.revision = Arc::new(Revision {
+                    definition: definition.map_or_else(|| old.definition.clone(), str::to_string),
+                    role_arn: role_arn.map_or_else(|| old.role_arn.clone(), str::to_string),
+                    updated_ms: now,
+                    revision_id: revision_id.clone(),
+                    logging: logging.unwrap_or_else(|| old.logging.clone()),
+                    tracing: tracing.unwrap_or_else(|| old.tracing.clone()),
+                    program: program.unwrap_or_else(|| old.program.clone()),
+                });
+                Ok(publish.then(|| m.publish(now, version_description)))
+            },
+        )?;
         Ok(obj([
             ("updateDate", Some(ts(now))),
             ("revisionId", Some(Value::from(revision_id))),
+            ("stateMachineVersionArn", version_arn.map(Value::from)),
         ]))
     }
 
@@ -543,33 +707,24 @@ impl Service {
         let arn = required_arn(body, "resourceArn")?;
         let tags = tag_list(Some(body.get("tags").ok_or_else(|| missing("tags"))?))?;
         let name = self.tagged_machine(arn)?;
-        let mut store = self.lock();
-        let m = store
-            .machine_mut(name)
-            .ok_or_else(|| resource_not_found(arn))?;
-        let old = m.tags.clone();
-        for (k, v) in tags {
-            match m.tags.iter_mut().find(|(key, _)| *key == k) {
-                Some(entry) => entry.1 = v,
-                None => m.tags.push((k, v)),
+        self.mutate(name, || resource_not_found(arn), |m| {
+            for (k, v) in tags {
+                match m.tags.iter_mut().find(|(key, _)| *key == k) {
+                    Some(entry) => entry.1 = v,
+                    None => m.tags.push((k, v)),
+                }
             }
-        }
-        if m.tags.len() > MAX_TAGS {
-            let n = m.tags.len();
-            m.tags = old;
-            return Err(ApiError::new(
-                "TooManyTags",
-                format!(
-                    "Too many tags: the resource would have {n}, at most {MAX_TAGS} are allowed"
-                ),
-            ));
-        }
-        if let Err(e) = self.save(&store) {
-            if let Some(m) = store.machine_mut(name) {
-                m.tags = old;
+            if m.tags.len() > MAX_TAGS {
+                return Err(ApiError::new(
+                    "TooManyTags",
+                    format!(
+                        "Too many tags: the resource would have {}, at most {MAX_TAGS} are allowed",
+                        m.tags.len()
+                    ),
+                ));
             }
-            return Err(e);
-        }
+            Ok(())
+        })?;
         Ok(Value::empty_object())
     }
 
@@ -589,18 +744,14 @@ impl Service {
             None => return Err(missing("tagKeys")),
         };
         let name = self.tagged_machine(arn)?;
-        let mut store = self.lock();
-        let m = store
-            .machine_mut(name)
-            .ok_or_else(|| resource_not_found(arn))?;
-        let old = m.tags.clone();
-        m.tags.retain(|(k, _)| !keys.contains(k));
-        if let Err(e) = self.save(&store) {
-            if let Some(m) = store.machine_mut(name) {
-                m.tags = old;
-            }
-            return Err(e);
-        }
+        self.mutate(
+            name,
+            || resource_not_found(arn),
+            |m| {
+                m.tags.retain(|(k, _)| !keys.contains(k));
+                Ok(())
+            },
+        )?;
         Ok(Value::empty_object())
     }
 
@@ -625,26 +776,55 @@ impl Service {
 
     // ----- executions -----
 
-    /// The machine to start (with its mock registry for a `#TestCase` suffix), checked.
-    fn startable(
-        &self,
-        arn: &str,
-    ) -> Result<(String, MachineType, Arc<Revision>, Arc<Registry>), ApiError> {
+    /// What a start request's ARN runs: the latest revision, a version, or an alias's
+    /// version (picked by its weights), with the mock registry of a `#TestCase` suffix.
+    fn startable(&self, arn: &str) -> Result<Target, ApiError> {
         let (arn, case) = match arn.split_once('#') {
             Some((a, c)) => (a, Some(c)),
             None => (arn, None),
         };
-        let name = self.machine_name_of(arn)?;
+        let (name, qualifier) = self.target_of(arn)?;
         let mut store = self.lock();
         let m = store
             .machine(name)
             .ok_or_else(|| machine_does_not_exist(arn))?;
-        let (machine_arn, kind, revision) = (m.arn.clone(), m.kind, Arc::clone(&m.revision));
+        let (revision, version_arn, alias_arn) = match qualifier {
+            Qualifier::Latest => (Arc::clone(&m.revision), None, None),
+            Qualifier::Version(n) => {
+                let v = m
+                    .versions
+                    .get(&n)
+                    .ok_or_else(|| machine_does_not_exist(arn))?;
+                (Arc::clone(&v.revision), Some(arn.to_string()), None)
+            }
+            Qualifier::Alias(alias) => {
+                let a = m
+                    .aliases
+                    .get(alias)
+                    .ok_or_else(|| resource_not_found(arn))?;
+                let n = pick_version(&a.routing, self.next_seq());
+                let v = m.versions.get(&n).ok_or_else(|| resource_not_found(arn))?;
+                let version_arn = format!("{}:{n}", m.arn);
+                (
+                    Arc::clone(&v.revision),
+                    Some(version_arn),
+                    Some(arn.to_string()),
+                )
+            }
+        };
+        let (machine_arn, kind) = (m.arn.clone(), m.kind);
         let registry = match case {
             None => Arc::clone(&self.registry),
             Some(case) => self.mocked_registry(&mut store, name, case)?,
         };
-        Ok((machine_arn, kind, revision, registry))
+        Ok(Target {
+            machine_arn,
+            kind,
+            revision,
+            registry,
+            version_arn,
+            alias_arn,
+        })
     }
 
     fn mocked_registry(
@@ -687,9 +867,7 @@ impl Service {
         &self,
         body: &Value,
         express: bool,
-        machine_arn: &str,
-        revision: &Revision,
-        registry: Arc<Registry>,
+        target: Target,
     ) -> Result<(Record, oneshot::Receiver<Processed>, String, String), ApiError> {
         let name = match string(body, "name", 1, 80)? {
             Some(n) => {
@@ -718,7 +896,7 @@ impl Service {
                 format!("Invalid State Machine Execution Input: '{e}'"),
             ));
         }
-        let machine_name = &revision.program.plan.name;
+        let machine_name = &target.revision.program.plan.name;
         let arn = if express {
             format!(
                 "arn:aws:states:{}:{}:express:{machine_name}:{name}:{}",
@@ -734,10 +912,13 @@ impl Service {
         };
         let (tx, rx) = oneshot::channel();
         let job = Job {
-            plan: Arc::clone(&revision.program.plan),
-            registry,
+            plan: Arc::clone(&target.revision.program.plan),
+            registry: target.registry,
             name: Str::from(name.as_str()),
-            arns: Arc::new((Str::from(arn.as_str()), Str::from(machine_arn))),
+            arns: Arc::new((
+                Str::from(arn.as_str()),
+                Str::from(target.machine_arn.as_str()),
+            )),
             started_ms: 0,
             stopped_ms: 0,
             error: None,
@@ -797,15 +978,15 @@ impl Service {
                 ));
             }
         };
-        let (machine_arn, kind, revision, registry) = self.startable(arn)?;
-        if kind != MachineType::Express {
+        let target = self.startable(arn)?;
+        if target.kind != MachineType::Express {
             return Err(ApiError::new(
                 "StateMachineTypeNotSupported",
                 "This operation is not supported by this type of state machine",
             ));
         }
-        let (record, rx, exec_arn, input) =
-            self.prepare(body, true, &machine_arn, &revision, registry)?;
+        let machine_arn = target.machine_arn.clone();
+        let (record, rx, exec_arn, input) = self.prepare(body, true, target)?;
         let _slot = self.admit()?;
         self.submit(record).await?;
         let p = rx.await.map_err(|_| stopped())?;
@@ -860,10 +1041,11 @@ impl Service {
     async fn start_execution(self: &Arc<Self>, body: &Value) -> Result<Value, ApiError> {
         let arn = required_arn(body, "stateMachineArn")?;
         string(body, "traceHeader", 0, 256)?;
-        let (machine_arn, kind, revision, registry) = self.startable(arn)?;
-        let express = kind == MachineType::Express;
-        let (record, rx, exec_arn, input) =
-            self.prepare(body, express, &machine_arn, &revision, registry)?;
+        let target = self.startable(arn)?;
+        let express = target.kind == MachineType::Express;
+        let (machine_arn, revision) = (target.machine_arn.clone(), Arc::clone(&target.revision));
+        let (version_arn, alias_arn) = (target.version_arn.clone(), target.alias_arn.clone());
+        let (record, rx, exec_arn, input) = self.prepare(body, express, target)?;
         let slot = self.admit()?;
         let now = now_ms();
         if !express {
@@ -899,13 +1081,18 @@ impl Service {
                     output: None,
                     error: None,
                     cause: None,
-                    revision: Arc::clone(&revision),
+                    revision,
+                    version_arn,
+                    alias_arn,
                 },
             );
             self.forget_old_executions(&mut store);
         }
         if let Err(e) = self.submit(record).await {
-            self.lock().by_arn.remove(&exec_arn);
+            let mut store = self.lock();
+            if let Some(seq) = store.by_arn.remove(&exec_arn) {
+                store.executions.remove(&seq);
+            }
             return Err(e);
         }
         let service = Arc::downgrade(self);
@@ -1029,6 +1216,11 @@ impl Service {
             ("cause", e.cause.clone().map(Value::from)),
             ("redriveCount", Some(Value::int(0))),
             ("redriveStatus", Some(Value::string("NOT_REDRIVABLE"))),
+            (
+                "stateMachineVersionArn",
+                e.version_arn.clone().map(Value::from),
+            ),
+            ("stateMachineAliasArn", e.alias_arn.clone().map(Value::from)),
         ]))
     }
 
@@ -1045,7 +1237,7 @@ impl Service {
             ("updateDate", Some(ts(r.updated_ms))),
             ("loggingConfiguration", Some(r.logging.clone())),
             ("tracingConfiguration", Some(r.tracing.clone())),
-            ("revisionId", r.revision_id.clone().map(Value::from)),
+            ("revisionId", Some(Value::from(r.revision_id.as_str()))),
         ]))
     }
 
@@ -1071,7 +1263,7 @@ impl Service {
             None | Some(Value::Null) => u64::MAX,
             Some(_) => page_token(body, "ex")?,
         };
-        let name = self.machine_name_of(arn)?;
+        let (name, qualifier) = self.target_of(arn)?;
         let store = self.lock();
         let m = store
             .machine(name)
@@ -1086,7 +1278,13 @@ impl Service {
         let mut next = None;
         // Newest first, as the service lists them.
         for (seq, e) in store.executions.range(..=before).rev() {
-            if e.machine_arn != m.arn || filter.is_some_and(|f| f != e.status) {
+            // A version or alias ARN lists the executions started through it.
+            let through = match qualifier {
+                Qualifier::Latest => true,
+                Qualifier::Version(_) => e.version_arn.as_deref() == Some(arn),
+                Qualifier::Alias(_) => e.alias_arn.as_deref() == Some(arn),
+            };
+            if e.machine_arn != m.arn || !through || filter.is_some_and(|f| f != e.status) {
                 continue;
             }
             if items.len() == limit {
@@ -1101,6 +1299,11 @@ impl Service {
                 ("startDate", Some(ts(e.start_ms))),
                 ("stopDate", e.stop_ms.map(ts)),
                 ("redriveCount", Some(Value::int(0))),
+                (
+                    "stateMachineVersionArn",
+                    e.version_arn.clone().map(Value::from),
+                ),
+                ("stateMachineAliasArn", e.alias_arn.clone().map(Value::from)),
             ]));
         }
         Ok(obj([
@@ -1144,27 +1347,19 @@ impl Drop for InFlight {
 /// The actions of the service's model that stepstream does not answer yet.
 const KNOWN_ACTIONS: &[&str] = &[
     "CreateActivity",
-    "CreateStateMachineAlias",
     "DeleteActivity",
-    "DeleteStateMachineAlias",
-    "DeleteStateMachineVersion",
     "DescribeActivity",
     "DescribeMapRun",
-    "DescribeStateMachineAlias",
     "GetActivityTask",
     "GetExecutionHistory",
     "ListActivities",
     "ListMapRuns",
-    "ListStateMachineAliases",
-    "ListStateMachineVersions",
-    "PublishStateMachineVersion",
     "RedriveExecution",
     "SendTaskFailure",
     "SendTaskHeartbeat",
     "SendTaskSuccess",
     "TestState",
     "UpdateMapRun",
-    "UpdateStateMachineAlias",
 ];
 
 const MAX_TAGS: usize = 50;
@@ -1508,4 +1703,17 @@ fn ts(ms: i64) -> Value {
 /// An object of the fields that are present.
 fn obj<const N: usize>(pairs: [(&'static str, Option<Value>); N]) -> Value {
     Value::object_from(pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))))
+}
+
+/// The version an alias sends execution `n` to: a draw by the weights (they add up to 100).
+fn pick_version(routing: &[(u32, u32)], n: u64) -> u32 {
+    let draw = (Rng::new(n ^ now_ms() as u64).next_u64() % 100) as u32;
+    let mut acc = 0;
+    for &(version, weight) in routing {
+        acc += weight;
+        if draw < acc {
+            return version;
+        }
+    }
+    routing.last().map_or(0, |r| r.0)
 }

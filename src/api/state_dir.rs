@@ -11,23 +11,79 @@ use crate::json::{self, Value};
 
 const FILE: &str = "state-machines.json";
 
+/// One definition and its settings as saved (the latest, or a published version's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedRevision {
+    pub definition: String,
+    pub role_arn: String,
+    pub updated_ms: i64,
+    pub revision_id: String,
+    pub logging: Value,
+    pub tracing: Value,
+}
+
+/// A published version as saved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedVersion {
+    pub number: u32,
+    pub revision: SavedRevision,
+    pub created_ms: i64,
+    pub description: Option<String>,
+}
+
+/// An alias as saved: (version, weight) pairs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedAlias {
+    pub name: String,
+    pub description: Option<String>,
+    pub routing: Vec<(u32, u32)>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
 /// One state machine as saved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SavedMachine {
     pub name: String,
     pub kind: MachineType,
-    pub definition: String,
-    pub role_arn: String,
     pub created_ms: i64,
-    pub updated_ms: i64,
-    pub revision_id: Option<String>,
-    pub logging: Value,
-    pub tracing: Value,
     pub tags: Vec<(String, String)>,
+    pub latest: SavedRevision,
+    pub versions: Vec<SavedVersion>,
+    pub next_version: u32,
+    pub aliases: Vec<SavedAlias>,
+}
+
+fn revision_json(r: &SavedRevision) -> Value {
+    Value::object_from([
+        ("definition", Value::from(r.definition.as_str())),
+        ("roleArn", Value::from(r.role_arn.as_str())),
+        ("updateDateMs", Value::int(r.updated_ms)),
+        ("revisionId", Value::from(r.revision_id.as_str())),
+        ("loggingConfiguration", r.logging.clone()),
+        ("tracingConfiguration", r.tracing.clone()),
+    ])
+}
+
+fn opt_text(s: &Option<String>) -> Value {
+    s.as_deref().map(Value::from).unwrap_or_default()
 }
 
 fn to_json(m: &SavedMachine) -> Value {
-    let mut pairs = vec![
+    let pairs_json = |pairs: &[(String, String)]| {
+        Value::array(
+            pairs
+                .iter()
+                .map(|(k, v)| {
+                    Value::object_from([
+                        ("key", Value::from(k.as_str())),
+                        ("value", Value::from(v.as_str())),
+                    ])
+                })
+                .collect(),
+        )
+    };
+    Value::object_from([
         ("name", Value::from(m.name.as_str())),
         (
             "type",
@@ -36,83 +92,194 @@ fn to_json(m: &SavedMachine) -> Value {
                 MachineType::Express => "EXPRESS",
             }),
         ),
-        ("definition", Value::from(m.definition.as_str())),
-        ("roleArn", Value::from(m.role_arn.as_str())),
         ("creationDateMs", Value::int(m.created_ms)),
-        ("updateDateMs", Value::int(m.updated_ms)),
-        ("loggingConfiguration", m.logging.clone()),
-        ("tracingConfiguration", m.tracing.clone()),
+        ("tags", pairs_json(&m.tags)),
+        ("latest", revision_json(&m.latest)),
         (
-            "tags",
+            "versions",
             Value::array(
-                m.tags
+                m.versions
                     .iter()
-                    .map(|(k, v)| {
+                    .map(|v| {
                         Value::object_from([
-                            ("key", Value::from(k.as_str())),
-                            ("value", Value::from(v.as_str())),
+                            ("number", Value::int(v.number as i64)),
+                            ("revision", revision_json(&v.revision)),
+                            ("creationDateMs", Value::int(v.created_ms)),
+                            ("description", opt_text(&v.description)),
                         ])
                     })
                     .collect(),
             ),
         ),
-    ];
-    if let Some(r) = &m.revision_id {
-        pairs.push(("revisionId", Value::from(r.as_str())));
+        ("nextVersion", Value::int(m.next_version as i64)),
+        (
+            "aliases",
+            Value::array(
+                m.aliases
+                    .iter()
+                    .map(|a| {
+                        Value::object_from([
+                            ("name", Value::from(a.name.as_str())),
+                            ("description", opt_text(&a.description)),
+                            (
+                                "routing",
+                                Value::array(
+                                    a.routing
+                                        .iter()
+                                        .map(|(v, w)| {
+                                            Value::array(vec![
+                                                Value::int(*v as i64),
+                                                Value::int(*w as i64),
+                                            ])
+                                        })
+                                        .collect(),
+                                ),
+                            ),
+                            ("creationDateMs", Value::int(a.created_ms)),
+                            ("updateDateMs", Value::int(a.updated_ms)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+/// Reads fields of one saved object, naming where a problem is.
+struct Fields<'a> {
+    v: &'a Value,
+    at: String,
+}
+
+impl Fields<'_> {
+    fn text(&self, field: &str) -> Result<String, String> {
+        self.v
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("{}.{field}: missing or not a string", self.at))
     }
-    Value::object_from(pairs)
+
+    fn opt_text(&self, field: &str) -> Option<String> {
+        self.v
+            .get(field)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+
+    fn int(&self, field: &str) -> Result<i64, String> {
+        self.v
+            .get(field)
+            .and_then(Value::as_i64)
+            .ok_or_else(|| format!("{}.{field}: missing or not an integer", self.at))
+    }
+
+    fn list(&self, field: &str) -> Result<&[Value], String> {
+        match self.v.get(field) {
+            None => Ok(&[]),
+            Some(Value::Array(a)) => Ok(a.as_slice()),
+            Some(_) => Err(format!("{}.{field}: not an array", self.at)),
+        }
+    }
+
+    fn sub(&self, field: &str) -> Result<Fields<'_>, String> {
+        let v = self
+            .v
+            .get(field)
+            .ok_or_else(|| format!("{}.{field}: missing", self.at))?;
+        Ok(Fields {
+            v,
+            at: format!("{}.{field}", self.at),
+        })
+    }
+}
+
+fn revision_from(f: &Fields) -> Result<SavedRevision, String> {
+    Ok(SavedRevision {
+        definition: f.text("definition")?,
+        role_arn: f.text("roleArn")?,
+        updated_ms: f.int("updateDateMs")?,
+        revision_id: f.text("revisionId")?,
+        logging: f.v.get("loggingConfiguration").cloned().unwrap_or_default(),
+        tracing: f.v.get("tracingConfiguration").cloned().unwrap_or_default(),
+    })
 }
 
 fn from_json(v: &Value, at: usize) -> Result<SavedMachine, String> {
-    let text = |field: &str| {
-        v.get(field)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| format!("stateMachines[{at}].{field}: missing or not a string"))
+    let f = Fields {
+        v,
+        at: format!("stateMachines[{at}]"),
     };
-    let int = |field: &str| {
-        v.get(field)
-            .and_then(Value::as_i64)
-            .ok_or_else(|| format!("stateMachines[{at}].{field}: missing or not an integer"))
-    };
-    let kind = match text("type")?.as_str() {
+    let kind = match f.text("type")?.as_str() {
         "STANDARD" => MachineType::Standard,
         "EXPRESS" => MachineType::Express,
         other => {
             return Err(format!(
-                "stateMachines[{at}].type: '{other}' is not STANDARD or EXPRESS"
+                "{}.type: '{other}' is not STANDARD or EXPRESS",
+                f.at
             ));
         }
     };
     let mut tags = Vec::new();
-    if let Some(list) = v.get("tags").and_then(Value::as_array) {
-        for t in list.as_slice() {
-            let key = t.get("key").and_then(Value::as_str);
-            let value = t.get("value").and_then(Value::as_str);
-            match (key, value) {
-                (Some(k), Some(v)) => tags.push((k.to_string(), v.to_string())),
-                _ => {
-                    return Err(format!(
-                        "stateMachines[{at}].tags: each needs a key and a value"
-                    ));
-                }
-            }
+    for t in f.list("tags")? {
+        match (
+            t.get("key").and_then(Value::as_str),
+            t.get("value").and_then(Value::as_str),
+        ) {
+            (Some(k), Some(v)) => tags.push((k.to_string(), v.to_string())),
+            _ => return Err(format!("{}.tags: each needs a key and a value", f.at)),
         }
     }
+    let mut versions = Vec::new();
+    for (i, v) in f.list("versions")?.iter().enumerate() {
+        let vf = Fields {
+            v,
+            at: format!("{}.versions[{i}]", f.at),
+        };
+        versions.push(SavedVersion {
+            number: u32::try_from(vf.int("number")?)
+                .map_err(|_| format!("{}.number: out of range", vf.at))?,
+            revision: revision_from(&vf.sub("revision")?)?,
+            created_ms: vf.int("creationDateMs")?,
+            description: vf.opt_text("description"),
+        });
+    }
+    let mut aliases = Vec::new();
+    for (i, a) in f.list("aliases")?.iter().enumerate() {
+        let af = Fields {
+            v: a,
+            at: format!("{}.aliases[{i}]", f.at),
+        };
+        let mut routing = Vec::new();
+        for r in af.list("routing")? {
+            let pair = r.as_array().map(|p| p.as_slice()).unwrap_or_default();
+            match (
+                pair.first().and_then(Value::as_i64),
+                pair.get(1).and_then(Value::as_i64),
+            ) {
+                (Some(v), Some(w)) if v >= 0 && (0..=100).contains(&w) => {
+                    routing.push((v as u32, w as u32))
+                }
+                _ => return Err(format!("{}.routing: each is [version, weight]", af.at)),
+            }
+        }
+        aliases.push(SavedAlias {
+            name: af.text("name")?,
+            description: af.opt_text("description"),
+            routing,
+            created_ms: af.int("creationDateMs")?,
+            updated_ms: af.int("updateDateMs")?,
+        });
+    }
     Ok(SavedMachine {
-        name: text("name")?,
+        name: f.text("name")?,
         kind,
-        definition: text("definition")?,
-        role_arn: text("roleArn")?,
-        created_ms: int("creationDateMs")?,
-        updated_ms: int("updateDateMs")?,
-        revision_id: v
-            .get("revisionId")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        logging: v.get("loggingConfiguration").cloned().unwrap_or_default(),
-        tracing: v.get("tracingConfiguration").cloned().unwrap_or_default(),
+        created_ms: f.int("creationDateMs")?,
         tags,
+        latest: revision_from(&f.sub("latest")?)?,
+        versions,
+        next_version: u32::try_from(f.int("nextVersion").unwrap_or(1)).unwrap_or(1),
+        aliases,
     })
 }
 
@@ -169,17 +336,34 @@ mod tests {
     use super::*;
 
     fn machine(name: &str) -> SavedMachine {
+        let revision = SavedRevision {
+            definition: r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#.into(),
+            role_arn: "arn:aws:iam::123456789012:role/r".into(),
+            updated_ms: 1_700_000_000_456,
+            revision_id: "rev".into(),
+            logging: Value::object_from([("level", Value::string("OFF"))]),
+            tracing: Value::object_from([("enabled", Value::Bool(false))]),
+        };
         SavedMachine {
             name: name.to_string(),
             kind: MachineType::Express,
-            definition: r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#.into(),
-            role_arn: "arn:aws:iam::123456789012:role/r".into(),
             created_ms: 1_700_000_000_123,
-            updated_ms: 1_700_000_000_456,
-            revision_id: Some("rev".into()),
-            logging: Value::object_from([("level", Value::string("OFF"))]),
-            tracing: Value::object_from([("enabled", Value::Bool(false))]),
             tags: vec![("team".into(), "iot".into())],
+            latest: revision.clone(),
+            versions: vec![SavedVersion {
+                number: 1,
+                revision,
+                created_ms: 1_700_000_000_500,
+                description: Some("first".into()),
+            }],
+            next_version: 2,
+            aliases: vec![SavedAlias {
+                name: "live".into(),
+                description: None,
+                routing: vec![(1, 100)],
+                created_ms: 1_700_000_000_600,
+                updated_ms: 1_700_000_000_700,
+            }],
         }
     }
 

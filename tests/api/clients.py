@@ -391,6 +391,86 @@ def mocks_by_test_case(binary, workdir):
         s.stop()
 
 
+@test
+def boto3_versions_and_aliases(binary, workdir):
+    state = os.path.join(workdir, "state")
+    s = Server(binary, "--state-dir", state)
+    try:
+        sfn = s.client()
+        v1_def = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass",
+                                                            "Result": "v1", "End": True}}})
+        v2_def = v1_def.replace("v1", "v2")
+        r = sfn.create_state_machine(name="ver", definition=v1_def, roleArn=ROLE,
+                                     type="STANDARD", publish=True, versionDescription="one")
+        arn, v1 = r["stateMachineArn"], r["stateMachineVersionArn"]
+        assert v1 == arn + ":1", r
+        # Publishing an unchanged machine gives the same version.
+        assert sfn.publish_state_machine_version(stateMachineArn=arn)[
+            "stateMachineVersionArn"] == v1
+        u = sfn.update_state_machine(stateMachineArn=arn, definition=v2_def, publish=True)
+        v2 = u["stateMachineVersionArn"]
+        assert v2 == arn + ":2", u
+        code, _ = error_code(sfn.publish_state_machine_version, stateMachineArn=arn,
+                             revisionId="not-the-current-one")
+        assert code == "ConflictException", code
+        listed = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+        assert [v["stateMachineVersionArn"] for v in listed] == [v2, v1], listed
+        d = sfn.describe_state_machine(stateMachineArn=v1)
+        assert (d["definition"], d["description"]) == (v1_def, "one"), d
+        alias = sfn.create_state_machine_alias(
+            name="live", routingConfiguration=[{"stateMachineVersionArn": v1, "weight": 100}]
+        )["stateMachineAliasArn"]
+        assert alias == arn + ":live", alias
+        code, _ = error_code(sfn.create_state_machine_alias, name="bad", routingConfiguration=[
+            {"stateMachineVersionArn": v1, "weight": 60},
+            {"stateMachineVersionArn": v2, "weight": 60}])
+        assert code == "ValidationException", code
+
+        def run(target, name):
+            e = sfn.start_execution(stateMachineArn=target, name=name)["executionArn"]
+            for _ in range(100):
+                d = sfn.describe_execution(executionArn=e)
+                if d["status"] != "RUNNING":
+                    return d
+                time.sleep(0.02)
+            raise AssertionError(d)
+
+        d = run(alias, "through-alias")
+        assert (d["output"], d["stateMachineAliasArn"], d["stateMachineVersionArn"]) == \
+            ('"v1"', alias, v1), d
+        assert run(v2, "through-v2")["output"] == '"v2"'
+        assert run(arn, "latest")["output"] == '"v2"'
+        through = sfn.list_executions(stateMachineArn=alias)["executions"]
+        assert [e["name"] for e in through] == ["through-alias"], through
+        sfn.update_state_machine_alias(
+            stateMachineAliasArn=alias,
+            routingConfiguration=[{"stateMachineVersionArn": v2, "weight": 100}])
+        assert run(alias, "after-update")["output"] == '"v2"'
+        code, msg = error_code(sfn.delete_state_machine_version, stateMachineVersionArn=v2)
+        assert code == "ConflictException" and "live" in msg, (code, msg)
+        a = sfn.describe_state_machine_alias(stateMachineAliasArn=alias)
+        assert a["routingConfiguration"] == [{"stateMachineVersionArn": v2, "weight": 100}], a
+        aliases = sfn.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"]
+        assert [x["stateMachineAliasArn"] for x in aliases] == [alias], aliases
+    finally:
+        s.stop()
+    # Versions and aliases survive a restart.
+    s = Server(binary, "--state-dir", state)
+    try:
+        sfn = s.client()
+        a = sfn.describe_state_machine_alias(stateMachineAliasArn=alias)
+        assert a["routingConfiguration"][0]["stateMachineVersionArn"] == v2, a
+        assert sfn.describe_state_machine(stateMachineArn=v1)["definition"] == v1_def
+        sfn.delete_state_machine_alias(stateMachineAliasArn=alias)
+        sfn.delete_state_machine_version(stateMachineVersionArn=v1)
+        code, _ = error_code(sfn.describe_state_machine, stateMachineArn=v1)
+        assert code == "StateMachineDoesNotExist", code
+        code, _ = error_code(sfn.describe_state_machine_alias, stateMachineAliasArn=alias)
+        assert code == "ResourceNotFound", code
+    finally:
+        s.stop()
+
+
 def main():
     global W1, SHARED_BENCH, AWS_CLI
     ap = argparse.ArgumentParser()
