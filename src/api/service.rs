@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
+mod test_state;
 mod versions;
 
 use super::ApiError;
@@ -285,6 +286,7 @@ impl Service {
             "UpdateStateMachineAlias" => self.update_alias(body),
             "DeleteStateMachineAlias" => self.delete_alias(body),
             "ListStateMachineAliases" => self.list_aliases(body),
+            "TestState" => self.test_state(body).await,
             "TagResource" => self.tag_resource(body),
             "UntagResource" => self.untag_resource(body),
             "ListTagsForResource" => self.list_tags(body),
@@ -1358,7 +1360,6 @@ const KNOWN_ACTIONS: &[&str] = &[
     "SendTaskFailure",
     "SendTaskHeartbeat",
     "SendTaskSuccess",
-    "TestState",
     "UpdateMapRun",
 ];
 

@@ -471,6 +471,66 @@ def boto3_versions_and_aliases(binary, workdir):
         s.stop()
 
 
+@test
+def boto3_test_state(binary, workdir):
+    s = Server(binary)
+    try:
+        sfn = s.client()
+        task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "InputPath": "$.order", "Parameters": {"FunctionName": "f", "Payload.$": "$"},
+                "ResultSelector": {"body.$": "$.Payload"}, "ResultPath": "$.res",
+                "OutputPath": "$.res", "Next": "Ship",
+                "Retry": [{"ErrorEquals": ["Lambda.TooMany"], "MaxAttempts": 2,
+                           "IntervalSeconds": 3, "BackoffRate": 2}],
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.err",
+                           "Next": "Recover"}]}
+        r = sfn.test_state(definition=json.dumps(task), input='{"order":{"id":7}}',
+                           inspectionLevel="DEBUG",
+                           mock={"result": '{"Payload":{"ok":true}}'})
+        assert (r["status"], r["nextState"], json.loads(r["output"])) == \
+            ("SUCCEEDED", "Ship", {"body": {"ok": True}}), r
+        d = r["inspectionData"]
+        assert json.loads(d["afterInputPath"]) == {"id": 7}, d
+        assert json.loads(d["afterParameters"]) == {"FunctionName": "f", "Payload": {"id": 7}}
+        assert json.loads(d["afterResultSelector"]) == {"body": {"ok": True}}, d
+        assert json.loads(d["afterResultPath"])["res"] == {"body": {"ok": True}}, d
+        r = sfn.test_state(definition=json.dumps(task), input="{}", inspectionLevel="DEBUG",
+                           mock={"errorOutput": {"error": "Lambda.TooMany", "cause": "slow"}},
+                           stateConfiguration={"retrierRetryCount": 1})
+        assert r["status"] == "RETRIABLE", r
+        assert r["inspectionData"]["errorDetails"] == {"retryIndex": 0,
+                                                       "retryBackoffIntervalSeconds": 6}, r
+        # Retries exhausted: the catcher takes it.
+        r = sfn.test_state(definition=json.dumps(task), input='{"order":{"id":1}}',
+                           mock={"errorOutput": {"error": "Lambda.TooMany", "cause": "slow"}},
+                           stateConfiguration={"retrierRetryCount": 2})
+        assert (r["status"], r["nextState"], r["error"]) == \
+            ("CAUGHT_ERROR", "Recover", "Lambda.TooMany"), r
+        assert json.loads(r["output"]) == {"order": {"id": 1}, "err": {
+            "Error": "Lambda.TooMany", "Cause": "slow"}}, r
+        choice = {"Type": "Choice", "Default": "Small",
+                  "Choices": [{"Variable": "$.n", "NumericGreaterThan": 5, "Next": "Big"}]}
+        r = sfn.test_state(definition=json.dumps(choice), input='{"n":9}')
+        assert (r["status"], r["nextState"]) == ("SUCCEEDED", "Big"), r
+        machine = {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {
+            "Type": "Pass", "Output": "{% $states.input.x + $v %}",
+            "Assign": {"w": "{% $v * 2 %}"}, "End": True}}}
+        r = sfn.test_state(definition=json.dumps(machine), stateName="A", input='{"x":1}',
+                           variables='{"v":10}', inspectionLevel="DEBUG")
+        assert (r["status"], r["output"]) == ("SUCCEEDED", "11"), r
+        assert "nextState" not in r, r
+        assert json.loads(r["inspectionData"]["variables"]) == {"v": 10, "w": 20}, r
+        fail = {"Type": "Fail", "Error": "E.x", "Cause": "because"}
+        r = sfn.test_state(definition=json.dumps(fail))
+        assert (r["status"], r["error"], r["cause"]) == ("FAILED", "E.x", "because"), r
+        code, _ = error_code(sfn.test_state, definition=json.dumps(task), input="{bad")
+        assert code == "InvalidExecutionInput", code
+        code, _ = error_code(sfn.test_state, definition='{"Type":"Nope"}')
+        assert code == "InvalidDefinition", code
+    finally:
+        s.stop()
+
+
 def main():
     global W1, SHARED_BENCH, AWS_CLI
     ap = argparse.ArgumentParser()
