@@ -531,6 +531,28 @@ def boto3_test_state(binary, workdir):
         s.stop()
 
 
+@test
+def javascript_sdk(binary, workdir):
+    """The JavaScript SDK as the README sets it up (CI installs @aws-sdk/client-sfn into
+    STEPSTREAM_JS_MODULES; without node or the module this test says so and fails)."""
+    modules = os.environ.get("STEPSTREAM_JS_MODULES")
+    node = shutil.which("node")
+    assert node and modules and os.path.isdir(os.path.join(modules, "@aws-sdk", "client-sfn")), \
+        f"node ({node}) and @aws-sdk/client-sfn under STEPSTREAM_JS_MODULES ({modules}) are needed"
+    # Node resolves bare imports from a node_modules beside the script or above it.
+    script = os.path.join(workdir, "js_client.mjs")
+    shutil.copy(os.path.join(os.path.dirname(__file__), "js_client.mjs"), script)
+    os.symlink(modules, os.path.join(workdir, "node_modules"))
+    s = Server(binary)
+    try:
+        out = subprocess.run([node, script, s.url], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+            "status": "SUCCEEDED", "output": '{"js":1}'}, out.stdout
+    finally:
+        s.stop()
+
+
 def main():
     global W1, SHARED_BENCH, AWS_CLI
     ap = argparse.ArgumentParser()
