@@ -19,6 +19,8 @@ pub struct Config {
     pub kafka: Kafka,
     pub runtime: Runtime,
     pub http: Http,
+    /// The Step Functions API served next to the pipelines (`[api]`), if asked for.
+    pub api: Option<Api>,
     pub pipelines: Vec<Pipeline>,
     /// What task resources are bound to (`[[resources]]`).
     pub resources: Vec<ResourceBinding>,
@@ -167,6 +169,21 @@ impl Default for Http {
         }
     }
 }
+
+/// `[api]`: the flags of `stepstream serve`, as configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Api {
+    pub listen: String,
+    pub state_dir: Option<PathBuf>,
+    /// AWS shared credentials file whose keys requests must be signed with; required for a
+    /// listener beyond loopback.
+    pub credentials: Option<PathBuf>,
+    pub mock_config: Option<PathBuf>,
+    pub max_executions: usize,
+}
+
+/// Executions the API runs at once before it answers ThrottlingException.
+pub const DEFAULT_API_MAX_EXECUTIONS: usize = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct Pipeline {
@@ -570,7 +587,7 @@ impl Config {
         };
         r.unknown(
             &root,
-            &["kafka", "runtime", "http", "pipelines", "resources"],
+            &["kafka", "runtime", "http", "api", "pipelines", "resources"],
             "",
         );
         let resources = r.resources(&root, |name| std::env::var(name).ok());
@@ -636,6 +653,34 @@ impl Config {
                 Some(_) => r.string(&http_t, "listen", "http.", false),
             },
         };
+
+        let api = r.table(&root, "api", "").cloned().map(|t| {
+            r.unknown(
+                &t,
+                &[
+                    "listen",
+                    "state_dir",
+                    "credentials",
+                    "mock_config",
+                    "max_executions",
+                ],
+                "api.",
+            );
+            let path =
+                |r: &mut Reader, key: &str| r.string(&t, key, "api.", false).map(PathBuf::from);
+            Api {
+                listen: r.string(&t, "listen", "api.", true).unwrap_or_default(),
+                state_dir: path(&mut r, "state_dir"),
+                credentials: path(&mut r, "credentials"),
+                mock_config: path(&mut r, "mock_config"),
+                max_executions: r.positive(
+                    &t,
+                    "max_executions",
+                    "api.",
+                    DEFAULT_API_MAX_EXECUTIONS as u64,
+                ) as usize,
+            }
+        });
 
         let mut pipelines = Vec::new();
         match root.get("pipelines") {
@@ -738,6 +783,7 @@ impl Config {
             },
             runtime,
             http,
+            api,
             pipelines,
             resources,
         })
@@ -1089,6 +1135,39 @@ mod tests {
         assert!(
             e[0].contains("not valid TOML") && e[0].contains("line 1"),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn an_api_section_is_read_with_its_defaults_and_checked() {
+        let with = |api: &str| Config::parse(&format!("{ONE_PIPELINE}\n{api}"));
+        assert_eq!(with("").unwrap().api, None);
+        let api = with("[api]\nlisten = \"127.0.0.1:8083\"\nstate_dir = \"/var/lib/sfn\"")
+            .unwrap()
+            .api
+            .unwrap();
+        assert_eq!(
+            api,
+            Api {
+                listen: "127.0.0.1:8083".into(),
+                state_dir: Some(PathBuf::from("/var/lib/sfn")),
+                credentials: None,
+                mock_config: None,
+                max_executions: DEFAULT_API_MAX_EXECUTIONS,
+            }
+        );
+        let problems = with("[api]\nlisen = \"x\"\nmax_executions = 0").unwrap_err();
+        assert!(
+            problems.iter().any(|p| p.contains("api.lisen")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("api.listen")),
+            "{problems:?}"
+        );
+        assert!(
+            problems.iter().any(|p| p.contains("api.max_executions")),
+            "{problems:?}"
         );
     }
 }

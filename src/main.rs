@@ -595,6 +595,7 @@ fn single_pipeline_config(definition: PathBuf, brokers: String, args: ProcessArg
     let name = args.name.unwrap_or_else(|| machine_name(&definition));
     let defaults = Runtime::default();
     Config {
+        api: None,
         kafka: Kafka {
             brokers,
             group_id: args.group_id,
@@ -653,6 +654,23 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
     if !problems.is_empty() {
         return Err(problems.join("\n"));
     }
+    // The Step Functions API next to the pipelines, with the same task resources.
+    let api = match &config.api {
+        Some(a) => {
+            let mut registry = Registry::new();
+            registry.bind_all(&bindings);
+            let identity = stepstream::exec::Identity::default();
+            let (service, limits) = api_service(
+                a,
+                registry,
+                None,
+                identity.region.to_string(),
+                identity.account.to_string(),
+            )?;
+            Some((a.clone(), service, limits))
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_stack_size(stepstream::json::STACK_FOR_DEPTH)
@@ -680,27 +698,23 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
             tokio::spawn(stepstream::server::serve(listener, Arc::clone(&metrics)));
         }
         let (tx, rx) = tokio::sync::watch::channel(false);
-        // Installed before anything starts, so a signal that comes early still stops the
-        // process cleanly instead of killing it.
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate()).ok();
-        let interrupt = signal(SignalKind::interrupt()).ok();
+        let stop = stop_signal();
         tokio::spawn(async move {
-            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
-                match s {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = wait(interrupt) => {}
-                _ = wait(term) => {}
-            }
-            stepstream::log::info("signal", &[("action", Value::string("stopping"))]);
+            stop.await;
             let _ = tx.send(true);
         });
+        if let Some((api, service, limits)) = api {
+            let listener =
+                bind_api(&api.listen, limits.credentials.is_some(), "api.listen").await?;
+            let mut stopping = rx.clone();
+            let stop = async move {
+                let _ = stopping.wait_for(|s| *s).await;
+            };
+            let grace = std::time::Duration::from_secs(10);
+            tokio::spawn(stepstream::api::serve(
+                listener, service, limits, stop, grace,
+            ));
+        }
         kafka::run(&config, prepared, metrics, rx)
             .await
             .map_err(|e| e.to_string())
@@ -729,94 +743,32 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
 
 /// `stepstream serve`: the API until SIGTERM or SIGINT.
 fn serve(args: ServeArgs) -> Result<ExitCode, String> {
-    use stepstream::api;
     let bindings = match &args.config {
         Some(c) => load_bindings(c)?,
         None => Bindings::default(),
     };
     let mut registry = Registry::new();
     registry.bind_all(&bindings);
-    let mock_config = match &args.mock_config {
-        Some(p) => Some((p.clone(), read(p)?)),
-        None => None,
-    };
-    let mut shards = stepstream::stream::shard::ShardConfig::default();
-    if let Some(n) = args.shards {
-        shards.shards = n.max(1);
-    }
-    let settings = api::Settings {
-        region: args.region,
-        account: args.account,
-        max_executions: args.max_executions.max(1),
+    let api = config::Api {
+        listen: args.listen,
         state_dir: args.state_dir,
-        mock_config,
-        shards,
-        ..api::Settings::default()
+        credentials: args.credentials,
+        mock_config: args.mock_config,
+        max_executions: args.max_executions,
     };
-    let credentials = match &args.credentials {
-        Some(p) => {
-            let text = String::from_utf8(read(p)?)
-                .map_err(|_| format!("{} is not UTF-8 text", p.display()))?;
-            Some(
-                api::sigv4::parse_credentials_file(&text)
-                    .map_err(|e| format!("{} (--credentials): {e}", p.display()))?,
-            )
-        }
-        None => None,
-    };
+    let (service, limits) = api_service(&api, registry, args.shards, args.region, args.account)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_stack_size(stepstream::json::STACK_FOR_DEPTH)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let service = Arc::new(api::Service::start(settings, registry)?);
     let served = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {} (--listen): {e}", args.listen))?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| format!("cannot read the listening address: {e}"))?;
-        if !local.ip().is_loopback() && credentials.is_none() {
-            return Err(format!(
-                "{local} is not a loopback address: serving the API beyond this machine needs --credentials FILE, whose keys every request must be signed with"
-            ));
-        }
-        stepstream::log::info(
-            "api_listening",
-            &[("address", Value::from(format!("http://{local}")))],
-        );
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate()).ok();
-        let interrupt = signal(SignalKind::interrupt()).ok();
-        let stop = async move {
-            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
-                match s {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = wait(interrupt) => {}
-                _ = wait(term) => {}
-            }
-            stepstream::log::info("signal", &[("action", Value::string("stopping"))]);
-        };
-        api::serve(
-            listener,
-            Arc::clone(&service),
-            api::Limits {
-                credentials,
-                ..api::Limits::default()
-            },
-            stop,
-            std::time::Duration::from_secs(10),
-        )
-        .await;
-        Ok(())
+        let listener = bind_api(&api.listen, limits.credentials.is_some(), "--listen").await?;
+        let stop = stop_signal();
+        let grace = std::time::Duration::from_secs(10);
+        stepstream::api::serve(listener, Arc::clone(&service), limits, stop, grace).await;
+        Ok::<(), String>(())
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     served?;
@@ -824,6 +776,100 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     // only, as the API documents: they end with the process rather than holding up the stop.
     drop(service);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The API as `serve` or an `[api]` section sets it up: the service (its shards started,
+/// the state directory loaded) and its request limits with the keys to check signatures.
+fn api_service(
+    api: &config::Api,
+    registry: Registry,
+    shards: Option<usize>,
+    region: String,
+    account: String,
+) -> Result<(Arc<stepstream::api::Service>, stepstream::api::Limits), String> {
+    use stepstream::api;
+    let mock_config = match &api.mock_config {
+        Some(p) => Some((p.clone(), read(p)?)),
+        None => None,
+    };
+    let credentials = match &api.credentials {
+        Some(p) => {
+            let text = String::from_utf8(read(p)?)
+                .map_err(|_| format!("{} is not UTF-8 text", p.display()))?;
+            Some(
+                api::sigv4::parse_credentials_file(&text)
+                    .map_err(|e| format!("{} (credentials): {e}", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut shard_config = stepstream::stream::shard::ShardConfig::default();
+    if let Some(n) = shards {
+        shard_config.shards = n.max(1);
+    }
+    let settings = api::Settings {
+        region,
+        account,
+        max_executions: api.max_executions.max(1),
+        state_dir: api.state_dir.clone(),
+        mock_config,
+        shards: shard_config,
+        ..api::Settings::default()
+    };
+    let service = Arc::new(api::Service::start(settings, registry)?);
+    let limits = api::Limits {
+        credentials,
+        ..api::Limits::default()
+    };
+    Ok((service, limits))
+}
+
+/// Binds the API's address (`what` names the setting); beyond loopback only when requests
+/// are signed. Logs the address, which port 0 makes known only now.
+async fn bind_api(
+    listen: &str,
+    signed: bool,
+    what: &str,
+) -> Result<tokio::net::TcpListener, String> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen} ({what}): {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    if !local.ip().is_loopback() && !signed {
+        return Err(format!(
+            "{local} is not a loopback address: serving the API beyond this machine needs credentials (--credentials FILE, or credentials in [api]), whose keys every request must be signed with"
+        ));
+    }
+    stepstream::log::info(
+        "api_listening",
+        &[("address", Value::from(format!("http://{local}")))],
+    );
+    Ok(listener)
+}
+
+/// Resolves at the first SIGTERM or SIGINT; the handlers are installed when this is called,
+/// so a signal that comes early still stops the process cleanly instead of killing it.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    async move {
+        let wait = |s: Option<Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = wait(interrupt) => {}
+            _ = wait(term) => {}
+        }
+        stepstream::log::info("signal", &[("action", Value::string("stopping"))]);
+    }
 }
 
 struct RunArgs {

@@ -17,16 +17,24 @@ struct Server {
 
 impl Server {
     fn start(extra: &[&str]) -> Server {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--shards", "1"];
+        args.extend_from_slice(extra);
+        Server::spawn(&args)
+    }
+
+    /// Runs the binary with `args` and waits for the API's address in its log.
+    fn spawn(args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_stepstream"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--shards", "1"])
-            .args(extra)
+            .args(args)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = loop {
             let line = lines.next().expect("serve logs its address").unwrap();
-            if let Some(i) = line.find("http://") {
+            if line.contains("api_listening")
+                && let Some(i) = line.find("http://")
+            {
                 let rest = &line[i + 7..];
                 break rest[..rest.find('"').unwrap()].to_string();
             }
@@ -529,5 +537,31 @@ fn with_credentials_an_unsigned_request_runs_nothing() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("[p] needs both"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_api_section_serves_the_api_next_to_the_kafka_pipelines() {
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for t in ["in", "out", "dlq"] {
+        mock.create_topic(t, 1, 1).unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("stepstream-api-section-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("p.json"), PASS).unwrap();
+    let config = format!(
+        "[kafka]\nbrokers = \"{}\"\n[http]\nlisten = \"\"\n[api]\nlisten = \"127.0.0.1:0\"\nstate_dir = \"{}\"\n\n[[pipelines]]\nname = \"p\"\ndefinition = \"{}\"\ninput_topic = \"in\"\noutput_topic = \"out\"\ndead_letter_topic = \"dlq\"\n",
+        mock.bootstrap_servers(),
+        dir.join("state").display(),
+        dir.join("p.json").display()
+    );
+    let file = dir.join("stepstream.toml");
+    std::fs::write(&file, config).unwrap();
+    let server = Server::spawn(&["process", "--config", file.to_str().unwrap()]);
+    let arn = create(&server, "beside", PASS, "EXPRESS");
+    let v = server.ok("StartSyncExecution", &start_body(&arn, r#"{"x":1}"#));
+    assert_eq!(text(&v, "status"), "SUCCEEDED");
+    assert!(dir.join("state").join("state-machines.json").exists());
+    drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -46,6 +46,7 @@ fn config(brokers: &str, group: &str, drain_ms: u64) -> Config {
             max_map_iterations: stepstream::stream::shard::DEFAULT_MAP_ITERATIONS,
         },
         http: Http { listen: None },
+        api: None,
         pipelines: vec![Pipeline {
             name: "t".into(),
             definition: "inline".into(),

@@ -272,6 +272,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         let passthrough_cpu_seconds = cpu_seconds() - cpu;
 
         let config = Config {
+            api: None,
             kafka: Kafka {
                 brokers: opts.brokers.clone(),
                 group_id: format!("bench-{tag}"),
