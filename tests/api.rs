@@ -565,3 +565,32 @@ fn an_api_section_serves_the_api_next_to_the_kafka_pipelines() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_stopped_execution_ends_at_once_and_frees_its_place() {
+    // One execution at a time: a stopped one that kept waiting would throttle the next.
+    let server = Server::start(&["--max-executions", "1"]);
+    let wait = r#"{"StartAt":"W","States":{"W":{"Type":"Wait","Seconds":3600,"End":true}}}"#;
+    let slow = create(&server, "slow", wait, "STANDARD");
+    let quick = create(&server, "quick", PASS, "EXPRESS");
+    let run = server.ok("StartExecution", &start_body(&slow, "{}"));
+    let long = text(&run, "executionArn");
+    let (code, _) = server.error("StartSyncExecution", &start_body(&quick, "{}"));
+    assert_eq!(code, "ThrottlingException");
+    server.ok("StopExecution", &format!(r#"{{"executionArn":"{long}"}}"#));
+    let mut answer = server.call("StartSyncExecution", &start_body(&quick, "{}"));
+    for _ in 0..100 {
+        if answer.0 == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        answer = server.call("StartSyncExecution", &start_body(&quick, "{}"));
+    }
+    assert_eq!(answer.0, 200, "{:?}", answer.1);
+    assert_eq!(text(&answer.1, "status"), "SUCCEEDED");
+    let d = server.ok(
+        "DescribeExecution",
+        &format!(r#"{{"executionArn":"{long}"}}"#),
+    );
+    assert_eq!(text(&d, "status"), "ABORTED");
+}

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -138,6 +138,8 @@ struct ExecutionEntry {
     revision: Arc<Revision>,
     version_arn: Option<String>,
     alias_arn: Option<String>,
+    /// Set by StopExecution, for the shard to end the execution.
+    cancel: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -276,7 +278,7 @@ impl Service {
             "StartExecution" => self.start_execution(body).await,
             "DescribeExecution" => self.describe_execution(body),
             "ListExecutions" => self.list_executions(body),
-            "StopExecution" => self.stop_execution(body),
+            "StopExecution" => self.stop_execution(body).await,
             "DescribeStateMachineForExecution" => self.describe_machine_for_execution(body),
             "PublishStateMachineVersion" => self.publish_version(body),
             "ListStateMachineVersions" => self.list_versions(body),
@@ -870,6 +872,7 @@ impl Service {
         body: &Value,
         express: bool,
         target: Target,
+        cancel: Option<Arc<AtomicBool>>,
     ) -> Result<(Record, oneshot::Receiver<Processed>, String, String), ApiError> {
         let name = match string(body, "name", 1, 80)? {
             Some(n) => {
@@ -926,6 +929,8 @@ impl Service {
             error: None,
             cause: None,
             reply: Some(tx),
+            cancel,
+            stop_request: false,
         };
         let record = Record {
             source: Source {
@@ -933,7 +938,8 @@ impl Service {
                 partition: 0,
                 offset: self.next_seq() as i64,
             },
-            key: None,
+            // By its ARN, so StopExecution's request reaches the same shard.
+            key: Some(arn.as_bytes().to_vec()),
             payload: input.clone().into_bytes(),
             received: std::time::Instant::now(),
             window: None,
@@ -988,7 +994,7 @@ impl Service {
             ));
         }
         let machine_arn = target.machine_arn.clone();
-        let (record, rx, exec_arn, input) = self.prepare(body, true, target)?;
+        let (record, rx, exec_arn, input) = self.prepare(body, true, target, None)?;
         let _slot = self.admit()?;
         self.submit(record).await?;
         let p = rx.await.map_err(|_| stopped())?;
@@ -1047,7 +1053,13 @@ impl Service {
         let express = target.kind == MachineType::Express;
         let (machine_arn, revision) = (target.machine_arn.clone(), Arc::clone(&target.revision));
         let (version_arn, alias_arn) = (target.version_arn.clone(), target.alias_arn.clone());
-        let (record, rx, exec_arn, input) = self.prepare(body, express, target)?;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (record, rx, exec_arn, input) = self.prepare(
+            body,
+            express,
+            target,
+            (!express).then(|| Arc::clone(&cancel)),
+        )?;
         let slot = self.admit()?;
         let now = now_ms();
         if !express {
@@ -1086,6 +1098,7 @@ impl Service {
                     revision,
                     version_arn,
                     alias_arn,
+                    cancel,
                 },
             );
             self.forget_old_executions(&mut store);
@@ -1314,26 +1327,64 @@ impl Service {
         ]))
     }
 
-    fn stop_execution(&self, body: &Value) -> Result<Value, ApiError> {
+    async fn stop_execution(&self, body: &Value) -> Result<Value, ApiError> {
         let arn = required_arn(body, "executionArn")?;
         let error = string(body, "error", 0, 256)?;
         let cause = string(body, "cause", 0, 32_768)?;
-        let mut store = self.lock();
-        self.execution_entry(&store, arn)?;
-        let seq = store.by_arn[arn];
-        let e = store
-            .executions
-            .get_mut(&seq)
-            .expect("an entry found by its ARN");
         let now = now_ms();
-        if e.status == "RUNNING" {
-            // The execution's result, when it comes, is dropped (`record_end`).
-            e.status = "ABORTED";
-            e.stop_ms = Some(now);
-            e.error = error.map(str::to_string);
-            e.cause = cause.map(str::to_string);
+        let (stop_date, poke) = {
+            let mut store = self.lock();
+            self.execution_entry(&store, arn)?;
+            let seq = store.by_arn[arn];
+            let e = store
+                .executions
+                .get_mut(&seq)
+                .expect("an entry found by its ARN");
+            let mut poke = None;
+            if e.status == "RUNNING" {
+                // Its result, if it comes before the shard ends it, is dropped (`record_end`).
+                e.status = "ABORTED";
+                e.stop_ms = Some(now);
+                e.error = error.map(str::to_string);
+                e.cause = cause.map(str::to_string);
+                e.cancel.store(true, Ordering::Release);
+                poke = Some(self.stop_request(e));
+            }
+            (e.stop_ms.unwrap_or(now), poke)
+        };
+        if let Some(poke) = poke {
+            self.submit(poke).await?;
         }
-        Ok(obj([("stopDate", Some(ts(e.stop_ms.unwrap_or(now))))]))
+        Ok(obj([("stopDate", Some(ts(stop_date)))]))
+    }
+
+    /// The record that asks the shard of `e` to end it (its key routes it there).
+    fn stop_request(&self, e: &ExecutionEntry) -> Record {
+        let job = Job {
+            plan: Arc::clone(&e.revision.program.plan),
+            registry: Arc::clone(&self.registry),
+            name: Str::from(e.name.as_str()),
+            arns: Arc::new((Str::from(e.arn.as_str()), Str::from(e.machine_arn.as_str()))),
+            started_ms: 0,
+            stopped_ms: 0,
+            error: None,
+            cause: None,
+            reply: None,
+            cancel: None,
+            stop_request: true,
+        };
+        Record {
+            source: Source {
+                topic: Str::new("api"),
+                partition: 0,
+                offset: self.next_seq() as i64,
+            },
+            key: Some(e.arn.as_bytes().to_vec()),
+            payload: Vec::new(),
+            received: std::time::Instant::now(),
+            window: None,
+            job: Some(Box::new(job)),
+        }
     }
 }
 

@@ -327,6 +327,22 @@ impl<T> Driver<T> {
         None
     }
 
+    /// Ends every running execution whose tag `stop` picks, with `outcome`; they go to
+    /// `out`. (StopExecution: the execution may be waiting for days.)
+    pub fn stop_where(
+        &mut self,
+        stop: impl Fn(&T) -> bool,
+        outcome: impl Fn() -> Outcome,
+        out: &mut Vec<Finished<T>>,
+    ) {
+        let now = self.clock.now_ms();
+        for slot in 0..self.slots.len() as u32 {
+            if matches!(&self.slots[slot as usize], Some(r) if stop(&r.tag)) {
+                out.push(self.finish(slot, outcome(), now));
+            }
+        }
+    }
+
     /// Handles whatever is due now without waiting; finished executions go to `out`.
     pub fn run_due(&mut self, out: &mut Vec<Finished<T>>) {
         while let Ok((slot, generation, token, result)) = self.rx.try_recv() {

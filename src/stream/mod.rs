@@ -99,6 +99,11 @@ pub struct Job {
     pub cause: Option<Str>,
     /// Where the result is awaited; the API's sink sends it there.
     pub reply: Option<tokio::sync::oneshot::Sender<Processed>>,
+    /// Set by StopExecution; the shard ends the execution when a stop request comes.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// This record runs nothing: it asks its shard to end the executions whose `cancel` is
+    /// set (it is routed by the same key as they were).
+    pub stop_request: bool,
 }
 
 impl fmt::Debug for Job {

@@ -527,6 +527,10 @@ impl<K: ResultSink> Shard<K> {
 
     /// Takes a record in: starts it, or, when an execution of its key is running, queues it.
     fn admit(&mut self, rec: Record) {
+        if rec.job.as_ref().is_some_and(|j| j.stop_request) {
+            self.stop_cancelled();
+            return;
+        }
         let lane = self.lanes.as_ref().and_then(|_| lane_of(&rec));
         let (Some(lane), Some(lanes)) = (lane, self.lanes.as_mut()) else {
             self.start_one(rec);
@@ -592,6 +596,23 @@ impl<K: ResultSink> Shard<K> {
                 lanes.lanes.remove(&lane);
                 None
             }
+        }
+    }
+
+    /// Ends the jobs StopExecution has marked; their results go on as any other's.
+    fn stop_cancelled(&mut self) {
+        let mut done = Vec::new();
+        let cancelled = |rec: &Record| {
+            let flag = rec.job.as_ref().and_then(|j| j.cancel.as_ref());
+            flag.is_some_and(|c| c.load(std::sync::atomic::Ordering::Acquire))
+        };
+        let aborted = || Outcome::Failed {
+            error: Some(Str::new("States.Aborted")),
+            cause: Some(Str::new("the execution was stopped (StopExecution)")),
+        };
+        self.driver.stop_where(cancelled, aborted, &mut done);
+        for f in done {
+            self.finished(f);
         }
     }
 
@@ -957,6 +978,8 @@ mod tests {
             error: None,
             cause: None,
             reply: None,
+            cancel: None,
+            stop_request: false,
         }));
         rec
     }
