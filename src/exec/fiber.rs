@@ -34,6 +34,10 @@ pub(super) enum Phase {
     /// A task result or the children's results arrived (`Fiber::resume`).
     Resume,
     Free,
+    /// A Map iteration about to run its first state: its MapIterationStarted event comes when
+    /// it first runs (not when it is spawned), so that iterations that finish at once (Pass
+    /// states) follow one another in the history, as AWS records them.
+    Iterate,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -164,12 +168,12 @@ impl Execution {
 
     pub(super) fn time_out(&mut self, plan: &Plan) {
         let secs = plan.timeout_ms.unwrap_or(0) / 1000;
-        self.outcome = Some(Outcome::TimedOut {
-            error: Str::new("States.Timeout"),
-            cause: Str::from(format!(
-                "The execution did not finish within its time limit of {secs} seconds"
-            )),
-        });
+        let error = Str::new("States.Timeout");
+        let cause = Str::from(format!(
+            "The execution did not finish within its time limit of {secs} seconds"
+        ));
+        self.events += 1; // ExecutionTimedOut
+        self.outcome = Some(Outcome::TimedOut { error, cause });
     }
 
     /// A frame for a child (a branch or an iteration) of fiber `fid`: reading through to the
@@ -244,6 +248,11 @@ impl Execution {
     }
 
     pub(super) fn run(&mut self, plan: &Plan, fid: u32, requests: &mut Vec<TaskRequest>) {
+        // Checked once per run of a fiber, not per state: the state loop stays as it was.
+        if let Phase::Iterate = self.fibers[fid as usize].phase {
+            self.fibers[fid as usize].phase = Phase::Enter;
+            self.events += 1; // MapIterationStarted
+        }
         loop {
             if self.outcome.is_some() {
                 return;
@@ -282,6 +291,7 @@ impl Execution {
             (f.parent, f.slot)
         };
         if parent == NO_JOIN {
+            self.events += 1; // ExecutionSucceeded
             self.outcome = Some(Outcome::Succeeded(out.value));
             return;
         }

@@ -192,10 +192,10 @@ impl Execution {
                 Sized { value: item, bound }
             }
         };
-        self.events += 1; // MapIterationStarted
         let start = plan.machines[m.processor as usize];
         let frame = self.child_frame(plan, fiber, m.distributed);
         let child = self.spawn(start, input, jid, index, frame);
+        self.fibers[child as usize].phase = Phase::Iterate;
         self.join_mut(jid).children.push(child);
         Ok(())
     }

@@ -258,11 +258,14 @@ impl Execution {
             bound: input_bound,
         };
         if input.bound > PAYLOAD_LIMIT && encoded_len(&input.value) as u64 > PAYLOAD_LIMIT {
+            let error = Str::new("States.DataLimitExceeded");
+            let cause = Str::from(format!(
+                "The execution input is larger than the {PAYLOAD_LIMIT} byte payload limit."
+            ));
+            exec.events += 1; // ExecutionFailed
             exec.outcome = Some(Outcome::Failed {
-                error: Some(Str::new("States.DataLimitExceeded")),
-                cause: Some(Str::from(format!(
-                    "The execution input is larger than the {PAYLOAD_LIMIT} byte payload limit."
-                ))),
+                error: Some(error),
+                cause: Some(cause),
             });
             return exec;
         }

@@ -8,13 +8,20 @@ use std::cmp::Reverse;
 use crate::plan::{CatcherOp, ErrorMatch, Plan, RetrierOp, StateOp};
 
 use super::data::{self, Failure, Handling, Sized};
-use super::fiber::{Flow, NO_JOIN, Phase, Wake};
+use super::fiber::{Flow, JoinKind, NO_JOIN, Phase, Wake};
 use super::query::States;
 use super::{Execution, Outcome};
 
 impl Execution {
     /// Retry, then Catch, then fail the fiber.
     pub(super) fn state_error(&mut self, plan: &Plan, fid: u32, failure: Failure) -> Flow {
+        self.handle_error(plan, fid, failure, false)
+    }
+
+    /// `state_error`; `run_failed`: the failure is a Map's or Parallel's run failing (its
+    /// children), which is an event of its own (MapStateFailed / ParallelStateFailed) unless a
+    /// retrier takes it.
+    fn handle_error(&mut self, plan: &Plan, fid: u32, failure: Failure, run_failed: bool) -> Flow {
         let st = plan.state(self.fibers[fid as usize].state);
         let (retry, catch): (&[RetrierOp], &[CatcherOp]) = match &st.op {
             StateOp::Task(t) => (&t.retry, &t.catch),
@@ -23,6 +30,9 @@ impl Execution {
             _ => (&[], &[]),
         };
         if failure.handling == Handling::Terminal {
+            if run_failed {
+                self.events += 1; // MapStateFailed / ParallelStateFailed
+            }
             return self.fiber_failed(plan, fid, failure);
         }
         if let Some((i, r)) = retry
@@ -54,6 +64,9 @@ impl Execution {
                 self.timers.push(Reverse((until, fid, f.generation)));
                 return Flow::Stop;
             }
+        }
+        if run_failed {
+            self.events += 1; // MapStateFailed / ParallelStateFailed
         }
         if let Some(c) = catch.iter().find(|c| matches(&c.errors, &failure)) {
             let raw = std::mem::take(&mut self.fibers[fid as usize].input);
@@ -93,6 +106,7 @@ impl Execution {
             (f.parent, f.slot)
         };
         if parent == NO_JOIN {
+            self.events += 1; // ExecutionFailed
             self.outcome = Some(Outcome::Failed {
                 error: failure.error,
                 cause: failure.cause,
@@ -100,7 +114,9 @@ impl Execution {
             return Flow::Stop;
         }
         self.free_fiber(fid);
-        self.events += 1; // MapIterationFailed / branch failure
+        if matches!(self.join_mut(parent).kind, JoinKind::Map { .. }) {
+            self.events += 1; // MapIterationFailed (a branch has no event of its own)
+        }
         self.join_mut(parent).running -= 1;
         self.settle_tokens(parent);
         self.join_mut(parent).children.retain(|c| *c != fid);
@@ -116,7 +132,7 @@ impl Execution {
     /// stop, and the state's own Retry and Catch apply.
     pub(super) fn fail_join(&mut self, plan: &Plan, jid: u32, failure: Failure) {
         let fid = self.cancel_join(jid);
-        self.state_error(plan, fid, failure);
+        self.handle_error(plan, fid, failure, true);
         // The state's fiber waited on the join, so it is in no queue: unless it now sleeps
         // before a retry or is gone, it runs on.
         if matches!(

@@ -474,11 +474,11 @@ impl Execution {
     }
 
     pub(super) fn advance(&mut self, plan: &Plan, fid: u32, next: StateId, mut out: Sized) -> Flow {
-        self.events += 1; // ...StateExited
         let name = &plan.state(self.fibers[fid as usize].state).name;
         if let Err(e) = out.check(name, Handling::ByNameOnly) {
             return self.fiber_failed(plan, fid, e);
         }
+        self.events += 1; // ...StateExited
         if next == END {
             self.fiber_done(plan, fid, out);
             return Flow::Stop;
