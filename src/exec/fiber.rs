@@ -157,6 +157,10 @@ impl Execution {
                         ),
                         Handling::Normal,
                     );
+                    if self.history.is_some() {
+                        self.note_task_timed_out(fid, &failure);
+                    }
+                    let f = &mut self.fibers[fid as usize];
                     f.resume = Some(Err(failure));
                     f.phase = Phase::Resume;
                     self.ready.push_back(fid);
@@ -173,6 +177,9 @@ impl Execution {
             "The execution did not finish within its time limit of {secs} seconds"
         ));
         self.events += 1; // ExecutionTimedOut
+        if let Some(h) = self.history.as_deref_mut() {
+            h.execution_timed_out(self.events, self.now, &error, &cause);
+        }
         self.outcome = Some(Outcome::TimedOut { error, cause });
     }
 
@@ -252,6 +259,9 @@ impl Execution {
         if let Phase::Iterate = self.fibers[fid as usize].phase {
             self.fibers[fid as usize].phase = Phase::Enter;
             self.events += 1; // MapIterationStarted
+            if self.history.is_some() {
+                self.note_iteration_started(plan, fid);
+            }
         }
         loop {
             if self.outcome.is_some() {
@@ -272,6 +282,9 @@ impl Execution {
                     f.retry_count = 0;
                     f.attempts.clear();
                     f.phase = Phase::Attempt;
+                    if self.history.is_some() {
+                        self.note_entered(plan, fid);
+                    }
                     Flow::Continue
                 }
                 Phase::Attempt => self.attempt(plan, fid, requests),
@@ -292,6 +305,9 @@ impl Execution {
         };
         if parent == NO_JOIN {
             self.events += 1; // ExecutionSucceeded
+            if self.history.is_some() {
+                self.note_execution_succeeded(fid, &out.value);
+            }
             self.outcome = Some(Outcome::Succeeded(out.value));
             return;
         }
@@ -308,6 +324,9 @@ impl Execution {
         if is_map {
             self.events += 1; // MapIterationSucceeded
             self.settle_tokens(parent);
+        }
+        if self.history.is_some() {
+            self.note_child_succeeded(plan, fid, parent, slot, is_map);
         }
         self.pump_join(plan, parent);
     }

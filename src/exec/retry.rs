@@ -19,8 +19,7 @@ impl Execution {
     }
 
     /// `state_error`; `run_failed`: the failure is a Map's or Parallel's run failing (its
-    /// children), which is an event of its own (MapStateFailed / ParallelStateFailed) unless a
-    /// retrier takes it.
+    /// children), which records MapStateFailed / ParallelStateFailed unless a retrier takes it.
     fn handle_error(&mut self, plan: &Plan, fid: u32, failure: Failure, run_failed: bool) -> Flow {
         let st = plan.state(self.fibers[fid as usize].state);
         let (retry, catch): (&[RetrierOp], &[CatcherOp]) = match &st.op {
@@ -31,7 +30,7 @@ impl Execution {
         };
         if failure.handling == Handling::Terminal {
             if run_failed {
-                self.events += 1; // MapStateFailed / ParallelStateFailed
+                self.run_failed(plan, fid);
             }
             return self.fiber_failed(plan, fid, failure);
         }
@@ -66,7 +65,7 @@ impl Execution {
             }
         }
         if run_failed {
-            self.events += 1; // MapStateFailed / ParallelStateFailed
+            self.run_failed(plan, fid);
         }
         if let Some(c) = catch.iter().find(|c| matches(&c.errors, &failure)) {
             let raw = std::mem::take(&mut self.fibers[fid as usize].input);
@@ -107,6 +106,9 @@ impl Execution {
         };
         if parent == NO_JOIN {
             self.events += 1; // ExecutionFailed
+            if self.history.is_some() {
+                self.note_execution_failed(fid, &failure);
+            }
             self.outcome = Some(Outcome::Failed {
                 error: failure.error,
                 cause: failure.cause,
@@ -114,8 +116,13 @@ impl Execution {
             return Flow::Stop;
         }
         self.free_fiber(fid);
-        if matches!(self.join_mut(parent).kind, JoinKind::Map { .. }) {
+        let j = self.join_mut(parent);
+        let map_state = matches!(j.kind, JoinKind::Map { .. }).then_some(j.state);
+        if map_state.is_some() {
             self.events += 1; // MapIterationFailed (a branch has no event of its own)
+        }
+        if self.history.is_some() {
+            self.note_child_failed(plan, fid, parent, slot, map_state);
         }
         self.join_mut(parent).running -= 1;
         self.settle_tokens(parent);
@@ -131,6 +138,9 @@ impl Execution {
     /// beyond what the state tolerates, or an `ItemSelector` failed): its other children
     /// stop, and the state's own Retry and Catch apply.
     pub(super) fn fail_join(&mut self, plan: &Plan, jid: u32, failure: Failure) {
+        if self.history.is_some() {
+            self.note_join_failed(jid);
+        }
         let fid = self.cancel_join(jid);
         self.handle_error(plan, fid, failure, true);
         // The state's fiber waited on the join, so it is in no queue: unless it now sleeps
@@ -140,6 +150,14 @@ impl Execution {
             Phase::Enter | Phase::Attempt | Phase::Resume
         ) {
             self.ready.push_back(fid);
+        }
+    }
+
+    /// MapStateFailed / ParallelStateFailed of the state fiber `fid` is in.
+    fn run_failed(&mut self, plan: &Plan, fid: u32) {
+        self.events += 1;
+        if self.history.is_some() {
+            self.note_run_failed(plan, fid);
         }
     }
 }
