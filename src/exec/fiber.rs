@@ -34,6 +34,10 @@ pub(super) enum Phase {
     /// A task result or the children's results arrived (`Fiber::resume`).
     Resume,
     Free,
+    /// A Map iteration about to run its first state: its MapIterationStarted event comes when
+    /// it first runs (not when it is spawned), so that iterations that finish at once (Pass
+    /// states) follow one another in the history, as AWS records them.
+    Iterate,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +157,10 @@ impl Execution {
                         ),
                         Handling::Normal,
                     );
+                    if self.history.is_some() {
+                        self.note_task_timed_out(fid, &failure);
+                    }
+                    let f = &mut self.fibers[fid as usize];
                     f.resume = Some(Err(failure));
                     f.phase = Phase::Resume;
                     self.ready.push_back(fid);
@@ -164,12 +172,15 @@ impl Execution {
 
     pub(super) fn time_out(&mut self, plan: &Plan) {
         let secs = plan.timeout_ms.unwrap_or(0) / 1000;
-        self.outcome = Some(Outcome::TimedOut {
-            error: Str::new("States.Timeout"),
-            cause: Str::from(format!(
-                "The execution did not finish within its time limit of {secs} seconds"
-            )),
-        });
+        let error = Str::new("States.Timeout");
+        let cause = Str::from(format!(
+            "The execution did not finish within its time limit of {secs} seconds"
+        ));
+        self.events += 1; // ExecutionTimedOut
+        if let Some(h) = self.history.as_deref_mut() {
+            h.execution_timed_out(self.events, self.now, &error, &cause);
+        }
+        self.outcome = Some(Outcome::TimedOut { error, cause });
     }
 
     /// A frame for a child (a branch or an iteration) of fiber `fid`: reading through to the
@@ -244,6 +255,14 @@ impl Execution {
     }
 
     pub(super) fn run(&mut self, plan: &Plan, fid: u32, requests: &mut Vec<TaskRequest>) {
+        // Checked once per run of a fiber, not per state: the state loop stays as it was.
+        if let Phase::Iterate = self.fibers[fid as usize].phase {
+            self.fibers[fid as usize].phase = Phase::Enter;
+            self.events += 1; // MapIterationStarted
+            if self.history.is_some() {
+                self.note_iteration_started(plan, fid);
+            }
+        }
         loop {
             if self.outcome.is_some() {
                 return;
@@ -263,6 +282,9 @@ impl Execution {
                     f.retry_count = 0;
                     f.attempts.clear();
                     f.phase = Phase::Attempt;
+                    if self.history.is_some() {
+                        self.note_entered(plan, fid);
+                    }
                     Flow::Continue
                 }
                 Phase::Attempt => self.attempt(plan, fid, requests),
@@ -282,6 +304,10 @@ impl Execution {
             (f.parent, f.slot)
         };
         if parent == NO_JOIN {
+            self.events += 1; // ExecutionSucceeded
+            if self.history.is_some() {
+                self.note_execution_succeeded(fid, &out.value);
+            }
             self.outcome = Some(Outcome::Succeeded(out.value));
             return;
         }
@@ -298,6 +324,9 @@ impl Execution {
         if is_map {
             self.events += 1; // MapIterationSucceeded
             self.settle_tokens(parent);
+        }
+        if self.history.is_some() {
+            self.note_child_succeeded(plan, fid, parent, slot, is_map);
         }
         self.pump_join(plan, parent);
     }

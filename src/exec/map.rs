@@ -120,6 +120,9 @@ impl Execution {
         loop {
             let j = self.join_mut(jid);
             if j.remaining == 0 {
+                if self.history.is_some() {
+                    self.note_join_done(jid);
+                }
                 let join = self.take_join(jid);
                 let f = &mut self.fibers[join.fiber as usize];
                 f.resume = Some(Ok(Sized {
@@ -192,10 +195,10 @@ impl Execution {
                 Sized { value: item, bound }
             }
         };
-        self.events += 1; // MapIterationStarted
         let start = plan.machines[m.processor as usize];
         let frame = self.child_frame(plan, fiber, m.distributed);
         let child = self.spawn(start, input, jid, index, frame);
+        self.fibers[child as usize].phase = Phase::Iterate;
         self.join_mut(jid).children.push(child);
         Ok(())
     }
@@ -356,6 +359,9 @@ impl Execution {
             children: Vec::new(),
         });
         self.fibers[fid as usize].phase = Phase::Join(jid);
+        if self.history.is_some() {
+            self.note_map_started(fid, jid, total);
+        }
         self.pump_join(plan, jid);
         Flow::Stop
     }

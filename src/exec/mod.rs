@@ -19,12 +19,14 @@
 //! `states` (what each state type does, from its input to its output), `retry` (Retry, Catch
 //! and how an unhandled error travels up), `map` (Map iterations, their shared budget and
 //! batches); `data`, `query`, `choice`, `vars` and `context` hold the data flow, JSONata,
-//! Choice rules, workflow variables and the context object.
+//! Choice rules, workflow variables and the context object; `history` records the events of
+//! GetExecutionHistory for an execution started with `Start::history`.
 
 mod choice;
 mod context;
 pub mod data;
 mod fiber;
+mod history;
 mod map;
 mod query;
 mod retry;
@@ -37,6 +39,7 @@ use std::sync::Arc;
 
 pub use context::{ExecInfo, Identity};
 pub use data::{Failure, Handling, PAYLOAD_LIMIT};
+pub use history::HistoryEvent;
 pub use map::{DISTRIBUTED_MAP_CONCURRENCY, INLINE_MAP_CONCURRENCY, MapBudget};
 
 use crate::json::{Str, Value, encoded_len};
@@ -44,6 +47,7 @@ use crate::plan::Plan;
 use crate::random::Rng;
 use data::Sized;
 use fiber::{Fiber, Join, NO_JOIN, Phase, STEP_BUDGET};
+use history::History;
 use vars::{Frames, NO_FRAME};
 
 /// How an execution ended.
@@ -158,6 +162,9 @@ pub struct Start {
     /// The Map iterations this execution shares with others (`None`: only each Map state's
     /// own limit).
     pub map_budget: Option<Arc<MapBudget>>,
+    /// Record the execution's history events (`Execution::take_history`). Off, it costs one
+    /// pointer test per event.
+    pub history: bool,
 }
 
 impl Start {
@@ -171,6 +178,7 @@ impl Start {
             identity: Identity::default(),
             arns: None,
             map_budget: None,
+            history: false,
         }
     }
 }
@@ -204,6 +212,9 @@ pub struct Execution {
     starved_told: bool,
     /// Workflow variables, one frame per scope.
     frames: Frames,
+    /// The history events, when asked for. Event ids are `events`, which counts them either
+    /// way (error messages quote the id a state entered at).
+    history: Option<Box<History>>,
 }
 
 impl Drop for Execution {
@@ -252,17 +263,27 @@ impl Execution {
             starved: Vec::new(),
             starved_told: false,
             frames: Frames::default(),
+            history: start.history.then(Box::<History>::default),
         };
+        if exec.history.is_some() {
+            exec.note_execution_started(&start.input);
+        }
         let mut input = Sized {
             value: start.input,
             bound: input_bound,
         };
         if input.bound > PAYLOAD_LIMIT && encoded_len(&input.value) as u64 > PAYLOAD_LIMIT {
+            let error = Str::new("States.DataLimitExceeded");
+            let cause = Str::from(format!(
+                "The execution input is larger than the {PAYLOAD_LIMIT} byte payload limit."
+            ));
+            exec.events += 1; // ExecutionFailed
+            if let Some(h) = exec.history.as_deref_mut() {
+                h.execution_failed(exec.events, exec.now, 0, Some(&error), Some(&cause));
+            }
             exec.outcome = Some(Outcome::Failed {
-                error: Some(Str::new("States.DataLimitExceeded")),
-                cause: Some(Str::from(format!(
-                    "The execution input is larger than the {PAYLOAD_LIMIT} byte payload limit."
-                ))),
+                error: Some(error),
+                cause: Some(cause),
             });
             return exec;
         }
@@ -273,13 +294,26 @@ impl Execution {
         } else {
             exec.frames.open(NO_FRAME, plan.variables.len())
         };
-        exec.spawn(start_state, input, NO_JOIN, 0, frame);
+        let fid = exec.spawn(start_state, input, NO_JOIN, 0, frame);
+        if let Some(h) = exec.history.as_deref_mut() {
+            // The first state points at 0, not at ExecutionStarted, as AWS records it.
+            h.spawned(fid, 0);
+        }
         exec
     }
 
     /// The execution's name.
     pub fn name(&self) -> &Str {
         &self.info.name
+    }
+
+    /// The history events recorded so far (none unless started with `Start::history`); they
+    /// are handed over, so a second call returns only the events since the first.
+    pub fn take_history(&mut self) -> Vec<HistoryEvent> {
+        self.history
+            .as_deref_mut()
+            .map(History::take)
+            .unwrap_or_default()
     }
 
     /// States entered so far (for metrics).
@@ -318,6 +352,9 @@ impl Execution {
     /// `requests`.
     pub fn poll(&mut self, plan: &Plan, now: i64, requests: &mut Vec<TaskRequest>) -> Poll {
         self.now = self.now.max(now);
+        if let Some(h) = self.history.as_deref_mut() {
+            h.stamp(self.now);
+        }
         if self.outcome.is_none()
             && let Some(d) = self.deadline
             && self.now >= d
@@ -358,6 +395,9 @@ impl Execution {
             return;
         }
         self.events += 1; // TaskSucceeded / TaskFailed
+        if let Some(h) = self.history.as_deref_mut() {
+            h.task_ended(self.events, self.now, fid as u32, result.as_ref());
+        }
         f.generation = f.generation.wrapping_add(1);
         f.resume = Some(match result {
             Ok(v) => Ok(Sized::exact(v)),

@@ -8,13 +8,19 @@ use std::cmp::Reverse;
 use crate::plan::{CatcherOp, ErrorMatch, Plan, RetrierOp, StateOp};
 
 use super::data::{self, Failure, Handling, Sized};
-use super::fiber::{Flow, NO_JOIN, Phase, Wake};
+use super::fiber::{Flow, JoinKind, NO_JOIN, Phase, Wake};
 use super::query::States;
 use super::{Execution, Outcome};
 
 impl Execution {
     /// Retry, then Catch, then fail the fiber.
     pub(super) fn state_error(&mut self, plan: &Plan, fid: u32, failure: Failure) -> Flow {
+        self.handle_error(plan, fid, failure, false)
+    }
+
+    /// `state_error`; `run_failed`: the failure is a Map's or Parallel's run failing (its
+    /// children), which records MapStateFailed / ParallelStateFailed unless a retrier takes it.
+    fn handle_error(&mut self, plan: &Plan, fid: u32, failure: Failure, run_failed: bool) -> Flow {
         let st = plan.state(self.fibers[fid as usize].state);
         let (retry, catch): (&[RetrierOp], &[CatcherOp]) = match &st.op {
             StateOp::Task(t) => (&t.retry, &t.catch),
@@ -23,6 +29,9 @@ impl Execution {
             _ => (&[], &[]),
         };
         if failure.handling == Handling::Terminal {
+            if run_failed {
+                self.run_failed(plan, fid);
+            }
             return self.fiber_failed(plan, fid, failure);
         }
         if let Some((i, r)) = retry
@@ -54,6 +63,9 @@ impl Execution {
                 self.timers.push(Reverse((until, fid, f.generation)));
                 return Flow::Stop;
             }
+        }
+        if run_failed {
+            self.run_failed(plan, fid);
         }
         if let Some(c) = catch.iter().find(|c| matches(&c.errors, &failure)) {
             let raw = std::mem::take(&mut self.fibers[fid as usize].input);
@@ -93,6 +105,10 @@ impl Execution {
             (f.parent, f.slot)
         };
         if parent == NO_JOIN {
+            self.events += 1; // ExecutionFailed
+            if self.history.is_some() {
+                self.note_execution_failed(fid, &failure);
+            }
             self.outcome = Some(Outcome::Failed {
                 error: failure.error,
                 cause: failure.cause,
@@ -100,7 +116,14 @@ impl Execution {
             return Flow::Stop;
         }
         self.free_fiber(fid);
-        self.events += 1; // MapIterationFailed / branch failure
+        let j = self.join_mut(parent);
+        let map_state = matches!(j.kind, JoinKind::Map { .. }).then_some(j.state);
+        if map_state.is_some() {
+            self.events += 1; // MapIterationFailed (a branch has no event of its own)
+        }
+        if self.history.is_some() {
+            self.note_child_failed(plan, fid, parent, slot, map_state);
+        }
         self.join_mut(parent).running -= 1;
         self.settle_tokens(parent);
         self.join_mut(parent).children.retain(|c| *c != fid);
@@ -115,8 +138,11 @@ impl Execution {
     /// beyond what the state tolerates, or an `ItemSelector` failed): its other children
     /// stop, and the state's own Retry and Catch apply.
     pub(super) fn fail_join(&mut self, plan: &Plan, jid: u32, failure: Failure) {
+        if self.history.is_some() {
+            self.note_join_failed(jid);
+        }
         let fid = self.cancel_join(jid);
-        self.state_error(plan, fid, failure);
+        self.handle_error(plan, fid, failure, true);
         // The state's fiber waited on the join, so it is in no queue: unless it now sleeps
         // before a retry or is gone, it runs on.
         if matches!(
@@ -124,6 +150,14 @@ impl Execution {
             Phase::Enter | Phase::Attempt | Phase::Resume
         ) {
             self.ready.push_back(fid);
+        }
+    }
+
+    /// MapStateFailed / ParallelStateFailed of the state fiber `fid` is in.
+    fn run_failed(&mut self, plan: &Plan, fid: u32) {
+        self.events += 1;
+        if self.history.is_some() {
+            self.note_run_failed(plan, fid);
         }
     }
 }

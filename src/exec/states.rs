@@ -74,6 +74,9 @@ impl Execution {
         if values.is_empty() {
             return Ok(());
         }
+        if self.history.is_some() {
+            self.note_assigned(plan, fid, &values);
+        }
         let f = &self.fibers[fid as usize];
         let name = &plan.state(f.state).name;
         let frame = f.frame;
@@ -410,6 +413,16 @@ impl Execution {
             Ok((input, credentials, timeout, heartbeat)) => {
                 self.events += 2; // TaskScheduled, TaskStarted
                 let now = self.now;
+                if self.history.is_some() {
+                    let limits = (timeout, heartbeat);
+                    self.note_task_scheduled(
+                        fid,
+                        &t.resource,
+                        &input,
+                        limits,
+                        credentials.as_ref(),
+                    );
+                }
                 let f = &mut self.fibers[fid as usize];
                 f.generation = f.generation.wrapping_add(1);
                 f.phase = Phase::Task;
@@ -470,14 +483,20 @@ impl Execution {
             let child = self.spawn(start, input.clone(), jid, i as u32, frame);
             self.join_mut(jid).children.push(child);
         }
+        if self.history.is_some() {
+            self.note_parallel_started(fid, jid);
+        }
         Flow::Stop
     }
 
     pub(super) fn advance(&mut self, plan: &Plan, fid: u32, next: StateId, mut out: Sized) -> Flow {
-        self.events += 1; // ...StateExited
         let name = &plan.state(self.fibers[fid as usize].state).name;
         if let Err(e) = out.check(name, Handling::ByNameOnly) {
             return self.fiber_failed(plan, fid, e);
+        }
+        self.events += 1; // ...StateExited
+        if self.history.is_some() {
+            self.note_exited(plan, fid, &out.value);
         }
         if next == END {
             self.fiber_done(plan, fid, out);
@@ -534,6 +553,9 @@ impl Execution {
                 };
                 if !matches!(op, StateOp::Task(_)) {
                     self.events += 1; // MapStateSucceeded / ParallelStateSucceeded
+                    if self.history.is_some() {
+                        self.note_run_succeeded(plan, fid);
+                    }
                     if let Err(e) = result.check(&st.name, Handling::ByNameOnly) {
                         self.fibers[fid as usize].input = raw;
                         return self.state_error(plan, fid, e);

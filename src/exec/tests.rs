@@ -1029,3 +1029,23 @@ fn a_failing_item_selector_stops_the_running_iterations_and_the_map_catches_it()
         .collect();
     assert_eq!(inputs, ["2@0", "2@1000"]);
 }
+
+#[test]
+fn event_ids_count_the_events_of_aws_history_past_a_failed_map() {
+    // ExecutionStarted 1, MapStateEntered 2, MapStateStarted 3, MapIterationStarted 4,
+    // FailStateEntered 5, MapIterationFailed 6, MapStateFailed 7, MapStateExited 8: the
+    // state after the catch enters at 9 (MapStateFailed was not counted, so it said 8).
+    let def = r#"{"StartAt":"M","States":{
+        "M":{"Type":"Map","ItemProcessor":{"StartAt":"X","States":{"X":{"Type":"Fail","Error":"E"}}},
+             "Catch":[{"ErrorEquals":["States.ALL"],"Next":"Bad"}],"End":true},
+        "Bad":{"Type":"Pass","InputPath":"$.nope","End":true}}}"#;
+    let (_, c) = failed(run(def, "[1]"));
+    assert!(c.contains("'Bad' (entered at the event id #9)"), "{c}");
+    // A failed Parallel branch has no event of its own; ParallelStateFailed is one.
+    let def = r#"{"StartAt":"P","States":{
+        "P":{"Type":"Parallel","Branches":[{"StartAt":"X","States":{"X":{"Type":"Fail","Error":"E"}}}],
+             "Catch":[{"ErrorEquals":["States.ALL"],"Next":"Bad"}],"End":true},
+        "Bad":{"Type":"Pass","InputPath":"$.nope","End":true}}}"#;
+    let (_, c) = failed(run(def, "{}"));
+    assert!(c.contains("'Bad' (entered at the event id #7)"), "{c}");
+}

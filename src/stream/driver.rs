@@ -14,6 +14,9 @@
 //!
 //! Time comes from the driver's `Clock` (tokio's clock from a wall-clock anchor), so tests
 //! run Waits, Retry backoff and time-outs on virtual time.
+//!
+//! An execution started with `history` records its history events (`exec::HistoryEvent`),
+//! handed over in `Finished::history`; the others record nothing.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -22,7 +25,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::exec::{
-    Execution, Identity, MapBudget, Outcome, Poll, Start, TaskError, TaskRequest, TaskToken,
+    Execution, HistoryEvent, Identity, MapBudget, Outcome, Poll, Start, TaskError, TaskRequest,
+    TaskToken,
 };
 use crate::json::{Str, Value};
 use crate::plan::Plan;
@@ -40,6 +44,8 @@ pub struct Finished<T> {
     pub stopped_ms: i64,
     /// States entered.
     pub transitions: u64,
+    /// Its history events, when it was started with `history` (else empty).
+    pub history: Vec<HistoryEvent>,
 }
 
 struct Running<T> {
@@ -166,11 +172,12 @@ impl<T> Driver<T> {
         input: Value,
         input_len: Option<usize>,
     ) -> Option<Finished<T>> {
-        self.start_program(tag, name, input, input_len, None)
+        self.start_program(tag, name, input, input_len, None, false)
     }
 
     /// Starts an execution of `own`'s plan (the driver's when `None`) with the ARNs it is
-    /// known by, and runs it as far as it goes.
+    /// known by, and runs it as far as it goes; `history`: record its history events
+    /// (`Finished::history`).
     pub fn start_program(
         &mut self,
         tag: T,
@@ -178,10 +185,12 @@ impl<T> Driver<T> {
         input: Value,
         input_len: Option<usize>,
         own: Option<(Program, Arc<(Str, Str)>)>,
+        history: bool,
     ) -> Option<Finished<T>> {
         let now = self.clock.now_ms();
         let mut start = Start::new(&name, input, now);
         start.input_len = input_len;
+        start.history = history;
         start.identity = self.identity.clone();
         start.map_budget = self.map_budget.clone();
         let (own, exec) = match own {
@@ -274,7 +283,7 @@ impl<T> Driver<T> {
     }
 
     fn finish(&mut self, slot: u32, outcome: Outcome, now: i64) -> Finished<T> {
-        let running = self.slots[slot as usize]
+        let mut running = self.slots[slot as usize]
             .take()
             .expect("finishing a running slot");
         self.free.push(slot);
@@ -292,6 +301,7 @@ impl<T> Driver<T> {
         Finished {
             name: running.exec.name().clone(),
             transitions: running.exec.transitions(),
+            history: running.exec.take_history(),
             tag: running.tag,
             outcome,
             started_ms: running.started_ms,
@@ -534,6 +544,62 @@ mod tests {
         assert_eq!(f.transitions, 2);
         // Virtual time: nothing slept for real.
         assert!(wall.elapsed() < std::time::Duration::from_millis(900));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_history_comes_with_the_finished_execution_only_when_asked() {
+        let def = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:f","Retry":[{"ErrorEquals":["Flaky"],"IntervalSeconds":1}],"Next":"S"},
+            "S":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:slow","End":true}}}"#;
+        let mut reg = Registry::new();
+        reg.mock(Arc::new(
+            MockFile::parse(br#"{"MockedResponses":{"T":{"0":{"Throw":{"Error":"Flaky","Cause":"c"}},"1":{"Return":{"v":1}}}}}"#)
+                .unwrap(),
+        ));
+        reg.bind(
+            "arn:aws:lambda:us-east-1:1:function:slow",
+            Arc::new(Slow(50)),
+        );
+        let mut d: Driver<()> = Driver::new(plan(def), Arc::new(reg));
+        d.set_clock(Clock::starting_at(1_000_000));
+        assert!(
+            d.start_program((), Str::new("e"), Value::Null, None, None, true)
+                .is_none()
+        );
+        let mut out = Vec::new();
+        while out.is_empty() {
+            d.wait(&mut out).await;
+        }
+        let f = out.pop().unwrap();
+        let kinds: Vec<(&str, u64, u64, i64)> = f
+            .history
+            .iter()
+            .map(|e| (e.kind, e.id, e.previous_id, e.timestamp_ms - 1_000_000))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("ExecutionStarted", 1, 0, 0),
+                ("TaskStateEntered", 2, 0, 0),
+                ("LambdaFunctionScheduled", 3, 2, 0),
+                ("LambdaFunctionStarted", 4, 3, 0),
+                ("LambdaFunctionFailed", 5, 4, 0),
+                ("LambdaFunctionScheduled", 6, 5, 1000),
+                ("LambdaFunctionStarted", 7, 6, 1000),
+                ("LambdaFunctionSucceeded", 8, 7, 1000),
+                ("TaskStateExited", 9, 8, 1000),
+                ("TaskStateEntered", 10, 9, 1000),
+                ("LambdaFunctionScheduled", 11, 10, 1000),
+                ("LambdaFunctionStarted", 12, 11, 1000),
+                // The slow task's result takes the time it arrived at.
+                ("LambdaFunctionSucceeded", 13, 12, 1050),
+                ("TaskStateExited", 14, 13, 1050),
+                ("ExecutionSucceeded", 15, 14, 1050),
+            ]
+        );
+        // Not asked: nothing recorded.
+        let f = finish_one(&mut d, Value::Null).await;
+        assert!(matches!(f.outcome, Outcome::Succeeded(_)));
+        assert!(f.history.is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -382,7 +382,7 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
             };
             let own = Some((program, Arc::clone(&job.arns)));
             let name = job.name.clone();
-            driver.start_program(rec, name, value, Some(len), own)
+            driver.start_program(rec, name, value, Some(len), own, false)
         }
     };
     finished.map(|f| processed(f, stats))
