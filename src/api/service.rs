@@ -21,7 +21,7 @@ mod versions;
 use super::ApiError;
 use super::state_dir::{self, SavedAlias, SavedMachine, SavedRevision, SavedVersion};
 use crate::asl::{self, MachineType};
-use crate::exec::{Identity, PAYLOAD_LIMIT};
+use crate::exec::{HistoryEvent, Identity, PAYLOAD_LIMIT};
 use crate::json::{self, Str, Value};
 use crate::plan;
 use crate::random::Rng;
@@ -140,6 +140,8 @@ struct ExecutionEntry {
     alias_arn: Option<String>,
     /// Set by StopExecution, for the shard to end the execution.
     cancel: Arc<AtomicBool>,
+    /// Its history events, once it has ended.
+    events: Vec<HistoryEvent>,
 }
 
 #[derive(Default)]
@@ -277,6 +279,7 @@ impl Service {
             "StartSyncExecution" => self.start_sync_execution(body).await,
             "StartExecution" => self.start_execution(body).await,
             "DescribeExecution" => self.describe_execution(body),
+            "GetExecutionHistory" => self.execution_history(body),
             "ListExecutions" => self.list_executions(body),
             "StopExecution" => self.stop_execution(body).await,
             "DescribeStateMachineForExecution" => self.describe_machine_for_execution(body),
@@ -929,8 +932,10 @@ impl Service {
             error: None,
             cause: None,
             reply: Some(tx),
+            history: cancel.is_some(),
             cancel,
             stop_request: false,
+            events: Vec::new(),
         };
         let record = Record {
             source: Source {
@@ -1099,6 +1104,7 @@ impl Service {
                     version_arn,
                     alias_arn,
                     cancel,
+                    events: Vec::new(),
                 },
             );
             self.forget_old_executions(&mut store);
@@ -1138,16 +1144,38 @@ impl Service {
         let Some(e) = store.executions.get_mut(&seq) else {
             return;
         };
+        if e.status == "ABORTED" {
+            // Stopped: the events up to the stop, and the stop itself.
+            if let Some(job) = p.and_then(|mut p| p.job.take()) {
+                let mut events = job.events;
+                let last = events.last().map_or(0, |l| l.id);
+                events.push(HistoryEvent {
+                    id: last + 1,
+                    previous_id: last,
+                    timestamp_ms: e.stop_ms.unwrap_or(job.stopped_ms),
+                    kind: "ExecutionAborted",
+                    details: obj([
+                        ("error", e.error.clone().map(Value::from)),
+                        ("cause", e.cause.clone().map(Value::from)),
+                    ]),
+                });
+                e.events = events;
+            }
+            return;
+        }
         if e.status != "RUNNING" {
             return;
         }
-        let Some(p) = p else {
+        let Some(mut p) = p else {
             e.status = "FAILED";
             e.stop_ms = Some(now_ms());
             e.error = Some("States.Runtime".into());
             e.cause = Some("the server stopped before the execution ended".into());
             return;
         };
+        if let Some(j) = p.job.as_mut() {
+            e.events = std::mem::take(&mut j.events);
+        }
         let job = p.job.as_deref();
         e.status = if p.status == "REJECTED" {
             "FAILED"
@@ -1236,6 +1264,59 @@ impl Service {
                 e.version_arn.clone().map(Value::from),
             ),
             ("stateMachineAliasArn", e.alias_arn.clone().map(Value::from)),
+        ]))
+    }
+
+    fn execution_history(&self, body: &Value) -> Result<Value, ApiError> {
+        let arn = required_arn(body, "executionArn")?;
+        let limit = page_size(body, 1000)?;
+        let reverse = body.get("reverseOrder").and_then(Value::as_bool) == Some(true);
+        let with_data = body.get("includeExecutionData").and_then(Value::as_bool) != Some(false);
+        let skip = page_token(body, "ev")? as usize;
+        let store = self.lock();
+        let e = self.execution_entry(&store, arn)?;
+        let started;
+        let events: &[HistoryEvent] = if e.events.is_empty() {
+            // Still running: its events come when it ends; what is known is its start.
+            started = [HistoryEvent {
+                id: 1,
+                previous_id: 0,
+                timestamp_ms: e.start_ms,
+                kind: "ExecutionStarted",
+                details: obj([
+                    ("input", Some(Value::from(e.input.clone()))),
+                    (
+                        "inputDetails",
+                        Some(Value::object_from([("truncated", Value::Bool(false))])),
+                    ),
+                    ("roleArn", Some(Value::from(e.revision.role_arn.clone()))),
+                ]),
+            }];
+            &started
+        } else {
+            &e.events
+        };
+        let ordered: Box<dyn Iterator<Item = &HistoryEvent>> = if reverse {
+            Box::new(events.iter().rev())
+        } else {
+            Box::new(events.iter())
+        };
+        let items: Vec<Value> = ordered
+            .skip(skip)
+            .take(limit)
+            .map(|ev| {
+                if with_data {
+                    return ev.to_json();
+                }
+                let mut ev = ev.clone();
+                strip_data(&mut ev.details);
+                ev.to_json()
+            })
+            .collect();
+        let next = (skip + items.len() < events.len()).then(|| token("ev", (skip + limit) as u64));
+        Ok(obj([
+            ("events", Some(Value::array(items))),
+            ("nextToken", next),
         ]))
     }
 
@@ -1372,6 +1453,8 @@ impl Service {
             reply: None,
             cancel: None,
             stop_request: true,
+            history: false,
+            events: Vec::new(),
         };
         Record {
             source: Source {
@@ -1404,7 +1487,6 @@ const KNOWN_ACTIONS: &[&str] = &[
     "DescribeActivity",
     "DescribeMapRun",
     "GetActivityTask",
-    "GetExecutionHistory",
     "ListActivities",
     "ListMapRuns",
     "RedriveExecution",
@@ -1768,4 +1850,14 @@ fn pick_version(routing: &[(u32, u32)], n: u64) -> u32 {
         }
     }
     routing.last().map_or(0, |r| r.0)
+}
+
+/// Leaves the input and output out of an event's details (`includeExecutionData: false`).
+fn strip_data(details: &mut Value) {
+    if let Value::Object(d) = details {
+        let d = Arc::make_mut(d);
+        for field in ["input", "output", "inputDetails", "outputDetails"] {
+            d.remove(field);
+        }
+    }
 }

@@ -104,6 +104,10 @@ pub struct Job {
     /// This record runs nothing: it asks its shard to end the executions whose `cancel` is
     /// set (it is routed by the same key as they were).
     pub stop_request: bool,
+    /// Record the execution's history events (STANDARD executions); the shard puts them in
+    /// `events` when it ends.
+    pub history: bool,
+    pub events: Vec<crate::exec::HistoryEvent>,
 }
 
 impl fmt::Debug for Job {

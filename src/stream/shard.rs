@@ -280,6 +280,7 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
     if let Some(job) = rec.job.as_mut() {
         job.started_ms = f.started_ms;
         job.stopped_ms = f.stopped_ms;
+        job.events = f.history;
     }
     let (disposition, status) = match &f.outcome {
         Outcome::Succeeded(v) => {
@@ -381,8 +382,8 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
                 registry: Arc::clone(&job.registry),
             };
             let own = Some((program, Arc::clone(&job.arns)));
-            let name = job.name.clone();
-            driver.start_program(rec, name, value, Some(len), own, false)
+            let (name, history) = (job.name.clone(), job.history);
+            driver.start_program(rec, name, value, Some(len), own, history)
         }
     };
     finished.map(|f| processed(f, stats))
@@ -980,6 +981,8 @@ mod tests {
             reply: None,
             cancel: None,
             stop_request: false,
+            history: false,
+            events: Vec::new(),
         }));
         rec
     }

@@ -553,6 +553,69 @@ def javascript_sdk(binary, workdir):
         s.stop()
 
 
+@test
+def boto3_execution_history(binary, workdir):
+    definition = json.dumps({"StartAt": "Charge", "States": {
+        "Charge": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                   "Parameters": {"FunctionName": "charge"}, "ResultSelector": {"ok.$": "$.Payload.ok"},
+                   "Retry": [{"ErrorEquals": ["Lambda.TooMany"], "IntervalSeconds": 1,
+                              "BackoffRate": 1, "MaxAttempts": 2}],
+                   "Next": "Done"},
+        "Done": {"Type": "Succeed"}}})
+    mock = {"StateMachines": {"hist": {"TestCases": {"Retry": {"Charge": "Flaky"}}}},
+            "MockedResponses": {"Flaky": {
+                "0": {"Throw": {"Error": "Lambda.TooMany", "Cause": "slow down"}},
+                "1": {"Return": {"StatusCode": 200, "Payload": {"ok": True}}}}}}
+    path = os.path.join(workdir, "mock.json")
+    with open(path, "w") as f:
+        json.dump(mock, f)
+    s = Server(binary, "--mock-config", path)
+    try:
+        sfn = s.client()
+        arn = create(sfn, "hist", definition, kind="STANDARD")
+        e = sfn.start_execution(stateMachineArn=arn + "#Retry", name="h1", input='{"n":1}')
+        for _ in range(200):
+            if sfn.describe_execution(executionArn=e["executionArn"])["status"] != "RUNNING":
+                break
+            time.sleep(0.02)
+        events = list(sfn.get_paginator("get_execution_history").paginate(
+            executionArn=e["executionArn"], PaginationConfig={"PageSize": 3}))
+        events = [ev for page in events for ev in page["events"]]
+        types = [ev["type"] for ev in events]
+        assert types == [
+            "ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted", "TaskFailed",
+            "TaskScheduled", "TaskStarted", "TaskSucceeded", "TaskStateExited",
+            "SucceedStateEntered", "SucceedStateExited", "ExecutionSucceeded"], types
+        assert [ev["id"] for ev in events] == list(range(1, 13)), events
+        # As AWS records it, the first state points at 0, the rest at the event before.
+        assert events[1]["previousEventId"] == 0, events[1]
+        assert all(ev["previousEventId"] == ev["id"] - 1 for ev in events[2:]), events
+        assert events[0]["executionStartedEventDetails"]["input"] == '{"n":1}', events[0]
+        failed = events[4]["taskFailedEventDetails"]
+        assert (failed["error"], failed["cause"]) == ("Lambda.TooMany", "slow down"), failed
+        assert events[-1]["executionSucceededEventDetails"]["output"] == '{"ok":true}', events
+        newest = sfn.get_execution_history(executionArn=e["executionArn"], reverseOrder=True,
+                                           maxResults=1, includeExecutionData=False)
+        assert newest["events"][0]["type"] == "ExecutionSucceeded", newest
+        assert "output" not in newest["events"][0].get("executionSucceededEventDetails", {})
+        # A stopped execution ends with ExecutionAborted.
+        wait = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600,
+                                                          "End": True}}})
+        slow = create(sfn, "slow", wait, kind="STANDARD")
+        long = sfn.start_execution(stateMachineArn=slow)["executionArn"]
+        sfn.stop_execution(executionArn=long, error="Ops", cause="enough")
+        for _ in range(100):
+            h = sfn.get_execution_history(executionArn=long)["events"]
+            if h[-1]["type"] == "ExecutionAborted":
+                break
+            time.sleep(0.02)
+        assert [ev["type"] for ev in h] == ["ExecutionStarted", "WaitStateEntered",
+                                            "ExecutionAborted"], h
+        assert h[-1]["executionAbortedEventDetails"] == {"error": "Ops", "cause": "enough"}, h
+    finally:
+        s.stop()
+
+
 def main():
     global W1, SHARED_BENCH, AWS_CLI
     ap = argparse.ArgumentParser()
