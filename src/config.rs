@@ -180,6 +180,8 @@ pub struct Api {
     pub credentials: Option<PathBuf>,
     pub mock_config: Option<PathBuf>,
     pub max_executions: usize,
+    /// Where EXPRESS executions with a loggingConfiguration write their events.
+    pub execution_log: Option<PathBuf>,
 }
 
 /// Executions the API runs at once before it answers ThrottlingException.
@@ -673,6 +675,7 @@ impl Config {
                 state_dir: path(&mut r, "state_dir"),
                 credentials: path(&mut r, "credentials"),
                 mock_config: path(&mut r, "mock_config"),
+                execution_log: path(&mut r, "execution_log"),
                 max_executions: r.positive(
                     &t,
                     "max_executions",
@@ -1154,6 +1157,7 @@ mod tests {
                 credentials: None,
                 mock_config: None,
                 max_executions: DEFAULT_API_MAX_EXECUTIONS,
+                execution_log: None,
             }
         );
         let problems = with("[api]\nlisen = \"x\"\nmax_executions = 0").unwrap_err();

@@ -258,6 +258,10 @@ struct ServeArgs {
     /// Executions running at once before requests get ThrottlingException.
     #[arg(long, default_value_t = 10_000)]
     max_executions: usize,
+    /// Where EXPRESS executions of state machines with a loggingConfiguration write their
+    /// events (JSON lines shaped as CloudWatch Logs receives them); default standard error.
+    #[arg(long)]
+    execution_log: Option<PathBuf>,
     /// The region and account in ARNs.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -755,6 +759,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         credentials: args.credentials,
         mock_config: args.mock_config,
         max_executions: args.max_executions,
+        execution_log: args.execution_log,
     };
     let (service, limits) = api_service(&api, registry, args.shards, args.region, args.account)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -814,6 +819,7 @@ fn api_service(
         state_dir: api.state_dir.clone(),
         mock_config,
         shards: shard_config,
+        execution_log: api.execution_log.clone(),
         ..api::Settings::default()
     };
     let service = Arc::new(api::Service::start(settings, registry)?);

@@ -46,6 +46,9 @@ pub struct Settings {
     /// came from; a state machine ARN ending in `#TestCase` runs with that case's mocks.
     pub mock_config: Option<(PathBuf, Vec<u8>)>,
     pub shards: ShardConfig,
+    /// Where EXPRESS executions with a `loggingConfiguration` write their events, as JSON
+    /// lines in the shape CloudWatch Logs receives them (`None`: standard error).
+    pub execution_log: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             state_dir: None,
             mock_config: None,
             shards: ShardConfig::default(),
+            execution_log: None,
         }
     }
 }
@@ -192,6 +196,7 @@ pub struct Service {
     store: Mutex<Store>,
     in_flight: Arc<AtomicUsize>,
     seq: AtomicU64,
+    log: Mutex<Box<dyn std::io::Write + Send>>,
 }
 
 /// The one-Pass plan the API shards' drivers are built with; every API execution brings
@@ -213,7 +218,20 @@ impl Service {
             Answers,
         )
         .map_err(|e| format!("cannot start the API's shard threads: {e}"))?;
+        let log: Box<dyn std::io::Write + Send> = match &settings.execution_log {
+            Some(path) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        format!("cannot open the execution log {}: {e}", path.display())
+                    })?,
+            ),
+            None => Box::new(std::io::stderr()),
+        };
         let service = Service {
+            log: Mutex::new(log),
             settings,
             registry,
             pool,
@@ -932,7 +950,7 @@ impl Service {
             error: None,
             cause: None,
             reply: Some(tx),
-            history: cancel.is_some(),
+            history: cancel.is_some() || log_level(&target.revision.logging) != LogLevel::Off,
             cancel,
             stop_request: false,
             events: Vec::new(),
@@ -1003,6 +1021,7 @@ impl Service {
         let _slot = self.admit()?;
         self.submit(record).await?;
         let p = rx.await.map_err(|_| stopped())?;
+        self.log_execution(&p, &exec_arn);
         let job = p.job.as_deref().ok_or_else(stopped)?;
         let output = match &p.disposition {
             Disposition::Output(b) if p.status == "SUCCEEDED" => {
@@ -1121,18 +1140,83 @@ impl Service {
         tokio::spawn(async move {
             let _slot = slot;
             let result = rx.await;
-            if express {
-                return;
-            }
             let Some(service) = service.upgrade() else {
                 return;
             };
+            if express {
+                if let Ok(p) = &result {
+                    service.log_execution(p, &key);
+                }
+                return;
+            }
             service.record_end(&key, result.ok());
         });
         Ok(obj([
             ("executionArn", Some(Value::from(exec_arn))),
             ("startDate", Some(ts(now))),
         ]))
+    }
+
+    /// Writes an EXPRESS execution's events to the execution log, as its state machine's
+    /// `loggingConfiguration` asks: every event (ALL), the failures (ERROR), or only how a
+    /// failed execution ended (FATAL); the input and output only with `includeExecutionData`.
+    fn log_execution(&self, p: &Processed, arn: &str) {
+        let Some(job) = p.job.as_deref() else {
+            return;
+        };
+        if job.events.is_empty() {
+            return;
+        }
+        let logging = self
+            .lock()
+            .machine(job.plan.name.as_str())
+            .map(|m| m.revision.logging.clone())
+            .unwrap_or_default();
+        let level = log_level(&logging);
+        let with_data = logging.get("includeExecutionData").and_then(Value::as_bool) == Some(true);
+        let mut out: Vec<u8> = Vec::new();
+        for ev in &job.events {
+            let error_event = ["Failed", "TimedOut", "Aborted"]
+                .iter()
+                .any(|s| ev.kind.ends_with(s));
+            let fatal = ev.kind.starts_with("Execution") && error_event;
+            let keep = match level {
+                LogLevel::Off => false,
+                LogLevel::All => true,
+                LogLevel::Error => error_event,
+                LogLevel::Fatal => fatal,
+            };
+            if !keep {
+                continue;
+            }
+            let mut details = ev.details.clone();
+            if !with_data {
+                strip_data(&mut details);
+            }
+            let line = Value::object_from([
+                ("id", Value::from(ev.id.to_string())),
+                ("type", Value::string(ev.kind)),
+                (
+                    "details",
+                    if details.is_null() {
+                        Value::empty_object()
+                    } else {
+                        details
+                    },
+                ),
+                ("previous_event_id", Value::from(ev.previous_id.to_string())),
+                ("event_timestamp", Value::from(ev.timestamp_ms.to_string())),
+                ("execution_arn", Value::from(arn)),
+                ("redrive_count", Value::string("0")),
+            ]);
+            json::write(&line, &mut out);
+            out.push(b'\n');
+        }
+        if !out.is_empty() {
+            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = log.write_all(&out);
+            let _ = log.flush();
+        }
     }
 
     /// Writes a finished STANDARD execution's result into its entry (unless it was stopped).
@@ -1859,5 +1943,23 @@ fn strip_data(details: &mut Value) {
         for field in ["input", "output", "inputDetails", "outputDetails"] {
             d.remove(field);
         }
+    }
+}
+
+/// A state machine's `loggingConfiguration.level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LogLevel {
+    Off,
+    All,
+    Error,
+    Fatal,
+}
+
+fn log_level(logging: &Value) -> LogLevel {
+    match logging.get("level").and_then(Value::as_str) {
+        Some("ALL") => LogLevel::All,
+        Some("ERROR") => LogLevel::Error,
+        Some("FATAL") => LogLevel::Fatal,
+        _ => LogLevel::Off,
     }
 }

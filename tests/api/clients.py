@@ -616,6 +616,39 @@ def boto3_execution_history(binary, workdir):
         s.stop()
 
 
+@test
+def express_execution_logs(binary, workdir):
+    log = os.path.join(workdir, "executions.log")
+    s = Server(binary, "--execution-log", log)
+    try:
+        sfn = s.client()
+        dest = [{"cloudWatchLogsLogGroup": {
+            "logGroupArn": "arn:aws:logs:us-east-1:123456789012:log-group:sfn:*"}}]
+        arn = create(sfn, "logged", PASS, loggingConfiguration={
+            "level": "ALL", "includeExecutionData": True, "destinations": dest})
+        r = sfn.start_sync_execution(stateMachineArn=arn, input='{"k":1}')
+        fail = json.dumps({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E",
+                                                          "Cause": "c"}}})
+        errors_only = create(sfn, "errors", fail, loggingConfiguration={
+            "level": "ERROR", "includeExecutionData": False, "destinations": dest})
+        quiet = create(sfn, "quiet", PASS)
+        sfn.start_sync_execution(stateMachineArn=quiet, input="{}")
+        f = sfn.start_sync_execution(stateMachineArn=errors_only, input='{"secret":1}')
+        lines = [json.loads(l) for l in open(log)]
+        first = [l for l in lines if l["execution_arn"] == r["executionArn"]]
+        assert [l["type"] for l in first] == ["ExecutionStarted", "PassStateEntered",
+                                              "PassStateExited", "ExecutionSucceeded"], first
+        assert first[0]["id"] == "1" and first[0]["previous_event_id"] == "0", first[0]
+        assert first[0]["details"]["input"] == '{"k":1}', first[0]
+        assert int(first[-1]["event_timestamp"]) >= 1.7e12, first[-1]
+        failed = [l for l in lines if l["execution_arn"] == f["executionArn"]]
+        assert [l["type"] for l in failed] == ["ExecutionFailed"], failed
+        assert failed[0]["details"] == {"error": "E", "cause": "c"}, failed
+        assert not any(l["execution_arn"].split(":")[6] == "quiet" for l in lines), lines
+    finally:
+        s.stop()
+
+
 def main():
     global W1, SHARED_BENCH, AWS_CLI
     ap = argparse.ArgumentParser()
