@@ -174,6 +174,10 @@ enum Command {
         /// PREFIX-dlq instead of creating fresh ones.
         #[arg(long, requires = "brokers")]
         topic_prefix: Option<String>,
+        /// API mode: StartSyncExecution against `stepstream serve` at this http://HOST:PORT
+        /// over --concurrency keep-alive connections, beside a one-Pass baseline on it.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["brokers", "pipeline", "rate", "mock_file", "config", "rotate"])]
+        api: Option<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
@@ -351,8 +355,19 @@ fn main() -> ExitCode {
             partitions,
             no_headers,
             topic_prefix,
+            api,
             format,
         } => {
+            if let Some(url) = api {
+                let r = bench::api::run_api(&bench::api::ApiOptions {
+                    url,
+                    definition,
+                    input_file,
+                    concurrency,
+                    executions,
+                });
+                return bench_result(format, r.map(|b| (b.to_json(), b.to_text())));
+            }
             let bindings = match &config {
                 Some(c) => load_bindings(c),
                 None => Ok(Bindings::default()),

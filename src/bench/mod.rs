@@ -8,6 +8,7 @@
 //! pre-serialized copy, so generating an input is a copy, not a serialization) and optional
 //! fields rotated over a list of values (`--rotate type=configs/events/w5_types.json`).
 
+pub mod api;
 pub mod kafka;
 
 use std::path::PathBuf;
