@@ -690,12 +690,7 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
         }
         None => None,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(stepstream::json::STACK_FOR_DEPTH)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = io_runtime()?;
     let stopped = rt.block_on(async move {
         let metrics = stepstream::metrics::Metrics::new();
         if let Some(listen) = config.http.listen.as_deref().filter(|l| !l.is_empty()) {
@@ -760,6 +755,16 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
     Ok(ExitCode::SUCCESS)
 }
 
+/// The runtime for the listeners and the Kafka clients (the shards have their own threads).
+fn io_runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_stack_size(stepstream::json::STACK_FOR_DEPTH)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 /// `stepstream serve`: the API until SIGTERM or SIGINT.
 fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let bindings = match &args.config {
@@ -777,12 +782,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         execution_log: args.execution_log,
     };
     let (service, limits) = api_service(&api, registry, args.shards, args.region, args.account)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_stack_size(stepstream::json::STACK_FOR_DEPTH)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = io_runtime()?;
     let served = rt.block_on(async {
         let listener = bind_api(&api.listen, limits.credentials.is_some(), "--listen").await?;
         let stop = stop_signal();
