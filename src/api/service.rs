@@ -1010,6 +1010,7 @@ impl Service {
             }
         };
         let target = self.startable(arn)?;
+        let logging = target.revision.logging.clone();
         if target.kind != MachineType::Express {
             return Err(ApiError::new(
                 "StateMachineTypeNotSupported",
@@ -1021,7 +1022,7 @@ impl Service {
         let _slot = self.admit()?;
         self.submit(record).await?;
         let p = rx.await.map_err(|_| stopped())?;
-        self.log_execution(&p, &exec_arn);
+        self.log_execution(&p, &exec_arn, &logging);
         let job = p.job.as_deref().ok_or_else(stopped)?;
         let output = match &p.disposition {
             Disposition::Output(b) if p.status == "SUCCEEDED" => {
@@ -1074,6 +1075,7 @@ impl Service {
         let arn = required_arn(body, "stateMachineArn")?;
         string(body, "traceHeader", 0, 256)?;
         let target = self.startable(arn)?;
+        let logging = target.revision.logging.clone();
         let express = target.kind == MachineType::Express;
         let (machine_arn, revision) = (target.machine_arn.clone(), Arc::clone(&target.revision));
         let (version_arn, alias_arn) = (target.version_arn.clone(), target.alias_arn.clone());
@@ -1145,7 +1147,7 @@ impl Service {
             };
             if express {
                 if let Ok(p) = &result {
-                    service.log_execution(p, &key);
+                    service.log_execution(p, &key, &logging);
                 }
                 return;
             }
@@ -1157,22 +1159,17 @@ impl Service {
         ]))
     }
 
-    /// Writes an EXPRESS execution's events to the execution log, as its state machine's
-    /// `loggingConfiguration` asks: every event (ALL), the failures (ERROR), or only how a
+    /// Writes an EXPRESS execution's events to the execution log, as the
+    /// `loggingConfiguration` of the revision it ran asks: every event (ALL), the failures (ERROR), or only how a
     /// failed execution ended (FATAL); the input and output only with `includeExecutionData`.
-    fn log_execution(&self, p: &Processed, arn: &str) {
+    fn log_execution(&self, p: &Processed, arn: &str, logging: &Value) {
         let Some(job) = p.job.as_deref() else {
             return;
         };
         if job.events.is_empty() {
             return;
         }
-        let logging = self
-            .lock()
-            .machine(job.plan.name.as_str())
-            .map(|m| m.revision.logging.clone())
-            .unwrap_or_default();
-        let level = log_level(&logging);
+        let level = log_level(logging);
         let with_data = logging.get("includeExecutionData").and_then(Value::as_bool) == Some(true);
         let mut out: Vec<u8> = Vec::new();
         for ev in &job.events {
