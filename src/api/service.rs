@@ -26,7 +26,7 @@ use crate::json::{self, Str, Value};
 use crate::plan;
 use crate::random::Rng;
 use crate::stream::driver::{Program, now_ms};
-use crate::stream::shard::{ResultSink, ShardConfig, ShardPool};
+use crate::stream::shard::{INVALID_JSON, NOT_JSON_CAUSE, ResultSink, ShardConfig, ShardPool};
 use crate::stream::{Disposition, Job, Processed, Record, Source};
 use crate::tasks::Registry;
 use crate::tasks::mock::MockConfig;
@@ -916,12 +916,6 @@ impl Service {
                 ),
             ));
         }
-        if let Err(e) = json::parse(input.as_bytes()) {
-            return Err(ApiError::new(
-                "InvalidExecutionInput",
-                format!("Invalid State Machine Execution Input: '{e}'"),
-            ));
-        }
         let machine_name = &target.revision.program.plan.name;
         let arn = if express {
             format!(
@@ -1024,6 +1018,11 @@ impl Service {
         let p = rx.await.map_err(|_| stopped())?;
         self.log_execution(&p, &exec_arn, &logging);
         let job = p.job.as_deref().ok_or_else(stopped)?;
+        if p.status == "REJECTED" && job.error.as_deref() == Some(INVALID_JSON) {
+            let cause = job.cause.as_deref().unwrap_or("");
+            let why = cause.strip_prefix(NOT_JSON_CAUSE).unwrap_or(cause);
+            return Err(invalid_input(why));
+        }
         let output = match &p.disposition {
             Disposition::Output(b) if p.status == "SUCCEEDED" => {
                 Some(String::from_utf8_lossy(b).into_owned())
@@ -1086,6 +1085,11 @@ impl Service {
             target,
             (!express).then(|| Arc::clone(&cancel)),
         )?;
+        // Answered before it runs, so the input is checked here (StartSyncExecution leaves
+        // it to the shard's one parse).
+        if let Err(e) = json::parse(input.as_bytes()) {
+            return Err(invalid_input(&e.to_string()));
+        }
         let slot = self.admit()?;
         let now = now_ms();
         if !express {
@@ -1959,4 +1963,11 @@ fn log_level(logging: &Value) -> LogLevel {
         Some("FATAL") => LogLevel::Fatal,
         _ => LogLevel::Off,
     }
+}
+
+fn invalid_input(why: &str) -> ApiError {
+    ApiError::new(
+        "InvalidExecutionInput",
+        format!("Invalid State Machine Execution Input: '{why}'"),
+    )
 }

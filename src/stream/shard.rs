@@ -323,6 +323,11 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
     }
 }
 
+/// The error of a record that is not JSON, and how its cause begins (the API answers it
+/// as `InvalidExecutionInput`).
+pub const INVALID_JSON: &str = "stepstream.InvalidJSON";
+pub const NOT_JSON_CAUSE: &str = "The record is not valid JSON: ";
+
 /// A record that never becomes an execution (not JSON, too big).
 fn rejected(mut rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Processed {
     bump(&stats.rejected, 1);
@@ -365,8 +370,8 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
     let value = match json::parse(&rec.payload) {
         Ok(v) => v,
         Err(e) => {
-            let cause = format!("The record is not valid JSON: {e}");
-            return Some(rejected(rec, "stepstream.InvalidJSON", &cause, stats));
+            let cause = format!("{NOT_JSON_CAUSE}{e}");
+            return Some(rejected(rec, INVALID_JSON, &cause, stats));
         }
     };
     let len = rec.payload.len();
