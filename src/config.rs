@@ -157,8 +157,12 @@ impl Default for Runtime {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Http {
-    /// `host:port` of the operations listener (`/metrics`, `/ping`, `/ready`); `None` = off.
+    /// `host:port` of the operations listener (`/`, `/metrics`, `/ping`, `/ready`); `None`
+    /// = off.
     pub listen: Option<String>,
+    /// AWS shared credentials file whose keys a request must present (HTTP Basic: access
+    /// key id and secret access key); required for a listener beyond loopback.
+    pub credentials: Option<PathBuf>,
 }
 
 /// What an empty (or missing) `[http]` section means: the listener on loopback.
@@ -166,6 +170,7 @@ impl Default for Http {
     fn default() -> Http {
         Http {
             listen: Some(DEFAULT_LISTEN.to_string()),
+            credentials: None,
         }
     }
 }
@@ -646,7 +651,7 @@ impl Config {
         };
 
         let http_t = r.table(&root, "http", "").cloned().unwrap_or_default();
-        r.unknown(&http_t, &["listen"], "http.");
+        r.unknown(&http_t, &["listen", "credentials"], "http.");
         let http = Http {
             listen: match http_t.get("listen") {
                 None => Http::default().listen,
@@ -654,6 +659,9 @@ impl Config {
                 Some(toml::Value::String(s)) if s.trim().is_empty() => None,
                 Some(_) => r.string(&http_t, "listen", "http.", false),
             },
+            credentials: r
+                .string(&http_t, "credentials", "http.", false)
+                .map(PathBuf::from),
         };
 
         let api = r.table(&root, "api", "").cloned().map(|t| {
@@ -665,6 +673,7 @@ impl Config {
                     "credentials",
                     "mock_config",
                     "max_executions",
+                    "execution_log",
                 ],
                 "api.",
             );
@@ -1042,6 +1051,12 @@ mod tests {
         let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
         let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
         assert!(dockerfile.contains(r#""--config", "configs/docker.toml""#));
+        // Its listener takes connections from beyond the container's loopback, so it has
+        // credentials, and the host publishes it on loopback only.
+        let keys = c.http.credentials.as_ref().expect("http.credentials");
+        let text = std::fs::read_to_string(root.join(keys)).unwrap();
+        assert!(crate::api::sigv4::parse_credentials_file(&text).is_ok());
+        assert!(compose.contains(r#"ports: ["127.0.0.1:9464:9464"]"#));
         assert_eq!(c.kafka.brokers, "kafka:9092");
         assert!(compose.contains("PLAINTEXT://kafka:9092"));
         let created = compose
@@ -1160,6 +1175,16 @@ mod tests {
                 execution_log: None,
             }
         );
+        // Every key `serve` has a flag for is accepted (execution_log was refused once).
+        let api = with("[api]\nlisten = \"127.0.0.1:0\"\nexecution_log = \"/tmp/x.log\"")
+            .unwrap()
+            .api
+            .unwrap();
+        assert_eq!(api.execution_log, Some(PathBuf::from("/tmp/x.log")));
+        let http = with("[http]\nlisten = \"0.0.0.0:9464\"\ncredentials = \"/etc/ops\"")
+            .unwrap()
+            .http;
+        assert_eq!(http.credentials, Some(PathBuf::from("/etc/ops")));
         let problems = with("[api]\nlisen = \"x\"\nmax_executions = 0").unwrap_err();
         assert!(
             problems.iter().any(|p| p.contains("api.lisen")),

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use stepstream::api::sigv4::Credentials;
 use stepstream::asl::{self, Diagnostic, MachineType};
 use stepstream::config::{self, Config};
 use stepstream::exec::Outcome;
@@ -178,9 +179,20 @@ enum Command {
         /// over --concurrency keep-alive connections, beside a one-Pass baseline on it.
         #[arg(long, value_name = "URL", conflicts_with_all = ["brokers", "pipeline", "rate", "mock_file", "config", "rotate"])]
         api: Option<String>,
+        /// The per-state counts (on in production): `off` runs without them, `compare` runs
+        /// the executions both ways in 10 alternating slices and reports what counting costs.
+        #[arg(long, value_enum, default_value = "on", conflicts_with_all = ["brokers", "api"])]
+        state_counts: StateCounts,
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StateCounts {
+    On,
+    Off,
+    Compare,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -232,6 +244,11 @@ struct ProcessArgs {
     /// The state machine's name (default: the definition file's stem).
     #[arg(long)]
     name: Option<String>,
+    /// Serve the operations listener (`/`: the workflow page, `/metrics`, `/ping`, `/ready`)
+    /// on this host:port while standard input is processed (port 0 picks a free one; the
+    /// address is logged); with --brokers, instead of the default 127.0.0.1:9464.
+    #[arg(long)]
+    http_listen: Option<String>,
 }
 
 /// The flags of `serve`.
@@ -356,6 +373,7 @@ fn main() -> ExitCode {
             no_headers,
             topic_prefix,
             api,
+            state_counts,
             format,
         } => {
             if let Some(url) = api {
@@ -400,14 +418,26 @@ fn main() -> ExitCode {
                     concurrency,
                     shards,
                     rotate,
+                    state_counts: state_counts != StateCounts::Off,
                 };
+                if state_counts == StateCounts::Compare {
+                    if pipeline || opts.rate.is_some() {
+                        return Err(
+                            "--state-counts compare runs the in-process bench only (without --pipeline or --rate)"
+                                .to_string(),
+                        );
+                    }
+                    return bench::compare_state_counts(&opts, 10)
+                        .map(|c| (c.to_json(), c.to_text()));
+                }
                 if pipeline {
                     bench::run_pipeline(&opts)
                 } else {
                     bench::run(&opts)
                 }
+                .map(|b| (b.to_json(), b.to_text()))
             });
-            bench_result(format, r.map(|b| (b.to_json(), b.to_text())))
+            bench_result(format, r)
         }
     }
 }
@@ -560,6 +590,31 @@ fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
     };
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let stdin = std::io::stdin();
+    // The operations listener, when asked for, on a runtime of its own next to the shards;
+    // the pipeline is on its page from the start, and its shards join when they start.
+    let metrics = stepstream::metrics::Metrics::new();
+    let ops_runtime = match args.http_listen.as_deref().filter(|l| !l.is_empty()) {
+        Some(listen) => {
+            let mut stats = stepstream::metrics::PipelineStats::new(&plan.name, Vec::new());
+            stats.plan = Some(Arc::clone(&plan));
+            stats.drawing = drawing(definition);
+            metrics
+                .pipelines
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(stats);
+            let rt = io_runtime()?;
+            let (listener, _) = rt.block_on(ops_listener(listen, "--http-listen", None))?;
+            rt.spawn(stepstream::server::serve(
+                listener,
+                Arc::clone(&metrics),
+                None,
+            ));
+            Some(rt)
+        }
+        None => None,
+    };
+    let observed = ops_runtime.as_ref().map(|_| &*metrics);
     let summary = stepstream::stream::lines::run(
         plan,
         Arc::new(registry),
@@ -567,6 +622,7 @@ fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
         stdin.lock(),
         &mut out,
         &mut dlq,
+        observed,
     )
     .map_err(|e| format!("I/O error: {e}"))?;
     eprintln!(
@@ -627,7 +683,13 @@ fn single_pipeline_config(definition: PathBuf, brokers: String, args: ProcessArg
             max_map_iterations: args.max_map_iterations.max(1),
             ..defaults
         },
-        http: Http::default(),
+        http: match args.http_listen {
+            Some(listen) => Http {
+                listen: Some(listen),
+                credentials: None,
+            },
+            None => Http::default(),
+        },
         pipelines: vec![Pipeline {
             name,
             definition,
@@ -665,6 +727,7 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
             }
         };
         prepared.push(Prepared {
+            drawing: drawing(&p.definition),
             pipeline: p.clone(),
             plan,
             registry: Arc::new(registry),
@@ -694,22 +757,13 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
     let stopped = rt.block_on(async move {
         let metrics = stepstream::metrics::Metrics::new();
         if let Some(listen) = config.http.listen.as_deref().filter(|l| !l.is_empty()) {
-            let listener = stepstream::server::bind(listen)
-                .await
-                .map_err(|e| format!("cannot listen on {listen} (http.listen): {e}"))?;
-            stepstream::log::info(
-                "http_listening",
-                &[(
-                    "address",
-                    Value::from(
-                        listener
-                            .local_addr()
-                            .map(|a| a.to_string())
-                            .unwrap_or_default(),
-                    ),
-                )],
-            );
-            tokio::spawn(stepstream::server::serve(listener, Arc::clone(&metrics)));
+            let credentials = config.http.credentials.as_deref();
+            let (listener, keys) = ops_listener(listen, "http.listen", credentials).await?;
+            tokio::spawn(stepstream::server::serve(
+                listener,
+                Arc::clone(&metrics),
+                keys,
+            ));
         }
         let (tx, rx) = tokio::sync::watch::channel(false);
         let stop = stop_signal();
@@ -843,6 +897,49 @@ fn api_service(
         ..api::Limits::default()
     };
     Ok((service, limits))
+}
+
+/// Binds the operations listener's address (`what` names the setting) and logs it; with
+/// `credentials`, the keys its requests must present. Beyond loopback it needs them.
+async fn ops_listener(
+    listen: &str,
+    what: &str,
+    credentials: Option<&Path>,
+) -> Result<(tokio::net::TcpListener, Option<Arc<Credentials>>), String> {
+    let keys = match credentials {
+        Some(p) => {
+            let text = String::from_utf8(read(p)?)
+                .map_err(|_| format!("{} is not UTF-8 text", p.display()))?;
+            Some(Arc::new(
+                stepstream::api::sigv4::parse_credentials_file(&text)
+                    .map_err(|e| format!("{} (http.credentials): {e}", p.display()))?,
+            ))
+        }
+        None => None,
+    };
+    let listener = stepstream::server::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen} ({what}): {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    if !local.ip().is_loopback() && keys.is_none() {
+        return Err(format!(
+            "{local} ({what}) is not a loopback address: the operations listener serves beyond this machine only with credentials (http.credentials = FILE in the configuration, an AWS shared credentials file whose keys requests must present as HTTP Basic user and password)"
+        ));
+    }
+    stepstream::log::info(
+        "http_listening",
+        &[("address", Value::from(local.to_string()))],
+    );
+    Ok((listener, keys))
+}
+
+/// The workflow of the definition at `path` drawn for the workflow page (`None` when it
+/// cannot be read again).
+fn drawing(path: &Path) -> Option<String> {
+    let _ = path;
+    None
 }
 
 /// Binds the API's address (`what` names the setting); beyond loopback only when requests

@@ -6,12 +6,160 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::stream::shard::ShardStats;
+use crate::exec::StateCounts;
+use crate::exec::counts::DURATION_BOUNDS_MS;
+use crate::json::Str;
+use crate::plan::Plan;
+use crate::stream::shard::{DeadLetterNote, RECENT_DEAD_LETTERS, ShardStats};
 
 /// The shards of one pipeline.
 pub struct PipelineStats {
     pub name: String,
     pub shards: Vec<Arc<ShardStats>>,
+    /// Its plan, for the names of the states the shards count.
+    pub plan: Option<Arc<Plan>>,
+    /// The workflow drawn as SVG (the `graph` module's fragment), for the workflow page.
+    pub drawing: Option<String>,
+}
+
+/// One state's counts, merged over a pipeline's shards.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateSummary {
+    pub name: Str,
+    pub entered: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub caught: u64,
+    /// Failures by error name, most first.
+    pub errors: Vec<(String, u64)>,
+    /// Time in state by `DURATION_BOUNDS_MS` bucket (the last one unbounded).
+    pub duration: Vec<u64>,
+    pub duration_sum_ms: u64,
+}
+
+impl StateSummary {
+    /// An upper bound of the `q` quantile of time in state, in ms (the bound of the bucket
+    /// it falls in; `None` when nothing was timed or it lies beyond the last bound).
+    pub fn quantile_ms(&self, q: f64) -> Option<u64> {
+        let total: u64 = self.duration.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, n) in self.duration.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return DURATION_BOUNDS_MS.get(i).copied();
+            }
+        }
+        None
+    }
+}
+
+impl PipelineStats {
+    pub fn new(name: &str, shards: Vec<Arc<ShardStats>>) -> PipelineStats {
+        PipelineStats {
+            name: name.to_string(),
+            shards,
+            plan: None,
+            drawing: None,
+        }
+    }
+
+    /// Every state's counts, in plan order, summed over the shards (empty without a plan;
+    /// zeros before the shards start).
+    pub fn states(&self) -> Vec<StateSummary> {
+        let Some(plan) = &self.plan else {
+            return Vec::new();
+        };
+        let counts: Vec<&StateCounts> = self
+            .shards
+            .iter()
+            .filter_map(|s| s.states.get().map(|c| &**c))
+            .collect();
+        plan.states
+            .iter()
+            .enumerate()
+            .map(|(i, st)| {
+                let mut sum = StateSummary {
+                    name: st.name.clone(),
+                    entered: 0,
+                    succeeded: 0,
+                    failed: 0,
+                    retried: 0,
+                    caught: 0,
+                    errors: Vec::new(),
+                    duration: vec![0; DURATION_BOUNDS_MS.len() + 1],
+                    duration_sum_ms: 0,
+                };
+                for c in counts.iter().filter_map(|c| c.state(i)) {
+                    sum.entered += c.entered.get();
+                    sum.succeeded += c.succeeded.get();
+                    sum.failed += c.failed();
+                    sum.retried += c.retried.get();
+                    sum.caught += c.caught.get();
+                    for (e, n) in c.failures() {
+                        match sum.errors.iter_mut().find(|(name, _)| name == e) {
+                            Some((_, m)) => *m += n,
+                            None => sum.errors.push((e.to_string(), n)),
+                        }
+                    }
+                    for (d, n) in sum.duration.iter_mut().zip(&c.duration) {
+                        *d += n.get();
+                    }
+                    sum.duration_sum_ms += c.duration_sum_ms.get();
+                }
+                sum.errors
+                    .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                sum
+            })
+            .collect()
+    }
+
+    /// The most recent dead letters over all shards, oldest first.
+    pub fn recent_dead_letters(&self) -> Vec<DeadLetterNote> {
+        let mut all: Vec<DeadLetterNote> = Vec::new();
+        for s in &self.shards {
+            let recent = s
+                .recent_dead_letters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            all.extend(recent.iter().cloned());
+        }
+        all.sort_by_key(|d| d.at_ms);
+        let keep = all.len().saturating_sub(RECENT_DEAD_LETTERS);
+        all.drain(..keep);
+        all
+    }
+
+    /// Executions by final status, summed over the shards.
+    pub fn executions(&self) -> [(&'static str, u64); 4] {
+        let sum = |f: &dyn Fn(&ShardStats) -> &AtomicU64| -> u64 {
+            self.shards
+                .iter()
+                .map(|s| f(s).load(Ordering::Relaxed))
+                .sum()
+        };
+        [
+            ("SUCCEEDED", sum(&|s| &s.succeeded)),
+            ("FAILED", sum(&|s| &s.failed)),
+            ("TIMED_OUT", sum(&|s| &s.timed_out)),
+            ("REJECTED", sum(&|s| &s.rejected)),
+        ]
+    }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+pub fn label_value(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains(['\\', '"', '\n']) {
+        return s.into();
+    }
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .into()
 }
 
 /// Everything `/metrics` and `/ready` report.
@@ -47,6 +195,94 @@ impl Metrics {
         self.connected.load(Ordering::Relaxed) && self.assigned.load(Ordering::Relaxed) > 0
     }
 
+    /// The per-state series: entries, exits with an output, failures by error, retries,
+    /// catches, and the time-in-state histogram.
+    fn render_states(&self, pipelines: &[PipelineStats], out: &mut String) {
+        let all: Vec<(String, Vec<StateSummary>)> = pipelines
+            .iter()
+            .map(|p| (label_value(&p.name).into_owned(), p.states()))
+            .collect();
+        type Counted = fn(&StateSummary) -> u64;
+        let counters: [(&str, &str, Counted); 4] = [
+            (
+                "stepstream_state_entered_total",
+                "Times each state was entered.",
+                |s| s.entered,
+            ),
+            (
+                "stepstream_state_succeeded_total",
+                "Times each state was left with an output (not through a Catch).",
+                |s| s.succeeded,
+            ),
+            (
+                "stepstream_state_retried_total",
+                "Errors of each state that a Retry rule retried.",
+                |s| s.retried,
+            ),
+            (
+                "stepstream_state_caught_total",
+                "Errors of each state that a Catch rule handled.",
+                |s| s.caught,
+            ),
+        ];
+        for (name, help, f) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (p, states) in &all {
+                for s in states {
+                    let state = label_value(&s.name);
+                    let _ = writeln!(out, "{name}{{pipeline=\"{p}\",state=\"{state}\"}} {}", f(s));
+                }
+            }
+        }
+        let name = "stepstream_state_failed_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Errors that left each state (not retried, not caught), by error name (at most {} names per state, then \"{}\").\n# TYPE {name} counter",
+            crate::exec::counts::ERROR_NAMES,
+            crate::exec::counts::OTHER_ERRORS
+        );
+        for (p, states) in &all {
+            for s in states {
+                let state = label_value(&s.name);
+                for (e, n) in &s.errors {
+                    let e = label_value(e);
+                    let _ = writeln!(
+                        out,
+                        "{name}{{pipeline=\"{p}\",state=\"{state}\",error=\"{e}\"}} {n}"
+                    );
+                }
+            }
+        }
+        let name = "stepstream_state_duration_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time executions spent in each state, from entering to leaving it (retries included), at the millisecond resolution of the execution clock.\n# TYPE {name} histogram"
+        );
+        for (p, states) in &all {
+            for s in states {
+                let state = label_value(&s.name);
+                let mut cumulative = 0;
+                for (i, n) in s.duration.iter().enumerate() {
+                    cumulative += n;
+                    let le = match DURATION_BOUNDS_MS.get(i) {
+                        Some(ms) => format!("{}", *ms as f64 / 1000.0),
+                        None => "+Inf".to_string(),
+                    };
+                    let _ = writeln!(
+                        out,
+                        "{name}_bucket{{pipeline=\"{p}\",state=\"{state}\",le=\"{le}\"}} {cumulative}"
+                    );
+                }
+                let labels = format!("{{pipeline=\"{p}\",state=\"{state}\"}}");
+                let sum = s.duration_sum_ms as f64 / 1000.0;
+                let _ = writeln!(
+                    out,
+                    "{name}_sum{labels} {sum}\n{name}_count{labels} {cumulative}"
+                );
+            }
+        }
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -60,7 +296,7 @@ impl Metrics {
         let sum = |f: &dyn Fn(&ShardStats) -> u64, p: &PipelineStats| -> f64 {
             p.shards.iter().map(|s| f(s)).sum::<u64>() as f64
         };
-        let label = |p: &PipelineStats| format!("{{pipeline=\"{}\"}}", p.name);
+        let label = |p: &PipelineStats| format!("{{pipeline=\"{}\"}}", label_value(&p.name));
         series(
             "stepstream_records_total",
             "Records received.",
@@ -87,7 +323,10 @@ impl Metrics {
                 }),
             ] {
                 by_status.push((
-                    format!("{{pipeline=\"{}\",status=\"{status}\"}}", p.name),
+                    format!(
+                        "{{pipeline=\"{}\",status=\"{status}\"}}",
+                        label_value(&p.name)
+                    ),
                     sum(f, p),
                 ));
             }
@@ -148,11 +387,14 @@ impl Metrics {
             if let Some(m) = merged {
                 for q in [0.5, 0.9, 0.99, 0.999] {
                     latency_rows.push((
-                        format!("{{pipeline=\"{}\",quantile=\"{q}\"}}", p.name),
+                        format!("{{pipeline=\"{}\",quantile=\"{q}\"}}", label_value(&p.name)),
                         m.value_at_quantile(q) as f64 / 1e9,
                     ));
                 }
-                latency_rows.push((format!("_count{{pipeline=\"{}\"}}", p.name), m.len() as f64));
+                latency_rows.push((
+                    format!("_count{{pipeline=\"{}\"}}", label_value(&p.name)),
+                    m.len() as f64,
+                ));
             }
         }
         let mut rows_q = Vec::new();
@@ -173,6 +415,7 @@ impl Metrics {
         for (l, v) in rows_c {
             let _ = writeln!(out, "stepstream_execution_latency_seconds_count{l} {v}");
         }
+        self.render_states(&pipelines, &mut out);
         drop(pipelines);
         let mut series = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

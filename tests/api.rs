@@ -185,6 +185,12 @@ fn executions_are_refused_with_the_services_errors() {
     assert_eq!(code, "StateMachineTypeNotSupported", "{msg}");
     let (code, msg) = server.error("StartSyncExecution", &start_body(&express, "{not json"));
     assert_eq!(code, "InvalidExecutionInput", "{msg}");
+    // The shard's parse error, in the service's words (not the stream's dead-letter cause).
+    assert!(
+        msg.starts_with("Invalid State Machine Execution Input: '")
+            && !msg.contains("The record is not valid JSON"),
+        "{msg}"
+    );
     let big = format!("\"{}\"", "x".repeat(262_144));
     let (code, msg) = server.error("StartSyncExecution", &start_body(&express, &big));
     assert_eq!(code, "InvalidExecutionInput", "{msg}");

@@ -869,3 +869,158 @@ fn process_runs_jsonata_and_dead_letters_query_evaluation_errors() {
         "{cause}"
     );
 }
+
+#[test]
+fn bench_compares_state_counts_on_and_off_in_one_run() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let input = Temp::new("event.json", r#"{"eventId":"evt-000000","name":"x"}"#);
+    let o = run(&[
+        "bench",
+        def.path(),
+        "--input-file",
+        input.path(),
+        "--executions",
+        "2000",
+        "--state-counts",
+        "compare",
+        "--format",
+        "json",
+    ]);
+    assert_succeeded(&o);
+    let v = stdout_json(&o);
+    assert_eq!(v.get("slices"), Some(&Value::int(10)));
+    assert_eq!(v.get("executions_per_mode"), Some(&Value::int(2000)));
+    for key in ["slices_on_per_second", "slices_off_per_second"] {
+        let slices = v.get(key).and_then(|s| s.as_array()).unwrap();
+        assert_eq!(slices.len(), 10, "{key}");
+        assert!(slices.as_slice().iter().all(|r| r.as_f64().unwrap() > 0.0));
+    }
+    assert!(v.get("cost").unwrap().as_f64().is_some());
+    // Compare is the in-process bench only.
+    let o = run(&[
+        "bench",
+        def.path(),
+        "--input-file",
+        input.path(),
+        "--pipeline",
+        "--state-counts",
+        "compare",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("in-process bench only"));
+}
+
+/// An HTTP GET to `addr`: the status code and the body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    write!(sock, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    sock.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
+}
+
+#[test]
+fn process_on_standard_input_serves_the_workflow_page_and_its_counts() {
+    use std::io::{BufRead, BufReader};
+    let def = Temp::new(
+        "pick.asl.json",
+        r#"{"StartAt":"Pick","States":{
+            "Pick":{"Type":"Choice","Choices":[{"Variable":"$.ok","BooleanEquals":true,"Next":"Fine"}],"Default":"Boom"},
+            "Fine":{"Type":"Pass","End":true},
+            "Boom":{"Type":"Fail","Error":"Bad","Cause":"not ok"}}}"#,
+    );
+    let mut child = bin()
+        .args(["process", def.path(), "--http-listen", "127.0.0.1:0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "no http_listening line"
+        );
+        if line.contains("\"http_listening\"") {
+            let v = json::parse(line.trim().as_bytes()).unwrap();
+            break v.get("address").unwrap().as_str().unwrap().to_string();
+        }
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"{\"ok\":true}\n{\"ok\":false}\n{\"ok\":true}\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    // The counts appear while the input is still open.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let states = loop {
+        let (code, body) = http_get(&addr, "/api/pipelines/pick/states");
+        assert_eq!(code, 200, "{body}");
+        let v = json::parse(body.as_bytes()).unwrap();
+        let entered = |name: &str| {
+            v.get("states")
+                .and_then(|s| s.as_array())
+                .and_then(|a| {
+                    a.as_slice()
+                        .iter()
+                        .find(|s| s.get("name").and_then(|n| n.as_str()) == Some(name))
+                        .cloned()
+                })
+                .unwrap()
+        };
+        if entered("Pick").get("entered") == Some(&Value::int(3)) {
+            break (entered("Fine"), entered("Boom"), v);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "counts never reached 3: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let (fine, boom, v) = states;
+    assert_eq!(fine.get("succeeded"), Some(&Value::int(2)));
+    assert_eq!(boom.get("failed"), Some(&Value::int(1)));
+    let dead = v.get("dead_letters").and_then(|d| d.as_array()).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead.as_slice()[0].get("state"),
+        Some(&Value::string("Boom"))
+    );
+    assert_eq!(
+        dead.as_slice()[0]
+            .get("source")
+            .and_then(|s| s.get("offset")),
+        Some(&Value::int(1))
+    );
+    let (code, page) = http_get(&addr, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("data-pipeline=\"pick\""), "{page}");
+    let (code, metrics) = http_get(&addr, "/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("stepstream_state_entered_total{pipeline=\"pick\",state=\"Pick\"} 3"));
+    assert_eq!(http_get(&addr, "/ready").0, 200);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+}
+
+#[test]
+fn the_operations_listener_stays_on_loopback_without_credentials() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let o = run_with_stdin(
+        bin().args(["process", def.path(), "--http-listen", "0.0.0.0:0"]),
+        b"{}\n",
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("is not a loopback address") && err.contains("http.credentials"),
+        "{err}"
+    );
+}

@@ -45,7 +45,10 @@ fn config(brokers: &str, group: &str, drain_ms: u64) -> Config {
             drain_timeout_ms: drain_ms,
             max_map_iterations: stepstream::stream::shard::DEFAULT_MAP_ITERATIONS,
         },
-        http: Http { listen: None },
+        http: Http {
+            listen: None,
+            credentials: None,
+        },
         api: None,
         pipelines: vec![Pipeline {
             name: "t".into(),
@@ -67,6 +70,7 @@ fn prepared(c: &Config, definition: &str) -> Vec<Prepared> {
         pipeline: c.pipelines[0].clone(),
         plan: Arc::new(stepstream::plan::compile(&v, "t")),
         registry: Arc::new(Registry::new()),
+        drawing: None,
     }]
 }
 

@@ -65,6 +65,16 @@ impl Credentials {
         self.secrets.is_empty()
     }
 
+    /// Whether `secret` is the secret access key of `access_key_id` (compared in time that
+    /// does not depend on where they differ).
+    pub fn accepts(&self, access_key_id: &str, secret: &str) -> bool {
+        let Some(known) = self.secret(access_key_id) else {
+            return false;
+        };
+        let (a, b) = (known.as_bytes(), secret.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    }
+
     fn secret(&self, access_key_id: &str) -> Option<&str> {
         self.secrets.get(access_key_id).map(String::as_str)
     }

@@ -285,7 +285,10 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
                 shards: opts.shards.max(1),
                 ..Runtime::default()
             },
-            http: Http { listen: None },
+            http: Http {
+                listen: None,
+                credentials: None,
+            },
             pipelines: vec![Pipeline {
                 name: "bench".into(),
                 definition: opts.definition.clone(),
@@ -304,6 +307,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             pipeline: config.pipelines[0].clone(),
             plan,
             registry: Arc::new(registry),
+            drawing: None,
         }];
         let metrics = Metrics::new();
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -376,6 +380,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
         shards: 1,
         rotate: Vec::new(),
         rate: None,
+        state_counts: true,
     })?;
     report.in_process_cpu_seconds = cpu_seconds() - cpu;
     Ok(report)

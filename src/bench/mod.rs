@@ -45,6 +45,8 @@ pub struct Options {
     /// by completions; how far starts fell behind it is reported); `None` starts them as fast
     /// as the concurrency allows.
     pub rate: Option<f64>,
+    /// Count what each state does, as production shards do (off only to measure the cost).
+    pub state_counts: bool,
 }
 
 /// What was measured.
@@ -460,6 +462,7 @@ pub fn run_pipeline(opts: &Options) -> Result<Report, String> {
         shards: report.shards,
         max_in_flight: per_shard,
         queue: per_shard,
+        state_counts: opts.state_counts,
         ..ShardConfig::default()
     };
     let pool = ShardPool::start(plan, Arc::new(registry), &config, Discard)
@@ -520,6 +523,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let config = ShardConfig {
         shards,
         max_in_flight: report.concurrency / shards,
+        state_counts: opts.state_counts,
         ..ShardConfig::default()
     };
     report.max_start_lag_ns = opts.rate.map(|_| 0);
@@ -559,6 +563,125 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     report.seconds = t0.elapsed().as_secs_f64();
     report.latency_ns = percentiles(&merged(&stats)?, 1);
     Ok(report)
+}
+
+/// The cost of the per-state counts: the same executions with counting on and off, in
+/// alternating slices of one run (on-off, then off-on), so that drift of the machine's speed
+/// weighs on both alike.
+pub struct CountsCost {
+    pub slices: u32,
+    /// Executions per second of each slice, counting on and off.
+    pub on: Vec<f64>,
+    pub off: Vec<f64>,
+    pub executions: u64,
+    pub seconds_on: f64,
+    pub seconds_off: f64,
+}
+
+impl CountsCost {
+    pub fn rate_on(&self) -> f64 {
+        self.executions as f64 / self.seconds_on
+    }
+
+    pub fn rate_off(&self) -> f64 {
+        self.executions as f64 / self.seconds_off
+    }
+
+    /// How much slower counting makes a run (0.01 = 1%).
+    pub fn cost(&self) -> f64 {
+        self.seconds_on / self.seconds_off - 1.0
+    }
+
+    pub fn to_json(&self) -> Value {
+        let rates = |v: &[f64]| Value::array(v.iter().map(|r| Value::float(r.round())).collect());
+        Value::object_from([
+            ("slices", Value::int(self.slices as i64)),
+            ("executions_per_mode", Value::int(self.executions as i64)),
+            ("counts_on_per_second", Value::float(self.rate_on().round())),
+            (
+                "counts_off_per_second",
+                Value::float(self.rate_off().round()),
+            ),
+            (
+                "cost",
+                Value::float((self.cost() * 10_000.0).round() / 10_000.0),
+            ),
+            ("slices_on_per_second", rates(&self.on)),
+            ("slices_off_per_second", rates(&self.off)),
+        ])
+    }
+
+    pub fn to_text(&self) -> String {
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|r| format!("{:.0}", r))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        format!(
+            "per-state counts: {} executions each way in {} alternating slices\n  counts on:  {:.0}/s  (slices: {})\n  counts off: {:.0}/s  (slices: {})\n  cost: {:+.2}% time with counts on\n",
+            self.executions,
+            self.slices,
+            self.rate_on(),
+            list(&self.on),
+            self.rate_off(),
+            list(&self.off),
+            self.cost() * 100.0
+        )
+    }
+}
+
+/// Runs `opts` with the per-state counts on and off in `slices` alternating slices of
+/// `opts.executions / slices` executions each way.
+pub fn compare_state_counts(opts: &Options, slices: u32) -> Result<CountsCost, String> {
+    let slices = slices.max(1);
+    let per = (opts.executions / slices as u64).max(1);
+    let mut cost = CountsCost {
+        slices,
+        on: Vec::new(),
+        off: Vec::new(),
+        executions: 0,
+        seconds_on: 0.0,
+        seconds_off: 0.0,
+    };
+    for i in 0..slices {
+        let order = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for on in order {
+            let slice = Options {
+                definition: opts.definition.clone(),
+                input_file: opts.input_file.clone(),
+                mock_file: opts.mock_file.clone(),
+                bindings: opts.bindings.clone(),
+                executions: per,
+                concurrency: opts.concurrency,
+                shards: opts.shards,
+                rotate: opts.rotate.clone(),
+                rate: None,
+                state_counts: on,
+            };
+            let r = run(&slice)?;
+            if r.succeeded != per {
+                return Err(format!(
+                    "only {} of {per} executions succeeded (counts {}): the comparison needs a workload that succeeds",
+                    r.succeeded,
+                    if on { "on" } else { "off" }
+                ));
+            }
+            if on {
+                cost.seconds_on += r.seconds;
+                cost.on.push(r.executions_per_second());
+            } else {
+                cost.seconds_off += r.seconds;
+                cost.off.push(r.executions_per_second());
+            }
+        }
+        cost.executions += per;
+    }
+    Ok(cost)
 }
 
 /// The shards' latency histograms (ns), merged.

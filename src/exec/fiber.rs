@@ -282,6 +282,9 @@ impl Execution {
                     f.retry_count = 0;
                     f.attempts.clear();
                     f.phase = Phase::Attempt;
+                    if let Some(c) = &self.counts {
+                        c.entered(f.state);
+                    }
                     if self.history.is_some() {
                         self.note_entered(plan, fid);
                     }

@@ -24,6 +24,7 @@
 
 mod choice;
 mod context;
+pub mod counts;
 pub mod data;
 mod fiber;
 mod history;
@@ -38,6 +39,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 pub use context::{ExecInfo, Identity};
+pub use counts::StateCounts;
 pub use data::{Failure, Handling, PAYLOAD_LIMIT};
 pub use history::HistoryEvent;
 pub use map::{DISTRIBUTED_MAP_CONCURRENCY, INLINE_MAP_CONCURRENCY, MapBudget};
@@ -165,6 +167,9 @@ pub struct Start {
     /// Record the execution's history events (`Execution::take_history`). Off, it costs one
     /// pointer test per event.
     pub history: bool,
+    /// Where to count what each state does (the shard's counts for this plan); `None`
+    /// counts nothing.
+    pub counts: Option<Arc<StateCounts>>,
 }
 
 impl Start {
@@ -179,6 +184,7 @@ impl Start {
             arns: None,
             map_budget: None,
             history: false,
+            counts: None,
         }
     }
 }
@@ -215,6 +221,9 @@ pub struct Execution {
     /// The history events, when asked for. Event ids are `events`, which counts them either
     /// way (error messages quote the id a state entered at).
     history: Option<Box<History>>,
+    counts: Option<Arc<StateCounts>>,
+    /// The top-level state whose error ended the execution.
+    failed_state: Option<crate::plan::StateId>,
 }
 
 impl Drop for Execution {
@@ -264,6 +273,8 @@ impl Execution {
             starved_told: false,
             frames: Frames::default(),
             history: start.history.then(Box::<History>::default),
+            counts: start.counts,
+            failed_state: None,
         };
         if exec.history.is_some() {
             exec.note_execution_started(&start.input);
@@ -314,6 +325,12 @@ impl Execution {
             .as_deref_mut()
             .map(History::take)
             .unwrap_or_default()
+    }
+
+    /// The name of the top-level state whose error failed the execution (a Map or Parallel
+    /// state when the error came from inside it), if one did.
+    pub fn failed_state<'p>(&self, plan: &'p Plan) -> Option<&'p Str> {
+        self.failed_state.map(|id| &plan.state(id).name)
     }
 
     /// States entered so far (for metrics).

@@ -47,6 +47,9 @@ impl Execution {
             if done < r.max_attempts {
                 f.attempts[i] += 1;
                 f.retry_count += 1;
+                if let Some(c) = &self.counts {
+                    c.retried(f.state);
+                }
                 let mut delay = r.interval_ms as f64 * r.backoff_rate.powi(done as i32);
                 if let Some(max) = r.max_delay_ms {
                     delay = delay.min(max as f64);
@@ -91,7 +94,7 @@ impl Execution {
             return match r
                 .and_then(|(out, assigns)| self.assign_vars(plan, fid, assigns).map(|()| out))
             {
-                Ok(out) => self.advance(plan, fid, c.next, out),
+                Ok(out) => self.leave(plan, fid, c.next, out, true),
                 Err(e) => self.fiber_failed(plan, fid, e),
             };
         }
@@ -102,9 +105,13 @@ impl Execution {
     pub(super) fn fiber_failed(&mut self, plan: &Plan, fid: u32, failure: Failure) -> Flow {
         let (parent, slot) = {
             let f = &self.fibers[fid as usize];
+            if let Some(c) = &self.counts {
+                c.failed(f.state, failure.error.as_ref(), self.now - f.entered_ms);
+            }
             (f.parent, f.slot)
         };
         if parent == NO_JOIN {
+            self.failed_state = Some(self.fibers[fid as usize].state);
             self.events += 1; // ExecutionFailed
             if self.history.is_some() {
                 self.note_execution_failed(fid, &failure);

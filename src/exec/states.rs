@@ -489,10 +489,32 @@ impl Execution {
         Flow::Stop
     }
 
-    pub(super) fn advance(&mut self, plan: &Plan, fid: u32, next: StateId, mut out: Sized) -> Flow {
+    pub(super) fn advance(&mut self, plan: &Plan, fid: u32, next: StateId, out: Sized) -> Flow {
+        self.leave(plan, fid, next, out, false)
+    }
+
+    /// Leaves the fiber's state for `next` with `out`, which a Catch produced when `caught`
+    /// (the state counts as caught, not as succeeded).
+    pub(super) fn leave(
+        &mut self,
+        plan: &Plan,
+        fid: u32,
+        next: StateId,
+        mut out: Sized,
+        caught: bool,
+    ) -> Flow {
         let name = &plan.state(self.fibers[fid as usize].state).name;
         if let Err(e) = out.check(name, Handling::ByNameOnly) {
             return self.fiber_failed(plan, fid, e);
+        }
+        if let Some(c) = &self.counts {
+            let f = &self.fibers[fid as usize];
+            let ms = self.now - f.entered_ms;
+            if caught {
+                c.caught(f.state, ms);
+            } else {
+                c.succeeded(f.state, ms);
+            }
         }
         self.events += 1; // ...StateExited
         if self.history.is_some() {

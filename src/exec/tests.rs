@@ -1049,3 +1049,79 @@ fn event_ids_count_the_events_of_aws_history_past_a_failed_map() {
     let (_, c) = failed(run(def, "{}"));
     assert!(c.contains("'Bad' (entered at the event id #7)"), "{c}");
 }
+
+#[test]
+fn state_counts_follow_entries_retries_catches_and_failures() {
+    // Try fails twice: retried once, then caught into Recover; Inner of the Map fails for
+    // the item 3 only, which the Map tolerates; the last Fail fails the execution.
+    let def = r#"{"StartAt":"Try","States":{
+        "Try":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","Retry":[{"ErrorEquals":["Flaky"],"MaxAttempts":1,"IntervalSeconds":2}],
+               "Catch":[{"ErrorEquals":["States.ALL"],"Next":"Recover"}],"Next":"Never"},
+        "Never":{"Type":"Pass","End":true},
+        "Recover":{"Type":"Pass","Result":[1,2,3],"Next":"Each"},
+        "Each":{"Type":"Map","ToleratedFailureCount":1,"ItemProcessor":{"StartAt":"Inner","States":{
+            "Inner":{"Type":"Choice","Choices":[{"Variable":"$","NumericEquals":3,"Next":"Bad"}],"Default":"Good"},
+            "Good":{"Type":"Pass","End":true},
+            "Bad":{"Type":"Fail","Error":"Three"}}},"Next":"Stop"},
+        "Stop":{"Type":"Fail","Error":"Done","Cause":"by design"}}}"#;
+    let p = plan(def);
+    let counts = Arc::new(StateCounts::new(p.states.len()));
+    let mut start = Start::new("exec", v("{}"), 0);
+    start.counts = Some(Arc::clone(&counts));
+    let mut exec = Execution::new(&p, start);
+    let mut now = 0;
+    let mut reqs = Vec::new();
+    let outcome = loop {
+        match exec.poll(&p, now, &mut reqs) {
+            Poll::Done(o) => break o,
+            Poll::Pending { wake_at } => {
+                if reqs.is_empty() {
+                    now = wake_at.unwrap();
+                }
+                for r in reqs.drain(..) {
+                    exec.complete(r.token, Err(TaskError::new("Flaky", "again")));
+                }
+            }
+        }
+    };
+    assert_eq!(failed(outcome).0, "Done");
+    assert_eq!(
+        exec.failed_state(&p).map(|s| s.as_str()),
+        Some("Stop"),
+        "the top-level state that failed the execution"
+    );
+    let id = |name: &str| {
+        p.states
+            .iter()
+            .position(|s| s.name.as_str() == name)
+            .unwrap()
+    };
+    let of = |name: &str| counts.state(id(name)).unwrap();
+    let t = of("Try");
+    assert_eq!(
+        (
+            t.entered.get(),
+            t.retried.get(),
+            t.caught.get(),
+            t.succeeded.get(),
+            t.failed()
+        ),
+        (1, 1, 1, 0, 0)
+    );
+    // Retried once after 2 s, so the Try state took 2000 ms (the 1000..2500 bucket).
+    assert_eq!(t.duration_sum_ms.get(), 2000);
+    assert_eq!(t.duration[10].get(), 1);
+    assert_eq!(of("Never").entered.get(), 0);
+    assert_eq!(
+        (of("Inner").entered.get(), of("Inner").succeeded.get()),
+        (3, 3)
+    );
+    assert_eq!((of("Good").succeeded.get(), of("Bad").failed()), (2, 1));
+    assert_eq!(of("Bad").failures(), vec![("Three", 1)]);
+    let each = of("Each");
+    assert_eq!(
+        (each.entered.get(), each.succeeded.get(), each.failed()),
+        (1, 1, 0)
+    );
+    assert_eq!(of("Stop").failures(), vec![("Done", 1)]);
+}

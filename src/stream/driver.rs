@@ -25,8 +25,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::exec::{
-    Execution, HistoryEvent, Identity, MapBudget, Outcome, Poll, Start, TaskError, TaskRequest,
-    TaskToken,
+    Execution, HistoryEvent, Identity, MapBudget, Outcome, Poll, Start, StateCounts, TaskError,
+    TaskRequest, TaskToken,
 };
 use crate::json::{Str, Value};
 use crate::plan::Plan;
@@ -46,6 +46,8 @@ pub struct Finished<T> {
     pub transitions: u64,
     /// Its history events, when it was started with `history` (else empty).
     pub history: Vec<HistoryEvent>,
+    /// The top-level state whose error failed it, if one did.
+    pub failed_state: Option<Str>,
 }
 
 struct Running<T> {
@@ -105,6 +107,8 @@ pub struct Driver<T> {
     map_budget: Option<Arc<MapBudget>>,
     /// Executions (slot, generation) whose Maps wait for tokens of `map_budget`.
     starved: Vec<(u32, u32)>,
+    /// Where executions of the driver's own plan count what their states do.
+    counts: Option<Arc<StateCounts>>,
 }
 
 /// The current time in ms since the epoch.
@@ -130,7 +134,14 @@ impl<T> Driver<T> {
             running: 0,
             map_budget: None,
             starved: Vec::new(),
+            counts: None,
         }
+    }
+
+    /// Counts what the states of the driver's plan do in `counts` (sized for that plan),
+    /// for every execution started from now on; `None` stops counting.
+    pub fn set_state_counts(&mut self, counts: Option<Arc<StateCounts>>) {
+        self.counts = counts.filter(|c| c.len() == self.plan.states.len());
     }
 
     /// Reads the time from `clock` from now on.
@@ -194,7 +205,10 @@ impl<T> Driver<T> {
         start.identity = self.identity.clone();
         start.map_budget = self.map_budget.clone();
         let (own, exec) = match own {
-            None => (None, Execution::new(&self.plan, start)),
+            None => {
+                start.counts = self.counts.clone();
+                (None, Execution::new(&self.plan, start))
+            }
             Some((program, arns)) => {
                 start.arns = Some(arns);
                 let exec = Execution::new(&program.plan, start);
@@ -298,7 +312,9 @@ impl<T> Driver<T> {
             Some(p) => p.registry.finished(running.exec.name()),
             None => self.registry.finished(running.exec.name()),
         }
+        let plan = running.own.as_ref().map_or(&*self.plan, |p| &*p.plan);
         Finished {
+            failed_state: running.exec.failed_state(plan).cloned(),
             name: running.exec.name().clone(),
             transitions: running.exec.transitions(),
             history: running.exec.take_history(),

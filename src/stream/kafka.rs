@@ -52,6 +52,8 @@ pub struct Prepared {
     pub pipeline: Pipeline,
     pub plan: Arc<Plan>,
     pub registry: Arc<Registry>,
+    /// The workflow drawn as SVG, for the workflow page.
+    pub drawing: Option<String>,
 }
 
 /// A topic and a partition number.
@@ -386,6 +388,7 @@ pub async fn run(
         queue: config.runtime.max_in_flight,
         ordered_keys: false,
         max_map_iterations: config.runtime.max_map_iterations,
+        state_counts: true,
     };
     let mut pools = Vec::new();
     let mut by_topic: HashMap<String, usize> = HashMap::new();
@@ -412,8 +415,9 @@ pub async fn run(
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(PipelineStats {
-                name: p.pipeline.name.clone(),
-                shards: pool.stats().to_vec(),
+                plan: Some(Arc::clone(&p.plan)),
+                drawing: p.drawing.clone(),
+                ..PipelineStats::new(&p.pipeline.name, pool.stats().to_vec())
             });
         by_topic.insert(p.pipeline.input_topic.clone(), i);
         pools.push(pool);

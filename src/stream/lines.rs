@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::shard::{ShardConfig, ShardPool};
 use super::{Disposition, Processed, Record, Source};
 use crate::json::Str;
+use crate::metrics::{Metrics, PipelineStats};
 use crate::plan::Plan;
 use crate::tasks::Registry;
 
@@ -24,7 +25,9 @@ pub struct Summary {
     pub dead_letters: u64,
 }
 
-/// Runs every line of `input` through the workflow.
+/// Runs every line of `input` through the workflow; with `observed`, the shards' counters
+/// join that pipeline's entry in `metrics` (the one named after the plan, added if it is not
+/// there yet) for the operations listener.
 pub fn run(
     plan: Arc<Plan>,
     registry: Arc<Registry>,
@@ -32,13 +35,33 @@ pub fn run(
     input: impl BufRead,
     output: &mut (dyn Write + Send),
     dead_letters: &mut (dyn Write + Send),
+    observed: Option<&Metrics>,
 ) -> std::io::Result<Summary> {
     let (tx, rx) = crossbeam_channel::unbounded::<Processed>();
     let window = (config.shards.max(1) * (config.max_in_flight + config.queue)).max(1);
     // One token per record between reading and writing: the reader blocks when `window`
     // records are on their way.
     let (tokens_tx, tokens_rx) = crossbeam_channel::bounded::<()>(window);
-    let pool = ShardPool::start(plan, registry, config, tx)?;
+    let name = plan.name.to_string();
+    let pool = ShardPool::start(Arc::clone(&plan), registry, config, tx)?;
+    if let Some(metrics) = observed {
+        let mut pipelines = metrics.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        match pipelines.iter_mut().find(|p| p.name == name) {
+            Some(p) => p.shards = pool.stats().to_vec(),
+            None => pipelines.push(PipelineStats {
+                plan: Some(plan),
+                ..PipelineStats::new(&name, pool.stats().to_vec())
+            }),
+        }
+        drop(pipelines);
+        // Ready while there is input to read: the one "partition" is standard input.
+        metrics
+            .assigned
+            .store(1, std::sync::atomic::Ordering::Relaxed);
+        metrics
+            .connected
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     let topic = Str::new("stdin");
 
     std::thread::scope(|scope| -> std::io::Result<Summary> {
@@ -165,6 +188,7 @@ mod tests {
             input.as_bytes(),
             &mut out,
             &mut dlq,
+            None,
         )
         .unwrap();
         let outs = String::from_utf8(out)
@@ -181,6 +205,88 @@ mod tests {
     }
 
     #[test]
+    fn observed_lines_count_each_state_and_remember_dead_letters() {
+        let def = r#"{"StartAt":"Pick","States":{
+            "Pick":{"Type":"Choice","Choices":[{"Variable":"$.ok","BooleanEquals":true,"Next":"Fine"}],"Default":"Boom"},
+            "Fine":{"Type":"Pass","End":true},
+            "Boom":{"Type":"Fail","Error":"Bad","Cause":"not ok"}}}"#;
+        let input = "{\"ok\":true}\n{\"ok\":false}\nnot json\n{\"ok\":true}\n{\"ok\":true}\n";
+        let metrics = Metrics::default();
+        let plan = plan(def);
+        let (mut out, mut dlq) = (Vec::new(), Vec::new());
+        let cfg = ShardConfig {
+            shards: 2,
+            ..ShardConfig::default()
+        };
+        let s = run(
+            plan,
+            Arc::new(Registry::new()),
+            &cfg,
+            input.as_bytes(),
+            &mut out,
+            &mut dlq,
+            Some(&metrics),
+        )
+        .unwrap();
+        assert_eq!((s.outputs, s.dead_letters), (3, 2));
+        let pipelines = metrics.pipelines.lock().unwrap();
+        let states = pipelines[0].states();
+        let by = |n: &str| {
+            states
+                .iter()
+                .find(|s| s.name.as_str() == n)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!((by("Pick").entered, by("Pick").succeeded), (4, 4));
+        assert_eq!((by("Fine").entered, by("Fine").succeeded), (3, 3));
+        let boom = by("Boom");
+        assert_eq!((boom.entered, boom.succeeded, boom.failed), (1, 0, 1));
+        assert_eq!(boom.errors, vec![("Bad".to_string(), 1)]);
+        let dead = pipelines[0].recent_dead_letters();
+        let mut seen: Vec<(String, Option<String>, i64)> = dead
+            .iter()
+            .map(|d| {
+                (
+                    d.error.to_string(),
+                    d.state.as_ref().map(|s| s.to_string()),
+                    d.source.offset,
+                )
+            })
+            .collect();
+        seen.sort_by_key(|d| d.2);
+        assert_eq!(
+            seen,
+            vec![
+                ("Bad".to_string(), Some("Boom".to_string()), 1),
+                ("stepstream.InvalidJSON".to_string(), None, 2)
+            ]
+        );
+        // The envelope names the state too.
+        let envelopes: Vec<Value> = String::from_utf8(dlq)
+            .unwrap()
+            .lines()
+            .map(|l| json::parse(l.as_bytes()).unwrap())
+            .collect();
+        assert_eq!(envelopes[0].get("state"), Some(&Value::string("Boom")));
+        assert_eq!(envelopes[1].get("state"), None);
+        drop(pipelines);
+        let text = metrics.render();
+        assert!(
+            text.contains("stepstream_state_entered_total{pipeline=\"lines\",state=\"Pick\"} 4")
+        );
+        assert!(text.contains(
+            "stepstream_state_failed_total{pipeline=\"lines\",state=\"Boom\",error=\"Bad\"} 1"
+        ));
+        assert!(text.contains(
+            "stepstream_state_duration_seconds_count{pipeline=\"lines\",state=\"Fine\"} 3"
+        ));
+        assert!(text.contains(
+            "stepstream_state_duration_seconds_bucket{pipeline=\"lines\",state=\"Fine\",le=\"+Inf\"} 3"
+        ));
+    }
+
+    #[test]
     fn outputs_keep_input_order_across_shards_and_waits() {
         // Odd numbers wait a second, so they finish after the even ones.
         let def = r#"{"StartAt":"C","States":{"C":{"Type":"Choice","Choices":[{"Variable":"$.odd","BooleanEquals":true,"Next":"W"}],"Default":"P"},
@@ -194,6 +300,7 @@ mod tests {
             queue: 8,
             ordered_keys: false,
             max_map_iterations: 16,
+            state_counts: true,
         };
         let (outs, dead, s) = run_lines(def, &input, cfg);
         assert!(dead.is_empty());

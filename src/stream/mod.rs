@@ -146,7 +146,8 @@ pub struct Processed {
     pub job: Option<Box<Job>>,
 }
 
-/// The dead-letter envelope: `{"error","cause","input","source","execution_name"}`, where
+/// The dead-letter envelope: `{"error","cause","input","source","execution_name"}` (and
+/// `"state"` after the cause for an execution a state's error failed), where
 /// `input` is the original payload as JSON when it parses, else as a string (base64 for
 /// bytes that are not UTF-8, with `input_encoding` saying so).
 pub fn dead_letter(
@@ -156,10 +157,24 @@ pub fn dead_letter(
     source: &Source,
     execution_name: &str,
 ) -> Vec<u8> {
+    envelope(error, cause, None, payload, source, execution_name)
+}
+
+fn envelope(
+    error: &str,
+    cause: &str,
+    state: Option<&str>,
+    payload: &[u8],
+    source: &Source,
+    execution_name: &str,
+) -> Vec<u8> {
     let mut pairs: Vec<(&str, Value)> = vec![
         ("error", Value::string(error)),
         ("cause", Value::string(cause)),
     ];
+    if let Some(state) = state {
+        pairs.push(("state", Value::string(state)));
+    }
     match json::parse(payload) {
         Ok(v) => pairs.push(("input", v)),
         Err(_) => match std::str::from_utf8(payload) {
@@ -179,17 +194,20 @@ pub fn dead_letter(
     json::to_string(&Value::object_from(pairs)).into_bytes()
 }
 
-/// The dead letter for a finished execution that did not succeed.
+/// The dead letter for a finished execution that did not succeed; `state`, the top-level
+/// state whose error failed it, follows the cause when known.
 pub fn outcome_dead_letter(
     outcome: &Outcome,
+    state: Option<&str>,
     payload: &[u8],
     source: &Source,
     name: &str,
 ) -> Vec<u8> {
     let (error, cause) = outcome.error_and_cause();
-    dead_letter(
+    envelope(
         error.as_deref().unwrap_or(""),
         cause.as_deref().unwrap_or(""),
+        state,
         payload,
         source,
         name,

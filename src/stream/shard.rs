@@ -19,7 +19,7 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use super::{Disposition, Processed, Record, dead_letter, outcome_dead_letter};
-use crate::exec::{MapBudget, Outcome, PAYLOAD_LIMIT};
+use crate::exec::{MapBudget, Outcome, PAYLOAD_LIMIT, StateCounts};
 use crate::json::{self, Str};
 use crate::plan::Plan;
 use crate::stream::driver::{Driver, Finished, Program};
@@ -39,6 +39,9 @@ pub struct ShardConfig {
     /// Map iterations the shard's executions run at once, beyond the first of each Map
     /// state (`0`: no shared bound, only each Map's own).
     pub max_map_iterations: usize,
+    /// Count what each state does (`ShardStats::states`); on by default, off only to measure
+    /// what counting costs.
+    pub state_counts: bool,
 }
 
 /// The default shared bound on a shard's Map iterations (defined with the other defaults in
@@ -55,6 +58,7 @@ impl Default for ShardConfig {
             queue: r.max_in_flight,
             ordered_keys: false,
             max_map_iterations: r.max_map_iterations,
+            state_counts: true,
         }
     }
 }
@@ -75,6 +79,28 @@ pub struct ShardStats {
     pub in_flight: AtomicU64,
     /// The Map iterations the shard's executions share, if bounded.
     pub map_budget: Option<Arc<MapBudget>>,
+    /// What each state of the shard's plan did (unless counting is off), set when the shard
+    /// starts.
+    pub states: std::sync::OnceLock<Arc<StateCounts>>,
+    /// The shard's most recent dead letters, newest last (at most `RECENT_DEAD_LETTERS`);
+    /// locked by the shard per dead letter and by a reader.
+    pub recent_dead_letters: std::sync::Mutex<VecDeque<DeadLetterNote>>,
+}
+
+/// Dead letters each shard remembers for the workflow page.
+pub const RECENT_DEAD_LETTERS: usize = 20;
+
+/// What the workflow page shows of a dead letter.
+#[derive(Clone, Debug)]
+pub struct DeadLetterNote {
+    /// When it was produced (ms since the epoch).
+    pub at_ms: i64,
+    pub error: Str,
+    pub cause: Str,
+    /// The top-level state whose error failed the execution (none for a record that never
+    /// ran, or an execution that timed out).
+    pub state: Option<Str>,
+    pub source: super::Source,
 }
 
 impl Default for ShardStats {
@@ -92,6 +118,8 @@ impl Default for ShardStats {
             transitions: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             map_budget: None,
+            states: std::sync::OnceLock::new(),
+            recent_dead_letters: std::sync::Mutex::new(VecDeque::new()),
         }
     }
 }
@@ -305,7 +333,12 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
                     (job.error, job.cause) = other.error_and_cause();
                     Vec::new()
                 }
-                None => outcome_dead_letter(other, &rec.payload, &rec.source, &f.name),
+                None => {
+                    let (error, cause) = other.error_and_cause();
+                    note_dead_letter(stats, error, cause, f.failed_state.clone(), &rec.source);
+                    let state = f.failed_state.as_deref();
+                    outcome_dead_letter(other, state, &rec.payload, &rec.source, &f.name)
+                }
             };
             (Disposition::DeadLetter(envelope), status)
         }
@@ -323,6 +356,39 @@ fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
     }
 }
 
+/// Remembers a dead letter for the workflow page (its cause cut to 500 bytes).
+fn note_dead_letter(
+    stats: &ShardStats,
+    error: Option<Str>,
+    cause: Option<Str>,
+    state: Option<Str>,
+    source: &super::Source,
+) {
+    let mut cause = cause.unwrap_or_else(|| Str::new(""));
+    if cause.len() > 500 {
+        let mut end = 500;
+        while !cause.is_char_boundary(end) {
+            end -= 1;
+        }
+        cause = Str::from(format!("{}...", &cause[..end]));
+    }
+    let note = DeadLetterNote {
+        at_ms: crate::stream::driver::now_ms(),
+        error: error.unwrap_or_else(|| Str::new("")),
+        cause,
+        state,
+        source: source.clone(),
+    };
+    let mut recent = stats
+        .recent_dead_letters
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if recent.len() >= RECENT_DEAD_LETTERS {
+        recent.pop_front();
+    }
+    recent.push_back(note);
+}
+
 /// The error of a record that is not JSON, and how its cause begins (the API answers it
 /// as `InvalidExecutionInput`).
 pub const INVALID_JSON: &str = "stepstream.InvalidJSON";
@@ -338,7 +404,11 @@ fn rejected(mut rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Pr
             job.cause = Some(Str::new(cause));
             job.name.clone()
         }
-        None => rec.source.execution_name(),
+        None => {
+            let (e, c) = (Some(Str::new(error)), Some(Str::new(cause)));
+            note_dead_letter(stats, e, c, None, &rec.source);
+            rec.source.execution_name()
+        }
     };
     Processed {
         disposition: Disposition::DeadLetter(dead_letter(
@@ -461,8 +531,15 @@ impl<K: ResultSink> Shard<K> {
         stats: Arc<ShardStats>,
         sink: K,
     ) -> Shard<K> {
+        let states = plan.states.len();
         let mut driver = Driver::new(plan, registry);
         driver.set_map_budget(stats.map_budget.clone());
+        if config.state_counts {
+            let counts = stats
+                .states
+                .get_or_init(|| Arc::new(StateCounts::new(states)));
+            driver.set_state_counts(Some(Arc::clone(counts)));
+        }
         Shard {
             driver,
             sink,
@@ -673,6 +750,7 @@ mod tests {
             queue: max_in_flight,
             ordered_keys,
             max_map_iterations,
+            state_counts: true,
         };
         run_shard(
             def,
@@ -790,6 +868,7 @@ mod tests {
                 queue: max_in_flight,
                 ordered_keys: false,
                 max_map_iterations: 0,
+                state_counts: true,
             };
             let mut source = Recycling {
                 next: 0,
