@@ -9,7 +9,11 @@
 //! within each layer is improved by barycenter sweeps and adjacent swaps, keeping the order with
 //! the fewest crossings; x positions come from alternating sweeps, each layer placed as close as
 //! possible to its neighbours' barycenters while keeping nodes apart (an exact weighted
-//! isotonic regression); back edges run in lanes to the right of everything.
+//! isotonic regression), then the main path and long edges are straightened where there is
+//! room. Edges are orthogonal with rounded corners: down out of the middle of a state's
+//! bottom, sideways only in the gaps between layers, on tracks (the edges out of one state
+//! share one, as a bus; so do the edges into one), down into the middle of the target's top.
+//! Back edges run up in lanes to the right of everything.
 
 use std::collections::HashMap;
 
@@ -244,6 +248,22 @@ enum Kind {
     },
 }
 
+/// A machine as a layered graph (see [`Ctx::layered`]).
+struct Layered {
+    nodes: Vec<Node>,
+    ledges: Vec<LEdge>,
+    /// Per node, the nodes of the next (previous) layer it is joined to.
+    down: Vec<Vec<usize>>,
+    up: Vec<Vec<usize>>,
+    layers: usize,
+    /// Markers and states: the nodes before the dummies.
+    states: usize,
+    /// The end marker's node, when the machine has one.
+    end: Option<usize>,
+    /// The drawings inside the Map and Parallel nodes, relative to their boxes.
+    inner: HashMap<usize, Sub>,
+}
+
 /// A node of a machine's layered graph.
 struct Node {
     kind: Kind,
@@ -301,7 +321,26 @@ impl Ctx<'_> {
         (w, h, Some(inner))
     }
 
+    /// The drawing of machine `m`, in its own coordinates.
     fn machine(&self, m: usize) -> Sub {
+        let lg = self.layered(m);
+        let order = order_layers(&lg.nodes, lg.layers, &lg.down, &lg.up);
+        let kinds: Vec<EdgeKind> = lg
+            .ledges
+            .iter()
+            .map(|e| self.g.edges[e.edge].kind)
+            .collect();
+        let mut x = place_x(&lg.nodes, &order, &lg.down, &lg.up);
+        align_main_path(
+            &lg.nodes, &order, &lg.ledges, &lg.down, &lg.up, &kinds, &mut x,
+        );
+        straighten(&lg.nodes, &order, &lg.ledges, &mut x);
+        self.draw(m, lg, &order, x)
+    }
+
+    /// Machine `m` as a layered graph: its markers and states (the Map and Parallel ones
+    /// with their drawings), ranked, with a dummy wherever an edge crosses a layer.
+    fn layered(&self, m: usize) -> Layered {
         let g = self.g;
         let mach = &g.machines[m];
         let edges = &self.by_machine[m];
@@ -424,12 +463,34 @@ impl Ctx<'_> {
                 nodes[d].anchor = anchor;
             }
         }
+        Layered {
+            nodes,
+            ledges,
+            down,
+            up,
+            layers,
+            states: n,
+            end: has_end.then_some(end),
+            inner,
+        }
+    }
 
-        let order = order_layers(&nodes, layers, &down, &up);
-        let kinds: Vec<EdgeKind> = ledges.iter().map(|e| g.edges[e.edge].kind).collect();
-        let mut x = place_x(&nodes, &order, &down, &up);
-        align_main_path(&nodes, &order, &ledges, &down, &up, &kinds, &mut x);
-        straighten(&nodes, &order, &ledges, &mut x);
+    /// Places the edges of a layered machine whose x positions are known (tracks for their
+    /// sideways runs, lanes for the back edges), then everything's y, and draws it.
+    fn draw(&self, m: usize, lg: Layered, order: &[Vec<usize>], mut x: Vec<f64>) -> Sub {
+        let g = self.g;
+        let Layered {
+            nodes,
+            ledges,
+            down,
+            up,
+            layers,
+            states: n,
+            end,
+            mut inner,
+        } = lg;
+        let has_end = end.is_some();
+        let end = end.unwrap_or(0);
         let min_x = nodes
             .iter()
             .zip(&x)
@@ -477,12 +538,6 @@ impl Ctx<'_> {
         // The horizontal runs of the edges between two layers, each on a track of its gap:
         // the edges out of one node share a track (a bus), as do the edges into one node;
         // runs that overlap sideways get different tracks.
-        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-        enum Group {
-            Out(usize),
-            In(usize),
-            Alone(usize),
-        }
         let group_of = |a: usize, b: usize, id: usize| {
             if !nodes[a].is_dummy() && down[a].len() > 1 {
                 Group::Out(a)
@@ -534,26 +589,7 @@ impl Ctx<'_> {
             });
             back_runs.push((exit, entry));
         }
-        let mut track: Vec<HashMap<Group, usize>> = vec![HashMap::new(); layers];
-        let mut tracks = vec![0usize; layers];
-        for l in 0..layers {
-            let mut groups: Vec<(Group, (f64, f64))> =
-                runs[l].iter().map(|(g, r)| (*g, *r)).collect();
-            groups.sort_by(|a, b| a.1.0.total_cmp(&b.1.0).then(a.1.1.total_cmp(&b.1.1)));
-            let mut ends: Vec<f64> = Vec::new();
-            for (gr, (lo, hi)) in groups {
-                let t = match ends.iter().position(|&end| end + TRACK_SEP < lo) {
-                    Some(t) => t,
-                    None => {
-                        ends.push(f64::NEG_INFINITY);
-                        ends.len() - 1
-                    }
-                };
-                ends[t] = hi;
-                track[l].insert(gr, t);
-            }
-            tracks[l] = ends.len();
-        }
+        let (track, tracks) = assign_tracks(&runs);
 
         // Layer bands and the gaps under them, tall enough for their tracks.
         let mut band_h = vec![0.0f64; layers];
@@ -711,6 +747,44 @@ impl Ctx<'_> {
     }
 }
 
+/// What shares a track: the runs out of one node, the runs into one node, or one run alone.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Group {
+    Out(usize),
+    In(usize),
+    Alone(usize),
+}
+
+/// Tracks for the runs of each gap (group -> extent): a run takes the first track where it
+/// overlaps nothing, so a gap needs as many as its most overlapped point. The track of each
+/// group, and the number of tracks, per gap.
+fn assign_tracks(runs: &[HashMap<Group, (f64, f64)>]) -> (Vec<HashMap<Group, usize>>, Vec<usize>) {
+    let mut track = vec![HashMap::new(); runs.len()];
+    let mut tracks = vec![0usize; runs.len()];
+    for (l, gap) in runs.iter().enumerate() {
+        let mut groups: Vec<(Group, (f64, f64))> = gap.iter().map(|(g, r)| (*g, *r)).collect();
+        groups.sort_by(|a, b| {
+            (a.1.0.total_cmp(&b.1.0))
+                .then(a.1.1.total_cmp(&b.1.1))
+                .then(a.0.cmp(&b.0))
+        });
+        let mut ends: Vec<f64> = Vec::new();
+        for (gr, (lo, hi)) in groups {
+            let t = match ends.iter().position(|&end| end + TRACK_SEP < lo) {
+                Some(t) => t,
+                None => {
+                    ends.push(f64::NEG_INFINITY);
+                    ends.len() - 1
+                }
+            };
+            ends[t] = hi;
+            track[l].insert(gr, t);
+        }
+        tracks[l] = ends.len();
+    }
+    (track, tracks)
+}
+
 /// Marks the edges that close a cycle, found by a depth-first search from the start marker
 /// (node 0), then from each node not reached yet, in order.
 fn mark_back_edges(n: usize, out: &[Vec<usize>], ledges: &mut [LEdge]) {
@@ -845,12 +919,12 @@ fn order_layers(
             break;
         }
         if sweep % 2 == 0 {
-            for l in 1..layers {
-                sort_by_barycenter(&mut order[l], &mut pos, up);
+            for layer in order.iter_mut().skip(1) {
+                sort_by_barycenter(layer, &mut pos, up);
             }
         } else {
-            for l in (0..layers.saturating_sub(1)).rev() {
-                sort_by_barycenter(&mut order[l], &mut pos, down);
+            for layer in order.iter_mut().rev().skip(1) {
+                sort_by_barycenter(layer, &mut pos, down);
             }
         }
         transpose(&mut order, &mut pos, down, up);

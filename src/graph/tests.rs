@@ -654,3 +654,62 @@ fn choice_fan_out_shares_one_bus_and_labels_stand_over_their_targets() {
     }
     assert!(bus.is_some());
 }
+
+/// A definition of `n` states with transitions picked by a small deterministic generator:
+/// Choices to any state (loops included), Tasks with Catchers, some nested Maps.
+fn random_definition(seed: u64, n: usize) -> String {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = move |m: usize| {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 33) % m as u64) as usize
+    };
+    let name = |i: usize| format!("S{i}");
+    let mut states = Vec::new();
+    for i in 0..n {
+        let body = match next(6) {
+            0 if i + 1 < n => {
+                let rules: Vec<String> = (0..1 + next(3))
+                    .map(|r| {
+                        format!(
+                            r#"{{"Variable":"$.v","NumericEquals":{r},"Next":"{}"}}"#,
+                            name(next(n))
+                        )
+                    })
+                    .collect();
+                format!(
+                    r#"{{"Type":"Choice","Choices":[{}],"Default":"{}"}}"#,
+                    rules.join(","),
+                    name(i + 1)
+                )
+            }
+            1 if i + 1 < n => format!(
+                r#"{{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","Next":"{}","Catch":[{{"ErrorEquals":["States.ALL"],"Next":"{}"}}]}}"#,
+                name(i + 1),
+                name(next(n))
+            ),
+            2 if i + 1 < n => format!(
+                r#"{{"Type":"Map","ItemProcessor":{{"StartAt":"M{i}","States":{{"M{i}":{{"Type":"Pass","Next":"N{i}"}},"N{i}":{{"Type":"Succeed"}}}}}},"Next":"{}"}}"#,
+                name(i + 1)
+            ),
+            3 => r#"{"Type":"Succeed"}"#.to_string(),
+            _ if i + 1 < n => format!(r#"{{"Type":"Pass","Next":"{}"}}"#, name(next(n))),
+            _ => r#"{"Type":"Pass","End":true}"#.to_string(),
+        };
+        states.push(format!(r#""{}":{body}"#, name(i)));
+    }
+    format!(r#"{{"StartAt":"S0","States":{{{}}}}}"#, states.join(","))
+}
+
+#[test]
+fn random_machines_lay_out_cleanly() {
+    for seed in 0..60 {
+        let def = random_definition(seed, 3 + (seed as usize % 25));
+        let g = graph(&def);
+        check_layout(&g);
+        assert_eq!(svg(&g), svg(&graph(&def)), "deterministic for seed {seed}");
+    }
+}
