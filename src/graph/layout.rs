@@ -522,18 +522,36 @@ impl Ctx<'_> {
                 .iter()
                 .all(|&w| nodes[w].kind == (Kind::Dummy { label: false }))
         };
-        let mut lanes = Vec::with_capacity(backs.len());
-        let mut lane = content_right + LANE_SEP;
-        for &i in &backs {
-            lanes.push(lane);
-            let label = g.edges[ledges[i].edge].label.as_deref();
-            lane += LANE_SEP + label.map_or(0.0, |t| label_width(t) + 4.0);
+        // Each back edge's lane stands just right of what is drawn in the layers it spans,
+        // and of the lanes (with their labels) already placed over those layers.
+        let mut right_of = vec![0.0f64; layers];
+        for (node, x) in nodes.iter().zip(&x) {
+            right_of[node.layer] = right_of[node.layer].max(x + node.w / 2.0);
         }
-        let right = if backs.is_empty() {
-            content_right
-        } else {
-            lane - LANE_SEP
-        };
+        let mut lanes = Vec::with_capacity(backs.len());
+        let mut placed: Vec<((usize, usize), f64)> = Vec::new();
+        for &i in &backs {
+            let e = &ledges[i];
+            let (top, bottom) = (
+                nodes[e.to].layer.saturating_sub(1),
+                (nodes[e.from].layer + 1).min(layers - 1),
+            );
+            let mut lane = right_of[top..=bottom].iter().copied().fold(0.0, f64::max);
+            for &((a, b), end) in &placed {
+                if a <= bottom && top <= b {
+                    lane = lane.max(end);
+                }
+            }
+            lane += LANE_SEP;
+            let label = g.edges[e.edge].label.as_deref();
+            placed.push((
+                (top, bottom),
+                lane + label.map_or(0.0, |t| label_width(t) + 4.0),
+            ));
+            lanes.push(lane);
+        }
+        let lanes_right = placed.iter().map(|p| p.1).fold(0.0, f64::max);
+        let right = content_right.max(lanes_right);
 
         // The horizontal runs of the edges between two layers, each on a track of its gap:
         // the edges out of one node share a track (a bus), as do the edges into one node;

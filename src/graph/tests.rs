@@ -360,10 +360,24 @@ fn a_loop_goes_back_up_beside_the_drawing() {
             "Wait -next-> Poll"
         ]
     );
-    let right = l.states.iter().map(Rect::right).fold(0.0, f64::max);
     for (i, e) in l.edges.iter().enumerate().filter(|(_, e)| e.back) {
-        let far = points(&e.path).iter().map(|p| p.0).fold(0.0, f64::max);
-        assert!(far > right, "back edge {i} runs right of every state");
+        // Its lane: the rightmost vertical run, right of every state beside it.
+        let pts = points(&e.path);
+        let far = pts.iter().map(|p| p.0).fold(0.0, f64::max);
+        let on_lane: Vec<f64> = pts.iter().filter(|p| p.0 == far).map(|p| p.1).collect();
+        let (top, bottom) = (
+            on_lane.iter().copied().fold(f64::INFINITY, f64::min),
+            on_lane.iter().copied().fold(0.0, f64::max),
+        );
+        assert!(bottom > top, "back edge {i} goes up a lane");
+        for r in &l.states {
+            if r.y < bottom && top < r.bottom() {
+                assert!(
+                    far > r.right(),
+                    "back edge {i} runs right of the states beside it"
+                );
+            }
+        }
         let last = *points(&e.path).last().unwrap();
         let to = match g.edges[i].to {
             Endpoint::State(s) => l.states[s],
