@@ -120,8 +120,8 @@ pub struct Graph {
     pub states: Vec<State>,
     /// `machines[0]` is the definition itself.
     pub machines: Vec<Machine>,
-    /// Per machine in order: its start edge, then per state its Choice rules, Default, Next,
-    /// Catchers and end edge.
+    /// From the top machine down: a machine's start edge, then state by state the edges of
+    /// the machines nested in it and its own (Choice rules, Default, Next, Catchers, end).
     pub edges: Vec<Edge>,
 }
 
