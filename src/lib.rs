@@ -12,6 +12,7 @@
 //! * [`asl`]: parse and validate definitions; every problem is a [`asl::Diagnostic`].
 //! * [`plan`]: compile a validated definition into a flat, index-addressed [`plan::Plan`].
 //! * [`exec`]: the pure step function that runs one execution of a plan.
+//! * [`graph`]: a definition drawn as a graph (SVG for the workflow page, Graphviz DOT).
 //! * [`tasks`]: the resources tasks call, and mocks.
 //! * [`stream`]: shards, sources and sinks, dead letters.
 //! * [`json`], [`jsonpath`], [`intrinsics`], [`time`], [`random`]: the languages and values.
@@ -41,6 +42,7 @@ pub mod api;
 pub mod asl;
 pub mod config;
 pub mod exec;
+pub mod graph;
 pub mod intrinsics;
 pub mod json;
 pub mod jsonata;

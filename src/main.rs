@@ -125,6 +125,17 @@ enum Command {
         #[arg(long)]
         step_functions: bool,
     },
+    /// Draw a definition as a graph: SVG (states as boxes with room for counts, Choice rules
+    /// and Catchers as labelled edges, Map and Parallel as nested boxes) or Graphviz DOT.
+    Graph {
+        /// The definition file (ASL JSON), or `-` for standard input.
+        definition: PathBuf,
+        #[arg(long, default_value = "svg", value_parser = ["svg", "dot"])]
+        format: String,
+        /// Write the drawing to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
     /// Run the workflow on every JSON line of standard input (the embedded default: no
     /// broker); outputs go to standard output in input order, dead letters to stderr or a file.
     Process(ProcessArgs),
@@ -343,6 +354,17 @@ fn main() -> ExitCode {
             format,
             (max_depth, timelimit_ms, step_functions),
         ),
+        Command::Graph {
+            definition,
+            format,
+            output,
+        } => match graph(&definition, &format, output.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(msg) => {
+                eprintln!("stepstream graph: {msg}");
+                ExitCode::from(2)
+            }
+        },
         Command::Process(args) => match process_mode(args) {
             Ok(code) => code,
             Err(msg) => {
@@ -560,6 +582,42 @@ fn validate(path: &Path, format: Format, machine_type: MachineType) -> ExitCode 
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// `stepstream graph`: a valid definition drawn as SVG or DOT.
+fn graph(path: &Path, format: &str, output: Option<&Path>) -> Result<(), String> {
+    let (text, shown) = if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        (buf, "standard input".to_string())
+    } else {
+        (read(path)?, path.display().to_string())
+    };
+    if let Err(diags) = asl::load(&text, MachineType::Standard) {
+        let lines: Vec<String> = diags.iter().map(|d| format!("  {d}")).collect();
+        return Err(format!(
+            "{shown} is not a valid definition:\n{}",
+            lines.join("\n")
+        ));
+    }
+    let g = stepstream::graph::Graph::from_json(&text)
+        .map_err(|e| format!("{shown} cannot be drawn: {e}"))?;
+    let drawing = match format {
+        "dot" => stepstream::graph::dot(&g),
+        _ => stepstream::graph::svg(&g),
+    };
+    match output {
+        Some(f) => {
+            std::fs::write(f, drawing).map_err(|e| format!("cannot write {}: {e}", f.display()))
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(drawing.as_bytes())
+            .map_err(|e| format!("cannot write standard output: {e}")),
     }
 }
 
