@@ -655,7 +655,7 @@ fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
         Some(listen) => {
             let mut stats = stepstream::metrics::PipelineStats::new(&plan.name, Vec::new());
             stats.plan = Some(Arc::clone(&plan));
-            stats.drawing = drawing(definition);
+            stats.drawing = drawing(definition, &plan.name);
             metrics
                 .pipelines
                 .lock()
@@ -785,7 +785,7 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
             }
         };
         prepared.push(Prepared {
-            drawing: drawing(&p.definition),
+            drawing: drawing(&p.definition, &p.name),
             pipeline: p.clone(),
             plan,
             registry: Arc::new(registry),
@@ -993,11 +993,24 @@ async fn ops_listener(
     Ok((listener, keys))
 }
 
-/// The workflow of the definition at `path` drawn for the workflow page (`None` when it
-/// cannot be read again).
-fn drawing(path: &Path) -> Option<String> {
-    let _ = path;
-    None
+/// The workflow of the definition at `path` drawn for the workflow page of pipeline `name`
+/// (its ids prefixed so that several drawings share one page); `None` when it cannot be
+/// read again or drawn, and the page says so.
+fn drawing(path: &Path, name: &str) -> Option<String> {
+    use stepstream::graph::{Graph, SvgOptions, svg_with};
+    let text = std::fs::read(path).ok()?;
+    let g = Graph::from_json(&text).ok()?;
+    let prefix: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    Some(svg_with(
+        &g,
+        &SvgOptions {
+            prolog: false,
+            id_prefix: format!("p-{prefix}-"),
+        },
+    ))
 }
 
 /// Binds the API's address (`what` names the setting); beyond loopback only when requests

@@ -1000,6 +1000,10 @@ fn process_on_standard_input_serves_the_workflow_page_and_its_counts() {
     let (code, page) = http_get(&addr, "/");
     assert_eq!(code, 200);
     assert!(page.contains("data-pipeline=\"pick\""), "{page}");
+    // The workflow is drawn in the page, every state by its name.
+    for state in ["Pick", "Fine", "Boom"] {
+        assert!(page.contains(&format!("data-state=\"{state}\"")), "{state}");
+    }
     let (code, metrics) = http_get(&addr, "/metrics");
     assert_eq!(code, 200);
     assert!(metrics.contains("stepstream_state_entered_total{pipeline=\"pick\",state=\"Pick\"} 3"));
