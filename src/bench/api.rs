@@ -87,6 +87,8 @@ pub struct PhaseReport {
     pub warmup_errors: u64,
     /// CPU time of the client thread during the counted requests, seconds (in 10 ms ticks).
     pub client_cpu_seconds: f64,
+    /// Requests per second of each slice (the phases alternate slice by slice).
+    pub slices: Vec<f64>,
 }
 
 impl PhaseReport {
@@ -122,6 +124,15 @@ impl PhaseReport {
                 Value::float((self.client_busy() * 1000.0).round() / 1000.0),
             ),
             (
+                "slices_per_second",
+                Value::array(
+                    self.slices
+                        .iter()
+                        .map(|r| Value::float(r.round()))
+                        .collect(),
+                ),
+            ),
+            (
                 "first_errors",
                 Value::array(
                     self.first_errors
@@ -155,6 +166,13 @@ impl PhaseReport {
             us(self.latency_ns[3]),
             us(self.latency_ns[4]),
         );
+        if !self.slices.is_empty() {
+            let rates: Vec<String> = self.slices.iter().map(|r| format!("{r:.0}")).collect();
+            s.push_str(&format!(
+                "             slices (requests/s): {}\n",
+                rates.join(" ")
+            ));
+        }
         if self.warmup_errors > 0 {
             s.push_str(&format!(
                 "             ({} of the {} warm-up requests failed too)\n",
@@ -208,7 +226,7 @@ impl ApiReport {
 
     pub fn to_text(&self) -> String {
         format!(
-            "command      {}\napi          {}: StartSyncExecution over {} keep-alive HTTP/1.1 connection(s), one request in flight on each; {} client thread(s) in this process\n{}{}ratio        workload / baseline = {:.3} ({:.0}% of the one-Pass rate)\n",
+            "command      {}\napi          {}: StartSyncExecution over {} keep-alive HTTP/1.1 connection(s), one request in flight on each; {} client thread(s) in this process; the phases alternate in {SLICES} slices\n{}{}ratio        workload / baseline = {:.3} ({:.0}% of the one-Pass rate)\n",
             self.command,
             self.url,
             self.concurrency,
@@ -272,17 +290,21 @@ async fn run_phases(
         )
         .await?;
         created.push(arn.clone());
-        let baseline = phase(target, opts, &arn, "{}", "the baseline").await?;
         let what = opts.definition.display().to_string();
-        let arn = create(
+        let workload = create(
             target,
             &format!("stepstream-bench-{tag}-workload"),
             definition,
             &what,
         )
         .await?;
-        created.push(arn.clone());
-        let workload = phase(target, opts, &arn, event, &what).await?;
+        created.push(workload.clone());
+        let (baseline, workload) = phases(
+            target,
+            opts,
+            [(&arn, "{}", "the baseline"), (&workload, event, &what)],
+        )
+        .await?;
         Ok((baseline, workload))
     }
     .await;
@@ -342,22 +364,30 @@ async fn create(
         })
 }
 
-/// Warm-up, then the counted requests, of StartSyncExecution on `arn` with `input`.
-async fn phase(
+/// The phases alternate in this many slices over the same connections (baseline first in
+/// the even slices, the workload first in the odd ones), so that the server's and the
+/// machine's drift weigh on both alike: run one after the other, two identical phases
+/// measured 0.82-1.29x of each other here; alternating, 0.97-1.05x.
+const SLICES: u64 = 10;
+
+/// Warm-up, then the counted requests, of StartSyncExecution on the baseline's and the
+/// workload's `(arn, input, what)`: each phase's requests split in `SLICES` slices that
+/// alternate with the other phase's.
+async fn phases(
     target: &Arc<Target>,
     opts: &ApiOptions,
-    arn: &str,
-    input: &str,
-    what: &str,
-) -> Result<PhaseReport, String> {
-    let body = Value::object_from([
-        ("stateMachineArn", Value::string(arn)),
-        ("input", Value::string(input)),
-    ]);
-    let exchange = Arc::new(Exchange {
-        headers: target.headers("StartSyncExecution"),
-        body: Bytes::from(json::to_string(&body)),
-        errors: Mutex::new(Vec::new()),
+    machines: [(&str, &str, &str); 2],
+) -> Result<(PhaseReport, PhaseReport), String> {
+    let exchanges = machines.map(|(arn, input, _)| {
+        let body = Value::object_from([
+            ("stateMachineArn", Value::string(arn)),
+            ("input", Value::string(input)),
+        ]);
+        Arc::new(Exchange {
+            headers: target.headers("StartSyncExecution"),
+            body: Bytes::from(json::to_string(&body)),
+            errors: Mutex::new(Vec::new()),
+        })
     });
     let connections = opts.concurrency.max(1);
     let mut workers = Vec::with_capacity(connections);
@@ -365,33 +395,54 @@ async fn phase(
         workers.push(Connection::open(Arc::clone(target)).await?);
     }
     let warmup = (opts.executions / 50).max(200);
-    let (workers, warm, _, _) = round(workers, &exchange, warmup).await?;
-    if warm.succeeded == 0 {
-        let first = exchange.kept().first().map(|(e, _)| e.clone());
-        let first = first.unwrap_or_default();
-        return Err(format!(
-            "none of the {warmup} warm-up StartSyncExecution requests of {what} at {} succeeded; the first: {first}",
-            target.url
-        ));
+    let mut reports = [PhaseReport::default(), PhaseReport::default()];
+    let mut hists = [latency_histogram(), latency_histogram()];
+    for (k, exchange) in exchanges.iter().enumerate() {
+        let (w, warm, _, _) = round(workers, exchange, warmup).await?;
+        workers = w;
+        if warm.succeeded == 0 {
+            let first = exchange.kept().first().map(|(e, _)| e.clone());
+            return Err(format!(
+                "none of the {warmup} warm-up StartSyncExecution requests of {} at {} succeeded; the first: {}",
+                machines[k].2,
+                target.url,
+                first.unwrap_or_default()
+            ));
+        }
+        // The errors reported are the counted requests'; the warm-up's are only counted.
+        exchange.kept().clear();
+        reports[k].warmup_requests = warmup;
+        reports[k].warmup_errors = warm.errors;
+        reports[k].reconnects = warm.reconnects;
     }
-    // The errors reported are the counted requests'; the warm-up's are only counted.
-    exchange.kept().clear();
-    let cpu = thread_cpu_seconds();
-    let (workers, counted, seconds, hist) = round(workers, &exchange, opts.executions).await?;
-    let client_cpu_seconds = thread_cpu_seconds() - cpu;
+    let slices = SLICES.min(opts.executions.max(1));
+    for i in 0..slices {
+        // This slice's share of the counted requests (they add up to `executions`).
+        let count = opts.executions * (i + 1) / slices - opts.executions * i / slices;
+        let order = if i % 2 == 0 { [0, 1] } else { [1, 0] };
+        for k in order {
+            let cpu = thread_cpu_seconds();
+            let (w, counted, seconds, hist) = round(workers, &exchanges[k], count).await?;
+            workers = w;
+            let r = &mut reports[k];
+            r.client_cpu_seconds += thread_cpu_seconds() - cpu;
+            r.requests += counted.succeeded + counted.errors;
+            r.succeeded += counted.succeeded;
+            r.errors += counted.errors;
+            r.reconnects += counted.reconnects;
+            r.seconds += seconds;
+            r.slices
+                .push((counted.succeeded + counted.errors) as f64 / seconds);
+            hists[k].add(&hist).map_err(|e| e.to_string())?;
+        }
+    }
     drop(workers);
-    Ok(PhaseReport {
-        requests: counted.succeeded + counted.errors,
-        seconds,
-        latency_ns: [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| hist.value_at_quantile(q)),
-        succeeded: counted.succeeded,
-        errors: counted.errors,
-        reconnects: warm.reconnects + counted.reconnects,
-        first_errors: std::mem::take(&mut *exchange.kept()),
-        warmup_requests: warmup,
-        warmup_errors: warm.errors,
-        client_cpu_seconds,
-    })
+    for (k, r) in reports.iter_mut().enumerate() {
+        r.latency_ns = [0.5, 0.9, 0.99, 0.999, 1.0].map(|q| hists[k].value_at_quantile(q));
+        r.first_errors = std::mem::take(&mut *exchanges[k].kept());
+    }
+    let [baseline, workload] = reports;
+    Ok((baseline, workload))
 }
 
 /// What one phase's requests share: the prepared request and the errors kept.
@@ -909,6 +960,9 @@ mod tests {
             assert_eq!(p.succeeded + p.errors, p.requests, "{p:?}");
             assert_eq!(p.errors, 0, "{p:?}");
             assert_eq!(p.warmup_requests, 200);
+            // Ten alternating slices of 30 requests each.
+            assert_eq!(p.slices.len(), 10, "{p:?}");
+            assert!(p.slices.iter().all(|r| *r > 0.0), "{p:?}");
             assert!(p.latency_ns[0] > 0 && p.latency_ns[0] <= p.latency_ns[4]);
         }
         assert!(r.ratio() > 0.0);
