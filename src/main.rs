@@ -265,6 +265,11 @@ struct ProcessArgs {
 /// The flags of `serve`.
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Also serve the operations listener on this host:port: the workflow page of the state
+    /// machines (`/`, `/api/machines`), `/metrics`, `/ping`; beyond loopback it needs
+    /// --credentials, whose keys requests present as HTTP Basic user and password.
+    #[arg(long)]
+    http_listen: Option<String>,
     /// Address to listen on; port 0 picks a free one (the address is logged). Anything
     /// other than a loopback address needs --credentials.
     #[arg(long, default_value = "127.0.0.1:8083")]
@@ -814,6 +819,9 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
     let rt = io_runtime()?;
     let stopped = rt.block_on(async move {
         let metrics = stepstream::metrics::Metrics::new();
+        if let Some((_, service, _)) = &api {
+            let _ = metrics.machines.set(page_machines(service));
+        }
         if let Some(listen) = config.http.listen.as_deref().filter(|l| !l.is_empty()) {
             let credentials = config.http.credentials.as_deref();
             let (listener, keys) = ops_listener(listen, "http.listen", credentials).await?;
@@ -896,6 +904,22 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     let (service, limits) = api_service(&api, registry, args.shards, args.region, args.account)?;
     let rt = io_runtime()?;
     let served = rt.block_on(async {
+        if let Some(listen) = args.http_listen.as_deref().filter(|l| !l.is_empty()) {
+            // The workflow page of the state machines (and /metrics); beyond loopback only
+            // with the API's credentials, presented as HTTP Basic.
+            let metrics = stepstream::metrics::Metrics::new();
+            let _ = metrics.machines.set(page_machines(&service));
+            // Ready as soon as it serves: the API has no broker to connect to.
+            metrics
+                .connected
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            metrics
+                .assigned
+                .store(1, std::sync::atomic::Ordering::Relaxed);
+            let credentials = api.credentials.as_deref();
+            let (listener, keys) = ops_listener(listen, "--http-listen", credentials).await?;
+            tokio::spawn(stepstream::server::serve(listener, metrics, keys));
+        }
         let listener = bind_api(&api.listen, limits.credentials.is_some(), "--listen").await?;
         let stop = stop_signal();
         let grace = std::time::Duration::from_secs(10);
@@ -908,6 +932,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
     // only, as the API documents: they end with the process rather than holding up the stop.
     drop(service);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the workflow page finds the API's state machines.
+fn page_machines(service: &Arc<stepstream::api::Service>) -> stepstream::metrics::MachineSource {
+    let service = Arc::clone(service);
+    Arc::new(move || service.page_machines())
 }
 
 /// The API as `serve` or an `[api]` section sets it up: the service (its shards started,

@@ -79,43 +79,7 @@ impl PipelineStats {
             .iter()
             .filter_map(|s| s.states.get().map(|c| &**c))
             .collect();
-        plan.states
-            .iter()
-            .enumerate()
-            .map(|(i, st)| {
-                let mut sum = StateSummary {
-                    name: st.name.clone(),
-                    entered: 0,
-                    succeeded: 0,
-                    failed: 0,
-                    retried: 0,
-                    caught: 0,
-                    errors: Vec::new(),
-                    duration: vec![0; DURATION_BOUNDS_MS.len() + 1],
-                    duration_sum_ms: 0,
-                };
-                for c in counts.iter().filter_map(|c| c.state(i)) {
-                    sum.entered += c.entered.get();
-                    sum.succeeded += c.succeeded.get();
-                    sum.failed += c.failed();
-                    sum.retried += c.retried.get();
-                    sum.caught += c.caught.get();
-                    for (e, n) in c.failures() {
-                        match sum.errors.iter_mut().find(|(name, _)| name == e) {
-                            Some((_, m)) => *m += n,
-                            None => sum.errors.push((e.to_string(), n)),
-                        }
-                    }
-                    for (d, n) in sum.duration.iter_mut().zip(&c.duration) {
-                        *d += n.get();
-                    }
-                    sum.duration_sum_ms += c.duration_sum_ms.get();
-                }
-                sum.errors
-                    .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                sum
-            })
-            .collect()
+        summarize(plan, &counts)
     }
 
     /// The most recent dead letters over all shards, oldest first.
@@ -151,6 +115,63 @@ impl PipelineStats {
     }
 }
 
+/// Every state of `plan`, its counts summed over `counts` (one table per shard).
+pub fn summarize(plan: &Plan, counts: &[&StateCounts]) -> Vec<StateSummary> {
+    plan.states
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let mut sum = StateSummary {
+                name: st.name.clone(),
+                entered: 0,
+                succeeded: 0,
+                failed: 0,
+                retried: 0,
+                caught: 0,
+                errors: Vec::new(),
+                duration: vec![0; DURATION_BOUNDS_MS.len() + 1],
+                duration_sum_ms: 0,
+            };
+            for c in counts.iter().filter_map(|c| c.state(i)) {
+                sum.entered += c.entered.get();
+                sum.succeeded += c.succeeded.get();
+                sum.failed += c.failed();
+                sum.retried += c.retried.get();
+                sum.caught += c.caught.get();
+                for (e, n) in c.failures() {
+                    match sum.errors.iter_mut().find(|(name, _)| name == e) {
+                        Some((_, m)) => *m += n,
+                        None => sum.errors.push((e.to_string(), n)),
+                    }
+                }
+                for (d, n) in sum.duration.iter_mut().zip(&c.duration) {
+                    *d += n.get();
+                }
+                sum.duration_sum_ms += c.duration_sum_ms.get();
+            }
+            sum.errors
+                .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            sum
+        })
+        .collect()
+}
+
+/// A state machine of the API, as the workflow page shows it.
+#[derive(Clone, Debug)]
+pub struct MachineView {
+    pub name: String,
+    pub arn: String,
+    /// `STANDARD` or `EXPRESS`.
+    pub kind: &'static str,
+    /// Its current definition drawn (the `graph` module's fragment).
+    pub drawing: Option<String>,
+    /// Its current definition's states, with what its executions did there.
+    pub states: Vec<StateSummary>,
+}
+
+/// Where the page finds the API's state machines (the running `Service`).
+pub type MachineSource = Arc<dyn Fn() -> Vec<MachineView> + Send + Sync>;
+
 /// A Prometheus label value: backslash, double quote and newline escaped.
 pub fn label_value(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains(['\\', '"', '\n']) {
@@ -183,6 +204,8 @@ pub struct Metrics {
     pub connected: AtomicBool,
     /// Readers are waiting for pending records to drain (`runtime.max_pending` reached).
     pub paused: AtomicBool,
+    /// The API's state machines, when the process serves the API.
+    pub machines: std::sync::OnceLock<MachineSource>,
 }
 
 impl Metrics {

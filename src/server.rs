@@ -1,8 +1,9 @@
-//! The operations listener: `GET /` (the workflow page: each pipeline's workflow drawn with
-//! live per-state counts, `page`), `/api/pipelines` and `/api/pipelines/NAME/states` (its
-//! JSON), `/metrics` (Prometheus text), `/ping` (alive), `/ready` (connected and assigned
+//! The operations listener: `GET /` (the workflow page: each pipeline's and each API state
+//! machine's workflow drawn with live per-state counts, `page`), `/api/pipelines`,
+//! `/api/pipelines/NAME/states`, `/api/machines` and `/api/machines/NAME/states` (its JSON),
+//! `/metrics` (Prometheus text), `/ping` (alive), `/ready` (connected and assigned
 //! partitions). Plain HTTP/1.1, one request per connection, GET and HEAD only: nothing here
-//! changes a pipeline.
+//! changes a pipeline or a state machine.
 
 mod page;
 
@@ -121,12 +122,32 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, auth: Option<Ar
                     ),
                 ),
                 "/" | "/index.html" => {
+                    let machines = metrics.machines.get().map(|m| m()).unwrap_or_default();
                     let pipelines = metrics.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-                    (
-                        "200 OK",
-                        "text/html; charset=utf-8",
-                        page::index(&pipelines),
-                    )
+                    let html = page::index(&pipelines, &machines);
+                    ("200 OK", "text/html; charset=utf-8", html)
+                }
+                "/api/machines" => {
+                    let machines = metrics.machines.get().map(|m| m()).unwrap_or_default();
+                    ("200 OK", json, page::machines_json(&machines))
+                }
+                _ if path.starts_with("/api/machines/") && path.ends_with("/states") => {
+                    let name = &path["/api/machines/".len()..path.len() - "/states".len()];
+                    let name = page::percent_decode(name).unwrap_or_default();
+                    let machines = metrics.machines.get().map(|m| m()).unwrap_or_default();
+                    match machines.iter().find(|m| m.name == name) {
+                        Some(m) => ("200 OK", json, page::machine_states_json(m)),
+                        None => (
+                            "404 Not Found",
+                            json,
+                            crate::json::to_string(&crate::json::Value::object_from([(
+                                "message",
+                                crate::json::Value::from(format!(
+                                    "no state machine is named '{name}': /api/machines lists them"
+                                )),
+                            )])),
+                        ),
+                    }
                 }
                 "/api/pipelines" => {
                     let pipelines = metrics.pipelines.lock().unwrap_or_else(|e| e.into_inner());

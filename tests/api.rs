@@ -13,6 +13,8 @@ use stepstream::json::{self, Value};
 struct Server {
     child: Child,
     addr: String,
+    /// The operations listener's address, when started with --http-listen.
+    ops: Option<String>,
 }
 
 impl Server {
@@ -30,8 +32,16 @@ impl Server {
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut ops = None;
         let addr = loop {
             let line = lines.next().expect("serve logs its address").unwrap();
+            if line.contains("\"http_listening\"") {
+                let v = json::parse(line.as_bytes()).unwrap();
+                ops = v
+                    .get("address")
+                    .and_then(|a| a.as_str())
+                    .map(str::to_string);
+            }
             if line.contains("api_listening")
                 && let Some(i) = line.find("http://")
             {
@@ -41,7 +51,7 @@ impl Server {
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
+        Server { child, addr, ops }
     }
 
     /// Sends raw bytes, returns (status, headers lowercased, body).
@@ -599,4 +609,69 @@ fn a_stopped_execution_ends_at_once_and_frees_its_place() {
         &format!(r#"{{"executionArn":"{long}"}}"#),
     );
     assert_eq!(text(&d, "status"), "ABORTED");
+}
+
+/// A GET on the operations listener: the status and the body.
+fn ops_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn the_workflow_page_draws_each_state_machine_with_its_executions_counts() {
+    let server = Server::start(&["--http-listen", "127.0.0.1:0"]);
+    let ops = server.ops.clone().expect("serve logs http_listening");
+    let def = r#"{"StartAt":"Check","States":{
+        "Check":{"Type":"Choice","Choices":[{"Variable":"$.ok","BooleanEquals":true,"Next":"Fine"}],"Default":"Boom"},
+        "Fine":{"Type":"Pass","End":true},
+        "Boom":{"Type":"Fail","Error":"Bad"}}}"#;
+    let arn = create(&server, "paged", def, "EXPRESS");
+    for input in [r#"{"ok":true}"#, r#"{"ok":true}"#, r#"{"ok":false}"#] {
+        server.ok("StartSyncExecution", &start_body(&arn, input));
+    }
+    let (code, page) = ops_get(&ops, "/");
+    assert_eq!(code, 200);
+    assert!(page.contains("data-machine=\"paged\""), "{page}");
+    for state in ["Check", "Fine", "Boom"] {
+        assert!(page.contains(&format!("data-state=\"{state}\"")), "{state}");
+    }
+    let (code, body) = ops_get(&ops, "/api/machines/paged/states");
+    assert_eq!(code, 200, "{body}");
+    let v = json::parse(body.as_bytes()).unwrap();
+    let states = v.get("states").and_then(|s| s.as_array()).unwrap();
+    let of = |name: &str, field: &str| {
+        states
+            .as_slice()
+            .iter()
+            .find(|s| s.get("name").and_then(|n| n.as_str()) == Some(name))
+            .and_then(|s| s.get(field))
+            .and_then(|n| n.as_i64())
+    };
+    assert_eq!(of("Check", "entered"), Some(3));
+    assert_eq!(of("Fine", "succeeded"), Some(2));
+    assert_eq!(of("Boom", "failed"), Some(1));
+    assert_eq!(
+        v.get("stateMachineArn").and_then(|a| a.as_str()),
+        Some(arn.as_str())
+    );
+    // A new definition counts from zero.
+    let update = Value::object_from([
+        ("stateMachineArn", Value::string(&arn)),
+        ("definition", Value::string(&def.replace("Bad", "Worse"))),
+    ]);
+    server.ok("UpdateStateMachine", &json::to_string(&update));
+    let (_, body) = ops_get(&ops, "/api/machines/paged/states");
+    assert!(
+        body.contains("\"entered\":0") && !body.contains("\"entered\":3"),
+        "{body}"
+    );
+    assert_eq!(ops_get(&ops, "/api/machines/nope/states").0, 404);
+    assert_eq!(ops_get(&ops, "/ready").0, 200);
 }

@@ -21,6 +21,7 @@ mod versions;
 use super::ApiError;
 use super::state_dir::{self, SavedAlias, SavedMachine, SavedRevision, SavedVersion};
 use crate::asl::{self, MachineType};
+use crate::exec::StateCounts;
 use crate::exec::{HistoryEvent, Identity, PAYLOAD_LIMIT};
 use crate::json::{self, Str, Value};
 use crate::plan;
@@ -77,6 +78,10 @@ struct Revision {
     logging: Value,
     tracing: Value,
     program: Program,
+    /// What its executions' states did, one table per shard (each written by its shard).
+    counts: Arc<[Arc<StateCounts>]>,
+    /// The definition drawn for the workflow page, when first asked for.
+    drawing: std::sync::OnceLock<Option<String>>,
 }
 
 #[derive(Clone)]
@@ -337,6 +342,8 @@ impl Service {
                 revision_id: r.revision_id,
                 logging: r.logging,
                 tracing: r.tracing,
+                counts: self.shard_counts(&program),
+                drawing: Default::default(),
                 program,
             }))
         };
@@ -501,6 +508,8 @@ impl Service {
                 revision_id: self.uuid(),
                 logging,
                 tracing,
+                counts: self.shard_counts(&program),
+                drawing: Default::default(),
                 program,
             }),
             versions: BTreeMap::new(),
@@ -695,6 +704,12 @@ impl Service {
                     revision_id: revision_id.clone(),
                     logging: logging.unwrap_or_else(|| old.logging.clone()),
                     tracing: tracing.unwrap_or_else(|| old.tracing.clone()),
+                    // A new definition counts from zero; the same one keeps its counts.
+                    counts: match &program {
+                        Some(p) => self.shard_counts(p),
+                        None => Arc::clone(&old.counts),
+                    },
+                    drawing: Default::default(),
                     program: program.unwrap_or_else(|| old.program.clone()),
                 });
                 Ok(publish.then(|| m.publish(now, version_description)))
@@ -948,8 +963,9 @@ impl Service {
             cancel,
             stop_request: false,
             events: Vec::new(),
+            counts: None,
         };
-        let record = Record {
+        let mut record = Record {
             source: Source {
                 topic: Str::new("api"),
                 partition: 0,
@@ -962,6 +978,11 @@ impl Service {
             window: None,
             job: Some(Box::new(job)),
         };
+        // The counts of the shard the record goes to, which alone writes them.
+        let shard = self.pool.route(&record);
+        if let Some(job) = record.job.as_mut() {
+            job.counts = target.revision.counts.get(shard).cloned();
+        }
         Ok((record, rx, arn, input))
     }
 
@@ -979,6 +1000,59 @@ impl Service {
             ));
         }
         Ok(InFlight(Arc::clone(&self.in_flight)))
+    }
+
+    /// The state machines as the workflow page shows them: each one's current definition
+    /// drawn (once per revision) and its states' counts summed over the shards.
+    pub fn page_machines(&self) -> Vec<crate::metrics::MachineView> {
+        let revisions: Vec<(String, String, MachineType, Arc<Revision>)> = self
+            .lock()
+            .machines
+            .values()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.arn.clone(),
+                    m.kind,
+                    Arc::clone(&m.revision),
+                )
+            })
+            .collect();
+        revisions
+            .into_iter()
+            .map(|(name, arn, kind, r)| {
+                let drawing = r
+                    .drawing
+                    .get_or_init(|| {
+                        let g = crate::graph::Graph::from_json(r.definition.as_bytes()).ok()?;
+                        let prefix: String = name
+                            .chars()
+                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                            .collect();
+                        let opts = crate::graph::SvgOptions {
+                            prolog: false,
+                            id_prefix: format!("m-{prefix}-"),
+                        };
+                        Some(crate::graph::svg_with(&g, &opts))
+                    })
+                    .clone();
+                let counts: Vec<&StateCounts> = r.counts.iter().map(|c| &**c).collect();
+                crate::metrics::MachineView {
+                    states: crate::metrics::summarize(&r.program.plan, &counts),
+                    name,
+                    arn,
+                    kind: type_name(kind),
+                    drawing,
+                }
+            })
+            .collect()
+    }
+
+    /// Fresh per-state counts for `program`, one table per shard.
+    fn shard_counts(&self, program: &Program) -> Arc<[Arc<StateCounts>]> {
+        (0..self.pool.shards())
+            .map(|_| Arc::new(StateCounts::new(program.plan.states.len())))
+            .collect()
     }
 
     async fn submit(&self, record: Record) -> Result<(), ApiError> {
@@ -1540,6 +1614,7 @@ impl Service {
             stop_request: true,
             history: false,
             events: Vec::new(),
+            counts: None,
         };
         Record {
             source: Source {
@@ -1595,6 +1670,7 @@ fn compile(definition: &str, name: &str, kind: MachineType) -> Result<Program, A
         Ok(validated) => Ok(Program {
             plan: Arc::new(plan::compile(&validated, name)),
             registry: Arc::new(Registry::new()),
+            counts: None,
         }),
         Err(diagnostics) => {
             let errors: Vec<String> = diagnostics

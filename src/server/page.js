@@ -1,5 +1,6 @@
 // The workflow page's one script: every second it reads each pipeline's state counts from
-// /api/pipelines/NAME/states and writes them into the drawing (the <g class="state"> of each
+// /api/pipelines/NAME/states (a state machine's from /api/machines/NAME/states) and writes
+// them into the drawing (the <g class="state"> of each
 // state, by its data-state name) and the dead-letter table. It only reads; nothing here can
 // change a pipeline.
 "use strict";
@@ -50,6 +51,9 @@
           (errors ? "\nfailures:\n" + errors : "")
       );
     }
+    section.setAttribute("data-updated", String(Date.now()));
+    // A state machine of the API has counts only (its executions answer their callers).
+    if (!data.dead_letters) return;
     const last = data.dead_letters.length ? data.dead_letters[data.dead_letters.length - 1].state : null;
     for (const [name, g] of byName) g.classList.toggle("last-failed", name === last);
     const ex = data.executions;
@@ -71,14 +75,15 @@
       body.appendChild(tr);
     }
     section.querySelector(".dead-empty").hidden = data.dead_letters.length > 0;
-    section.setAttribute("data-updated", String(Date.now()));
   }
 
   async function refresh() {
     for (const section of sections) {
-      const name = section.getAttribute("data-pipeline");
+      const machine = section.getAttribute("data-machine");
+      const name = machine ?? section.getAttribute("data-pipeline");
+      const url = (machine != null ? "api/machines/" : "api/pipelines/") + encodeURIComponent(name) + "/states";
       try {
-        const r = await fetch("api/pipelines/" + encodeURIComponent(name) + "/states", { cache: "no-store" });
+        const r = await fetch(url, { cache: "no-store" });
         if (r.ok) {
           show(section, await r.json());
           section.classList.remove("stale");

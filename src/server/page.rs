@@ -4,7 +4,7 @@
 //! ours. Everything is in the binary: no CDN, no external fonts or scripts. Read-only.
 
 use crate::json::{self, Value};
-use crate::metrics::{PipelineStats, StateSummary};
+use crate::metrics::{MachineView, PipelineStats, StateSummary};
 
 const SCRIPT: &str = include_str!("page.js");
 const STYLE: &str = include_str!("page.css");
@@ -25,8 +25,8 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// The page: one section per pipeline.
-pub fn index(pipelines: &[PipelineStats]) -> String {
+/// The page: one section per pipeline, then one per state machine of the API.
+pub fn index(pipelines: &[PipelineStats], machines: &[MachineView]) -> String {
     let mut html = String::with_capacity(16 * 1024);
     html.push_str(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -36,11 +36,12 @@ pub fn index(pipelines: &[PipelineStats]) -> String {
     html.push_str(STYLE);
     html.push_str("</style></head><body><header><h1>stepstream</h1><span>");
     html.push_str(&format!(
-        "{} pipeline(s) \u{b7} counts refresh every second \u{b7} <a style=\"color:#afb8c1\" href=\"metrics\">/metrics</a>",
-        pipelines.len()
+        "{} pipeline(s), {} state machine(s) \u{b7} counts refresh every second \u{b7} <a style=\"color:#afb8c1\" href=\"metrics\">/metrics</a>",
+        pipelines.len(),
+        machines.len()
     ));
     html.push_str("</span></header>");
-    if pipelines.len() > 1 {
+    if pipelines.len() + machines.len() > 1 {
         html.push_str("<nav>");
         for (i, p) in pipelines.iter().enumerate() {
             html.push_str(&format!(
@@ -48,10 +49,18 @@ pub fn index(pipelines: &[PipelineStats]) -> String {
                 escape_html(&p.name)
             ));
         }
+        for (i, m) in machines.iter().enumerate() {
+            html.push_str(&format!(
+                "<a href=\"#machine-{i}\">{} (API)</a>",
+                escape_html(&m.name)
+            ));
+        }
         html.push_str("</nav>");
     }
-    if pipelines.is_empty() {
-        html.push_str("<section class=\"pipeline\"><p>No pipeline is running yet.</p></section>");
+    if pipelines.is_empty() && machines.is_empty() {
+        html.push_str(
+            "<section class=\"pipeline\"><p>No pipeline is running and no state machine is defined yet.</p></section>",
+        );
     }
     for (i, p) in pipelines.iter().enumerate() {
         let name = escape_html(&p.name);
@@ -69,6 +78,21 @@ pub fn index(pipelines: &[PipelineStats]) -> String {
              <th>cause</th><th>source (topic/partition/offset)</th></tr></thead><tbody></tbody>\
              </table></section>",
         );
+    }
+    for (i, m) in machines.iter().enumerate() {
+        let name = escape_html(&m.name);
+        html.push_str(&format!(
+            "<section class=\"pipeline machine\" id=\"machine-{i}\" data-machine=\"{name}\">\
+             <h2>{name} <small>({} state machine of the API)</small></h2>\
+             <div class=\"arn\">{}</div><div class=\"drawing\">",
+            m.kind,
+            escape_html(&m.arn)
+        ));
+        match &m.drawing {
+            Some(svg) => html.push_str(svg),
+            None => html.push_str("<p>(no drawing for this workflow)</p>"),
+        }
+        html.push_str("</div></section>");
     }
     html.push_str("<script>");
     html.push_str(SCRIPT);
@@ -116,6 +140,35 @@ pub fn states_json(p: &PipelineStats) -> String {
         ("executions", executions(p)),
         ("states", Value::array(states)),
         ("dead_letters", Value::array(dead)),
+    ]))
+}
+
+/// `/api/machines`: the API's state machines.
+pub fn machines_json(machines: &[MachineView]) -> String {
+    let list = machines
+        .iter()
+        .map(|m| {
+            Value::object_from([
+                ("name", Value::string(&m.name)),
+                ("stateMachineArn", Value::string(&m.arn)),
+                ("type", Value::string(m.kind)),
+                ("states", Value::int(m.states.len() as i64)),
+            ])
+        })
+        .collect();
+    json::to_string(&Value::object_from([("machines", Value::array(list))]))
+}
+
+/// `/api/machines/NAME/states`: every state's counts of the machine's current definition.
+pub fn machine_states_json(m: &MachineView) -> String {
+    json::to_string(&Value::object_from([
+        ("machine", Value::string(&m.name)),
+        ("stateMachineArn", Value::string(&m.arn)),
+        ("type", Value::string(m.kind)),
+        (
+            "states",
+            Value::array(m.states.iter().map(state_json).collect()),
+        ),
     ]))
 }
 
@@ -197,7 +250,16 @@ mod tests {
     fn the_page_has_a_section_per_pipeline_and_no_outside_resources() {
         let mut p = PipelineStats::new("orders<1>", Vec::new());
         p.drawing = Some("<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".to_string());
-        let html = index(&[p, PipelineStats::new("second", Vec::new())]);
+        let machine = MachineView {
+            name: "api-one".to_string(),
+            arn: "arn:aws:states:us-east-1:1:stateMachine:api-one".to_string(),
+            kind: "EXPRESS",
+            drawing: None,
+            states: Vec::new(),
+        };
+        let html = index(&[p, PipelineStats::new("second", Vec::new())], &[machine]);
+        assert!(html.contains("data-machine=\"api-one\""));
+        assert!(html.contains("EXPRESS state machine of the API"));
         assert!(html.contains("data-pipeline=\"orders&lt;1&gt;\""));
         assert!(html.contains("<h2>second</h2>"));
         assert!(html.contains("<svg xmlns"));

@@ -88,6 +88,9 @@ type Completion = (u32, u32, TaskToken, Result<Value, TaskError>);
 pub struct Program {
     pub plan: Arc<Plan>,
     pub registry: Arc<Registry>,
+    /// Where its executions on this driver count what their states do (sized for `plan`,
+    /// written by this driver's thread only).
+    pub counts: Option<Arc<StateCounts>>,
 }
 
 /// Runs executions of one plan.
@@ -211,6 +214,10 @@ impl<T> Driver<T> {
             }
             Some((program, arns)) => {
                 start.arns = Some(arns);
+                start.counts = program
+                    .counts
+                    .clone()
+                    .filter(|c| c.len() == program.plan.states.len());
                 let exec = Execution::new(&program.plan, start);
                 (Some(program), exec)
             }

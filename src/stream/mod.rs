@@ -108,6 +108,9 @@ pub struct Job {
     /// `events` when it ends.
     pub history: bool,
     pub events: Vec<crate::exec::HistoryEvent>,
+    /// Where the execution counts what its states do: its state machine's counts for the
+    /// shard the record is routed to (that shard alone writes them).
+    pub counts: Option<std::sync::Arc<crate::exec::StateCounts>>,
 }
 
 impl fmt::Debug for Job {

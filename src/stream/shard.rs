@@ -455,6 +455,7 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
             let program = Program {
                 plan: Arc::clone(&job.plan),
                 registry: Arc::clone(&job.registry),
+                counts: job.counts.clone(),
             };
             let own = Some((program, Arc::clone(&job.arns)));
             let (name, history) = (job.name.clone(), job.history);
@@ -1067,6 +1068,7 @@ mod tests {
             stop_request: false,
             history: false,
             events: Vec::new(),
+            counts: None,
         }));
         rec
     }

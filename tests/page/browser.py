@@ -4,7 +4,9 @@ chromedriver by selenium, against a running `stepstream process` pipeline on sta
 
 It loads the page, finds every state of the W1 workflow in the drawing, sees the counts rise
 while events flow, feeds an event that fails a state and sees that state marked failing and
-named in the dead-letter table, then writes a screenshot and prints its path.
+named in the dead-letter table, then writes a screenshot and prints its path. Then, against
+`stepstream serve --http-listen`, it finds a state machine of the API drawn with the counts
+of the executions it ran.
 
     python3 tests/page/browser.py --bin target/release/stepstream [--screenshot FILE]
 """
@@ -133,6 +135,61 @@ def entered(driver, name):
     raise AssertionError(f"no state {name} on the page")
 
 
+def api_call(address, action, body):
+    """One AWS JSON 1.0 request to `stepstream serve` (unsigned: it listens on loopback)."""
+    import urllib.request
+    req = urllib.request.Request(
+        f"http://{address}/", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/x-amz-json-1.0",
+                 "X-Amz-Target": f"AWSStepFunctions.{action}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def check_api_machines(binary, driver):
+    """`serve --http-listen`: a state machine of the API drawn, its counts shown."""
+    proc = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--shards", "1",
+                             "--http-listen", "127.0.0.1:0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        ops = api = None
+        for line in proc.stderr:
+            entry = json.loads(line)
+            if entry.get("event") == "http_listening":
+                ops = entry["address"]
+            if entry.get("event") == "api_listening":
+                api = entry["address"].removeprefix("http://")
+                break
+        assert ops and api, "serve did not log both addresses"
+        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+        with open(W1) as f:
+            definition = f.read()
+        arn = api_call(api, "CreateStateMachine", {
+            "name": "w1-api", "definition": definition, "type": "EXPRESS",
+            "roleArn": "arn:aws:iam::123456789012:role/page"})["stateMachineArn"]
+        with open(EVENT) as f:
+            event = f.read()
+        for _ in range(7):
+            r = api_call(api, "StartSyncExecution", {"stateMachineArn": arn, "input": event})
+            assert r["status"] == "SUCCEEDED", r
+        driver.get(f"http://{ops}/")
+        section = wait_for("the state machine's section", lambda: driver.find_element(
+            By.CSS_SELECTOR, 'section.machine[data-machine="w1-api"]'))
+        drawn = {g.get_attribute("data-state") for g in
+                 section.find_elements(By.CSS_SELECTOR, "g.state")}
+        with open(W1) as f:
+            names = state_names(json.load(f))
+        assert drawn == set(names), (drawn, names)
+        start = json.loads(definition)["StartAt"]
+        count = wait_for("the machine's counts", lambda: [
+            g.get_attribute("data-entered") for g in section.find_elements(By.CSS_SELECTOR, "g.state")
+            if g.get_attribute("data-state") == start][0] == "7" and "7")
+        print(f"ok   the API's state machine is drawn with its executions' counts ({start}: {count})")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -196,11 +253,12 @@ def main():
         driver.save_screenshot(shot)
         assert os.path.getsize(shot) > 10_000, "the screenshot is nearly empty"
         print(f"screenshot: {shot}")
+        check_api_machines(os.path.abspath(args.bin), driver)
     finally:
         driver.quit()
     pipe.close()
     assert pipe.outputs == pipe.sent, (pipe.outputs, pipe.sent)
-    print("3 passed, 0 failed")
+    print("4 passed, 0 failed")
 
 
 if __name__ == "__main__":
