@@ -75,6 +75,22 @@ fn authorized(request: &str, keys: &Credentials) -> bool {
     })
 }
 
+/// NAME of `PREFIX/NAME/states` (percent-decoded), if `path` is one.
+fn named(path: &str, prefix: &str) -> Option<String> {
+    let name = path.strip_prefix(prefix)?.strip_suffix("/states")?;
+    page::percent_decode(name)
+}
+
+/// The 404 answer for a name the listener does not know, pointing at the list.
+fn missing(what: &str, name: &str, list: &str) -> String {
+    crate::json::to_string(&crate::json::Value::object_from([(
+        "message",
+        crate::json::Value::from(format!(
+            "no {what} is named '{name}': /api/{list} lists them"
+        )),
+    )]))
+}
+
 /// Binds `listen` and serves until the task is dropped; returns the bound address.
 pub async fn bind(listen: &str) -> std::io::Result<TcpListener> {
     TcpListener::bind(listen).await
@@ -131,43 +147,31 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, auth: Option<Ar
                     let machines = metrics.machines.get().map(|m| m()).unwrap_or_default();
                     ("200 OK", json, page::machines_json(&machines))
                 }
-                _ if path.starts_with("/api/machines/") && path.ends_with("/states") => {
-                    let name = &path["/api/machines/".len()..path.len() - "/states".len()];
-                    let name = page::percent_decode(name).unwrap_or_default();
+                "/api/pipelines" => {
+                    let pipelines = metrics.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+                    ("200 OK", json, page::pipelines_json(&pipelines))
+                }
+                _ if named(path, "/api/machines/").is_some() => {
+                    let name = named(path, "/api/machines/").unwrap_or_default();
                     let machines = metrics.machines.get().map(|m| m()).unwrap_or_default();
                     match machines.iter().find(|m| m.name == name) {
                         Some(m) => ("200 OK", json, page::machine_states_json(m)),
                         None => (
                             "404 Not Found",
                             json,
-                            crate::json::to_string(&crate::json::Value::object_from([(
-                                "message",
-                                crate::json::Value::from(format!(
-                                    "no state machine is named '{name}': /api/machines lists them"
-                                )),
-                            )])),
+                            missing("state machine", &name, "machines"),
                         ),
                     }
                 }
-                "/api/pipelines" => {
-                    let pipelines = metrics.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-                    ("200 OK", json, page::pipelines_json(&pipelines))
-                }
-                _ if path.starts_with("/api/pipelines/") && path.ends_with("/states") => {
-                    let name = &path["/api/pipelines/".len()..path.len() - "/states".len()];
-                    let name = page::percent_decode(name).unwrap_or_default();
+                _ if named(path, "/api/pipelines/").is_some() => {
+                    let name = named(path, "/api/pipelines/").unwrap_or_default();
                     let pipelines = metrics.pipelines.lock().unwrap_or_else(|e| e.into_inner());
                     match pipelines.iter().find(|p| p.name == name) {
                         Some(p) => ("200 OK", json, page::states_json(p)),
                         None => (
                             "404 Not Found",
                             json,
-                            crate::json::to_string(&crate::json::Value::object_from([(
-                                "message",
-                                crate::json::Value::from(format!(
-                                    "no pipeline is named '{name}': /api/pipelines lists them"
-                                )),
-                            )])),
+                            missing("pipeline", &name, "pipelines"),
                         ),
                     }
                 }

@@ -9,20 +9,10 @@ use crate::metrics::{MachineView, PipelineStats, StateSummary};
 const SCRIPT: &str = include_str!("page.js");
 const STYLE: &str = include_str!("page.css");
 
-/// Text for HTML element content and attribute values.
+/// Text for HTML element content and attribute values (the drawing's escaping: markup
+/// characters as entities).
 pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::graph::escape_markup(s)
 }
 
 /// The page: one section per pipeline, then one per state machine of the API.
@@ -238,7 +228,7 @@ mod tests {
     fn names_are_escaped_and_decoded() {
         assert_eq!(
             escape_html("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+            "&lt;a href=&quot;x&quot;&gt;&amp;&apos;"
         );
         assert_eq!(percent_decode("orders%20v2").as_deref(), Some("orders v2"));
         assert_eq!(percent_decode("caf%C3%A9").as_deref(), Some("café"));
