@@ -1027,20 +1027,8 @@ async fn ops_listener(
 /// (its ids prefixed so that several drawings share one page); `None` when it cannot be
 /// read again or drawn, and the page says so.
 fn drawing(path: &Path, name: &str) -> Option<String> {
-    use stepstream::graph::{Graph, SvgOptions, svg_with};
     let text = std::fs::read(path).ok()?;
-    let g = Graph::from_json(&text).ok()?;
-    let prefix: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    Some(svg_with(
-        &g,
-        &SvgOptions {
-            prolog: false,
-            id_prefix: format!("p-{prefix}-"),
-        },
-    ))
+    stepstream::graph::page_drawing(&text, &format!("p-{name}"))
 }
 
 /// Binds the API's address (`what` names the setting); beyond loopback only when requests

@@ -306,6 +306,11 @@ impl Metrics {
         }
     }
 
+    /// The API's state machines as the page shows them (none when the API is not served).
+    pub fn machines(&self) -> Vec<MachineView> {
+        self.machines.get().map(|m| m()).unwrap_or_default()
+    }
+
     /// Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -331,26 +336,13 @@ impl Metrics {
         );
         let mut by_status = Vec::new();
         for p in pipelines.iter() {
-            for (status, f) in [
-                (
-                    "SUCCEEDED",
-                    &(|s: &ShardStats| s.succeeded.load(Ordering::Relaxed))
-                        as &dyn Fn(&ShardStats) -> u64,
-                ),
-                ("FAILED", &|s: &ShardStats| s.failed.load(Ordering::Relaxed)),
-                ("TIMED_OUT", &|s: &ShardStats| {
-                    s.timed_out.load(Ordering::Relaxed)
-                }),
-                ("REJECTED", &|s: &ShardStats| {
-                    s.rejected.load(Ordering::Relaxed)
-                }),
-            ] {
+            for (status, n) in p.executions() {
                 by_status.push((
                     format!(
                         "{{pipeline=\"{}\",status=\"{status}\"}}",
                         label_value(&p.name)
                     ),
-                    sum(f, p),
+                    n as f64,
                 ));
             }
         }

@@ -138,13 +138,13 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, auth: Option<Ar
                     ),
                 ),
                 "/" | "/index.html" => {
-                    let machines = metrics.machines.get().map(|m| m()).unwrap_or_default();
+                    let machines = metrics.machines();
                     let pipelines = metrics.pipelines.lock().unwrap_or_else(|e| e.into_inner());
                     let html = page::index(&pipelines, &machines);
                     ("200 OK", "text/html; charset=utf-8", html)
                 }
                 "/api/machines" => {
-                    let machines = metrics.machines.get().map(|m| m()).unwrap_or_default();
+                    let machines = metrics.machines();
                     ("200 OK", json, page::machines_json(&machines))
                 }
                 "/api/pipelines" => {
@@ -153,7 +153,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, auth: Option<Ar
                 }
                 _ if named(path, "/api/machines/").is_some() => {
                     let name = named(path, "/api/machines/").unwrap_or_default();
-                    let machines = metrics.machines.get().map(|m| m()).unwrap_or_default();
+                    let machines = metrics.machines();
                     match machines.iter().find(|m| m.name == name) {
                         Some(m) => ("200 OK", json, page::machine_states_json(m)),
                         None => (

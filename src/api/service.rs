@@ -1024,16 +1024,7 @@ impl Service {
                 let drawing = r
                     .drawing
                     .get_or_init(|| {
-                        let g = crate::graph::Graph::from_json(r.definition.as_bytes()).ok()?;
-                        let prefix: String = name
-                            .chars()
-                            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                            .collect();
-                        let opts = crate::graph::SvgOptions {
-                            prolog: false,
-                            id_prefix: format!("m-{prefix}-"),
-                        };
-                        Some(crate::graph::svg_with(&g, &opts))
+                        crate::graph::page_drawing(r.definition.as_bytes(), &format!("m-{name}"))
                     })
                     .clone();
                 let counts: Vec<&StateCounts> = r.counts.iter().map(|c| &**c).collect();

@@ -30,6 +30,7 @@ use stepstream::tasks::mock::MockFile;
 use stepstream::tasks::{Bindings, Registry};
 
 /// What to run.
+#[derive(Clone)]
 pub struct Options {
     pub definition: PathBuf,
     pub input_file: PathBuf,
@@ -652,16 +653,10 @@ pub fn compare_state_counts(opts: &Options, slices: u32) -> Result<CountsCost, S
         };
         for on in order {
             let slice = Options {
-                definition: opts.definition.clone(),
-                input_file: opts.input_file.clone(),
-                mock_file: opts.mock_file.clone(),
-                bindings: opts.bindings.clone(),
                 executions: per,
-                concurrency: opts.concurrency,
-                shards: opts.shards,
-                rotate: opts.rotate.clone(),
                 rate: None,
                 state_counts: on,
+                ..opts.clone()
             };
             let r = run(&slice)?;
             if r.succeeded != per {

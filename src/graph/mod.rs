@@ -21,7 +21,7 @@ pub use dot::dot;
 pub use layout::{Layout, Rect, Seg, layout};
 /// Text for XML and HTML: markup characters as entities (the workflow page uses it too).
 pub(crate) use svg::esc as escape_markup;
-pub use svg::{SvgOptions, svg, svg_fragment, svg_with};
+pub use svg::{SvgOptions, page_drawing, svg, svg_fragment, svg_with};
 
 /// What an edge means, which is also its CSS class (`e-next`, ...) in the SVG.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -44,6 +44,22 @@ pub fn svg(g: &Graph) -> String {
     )
 }
 
+/// The definition `text` drawn for the workflow page under `scope` (a pipeline's or state
+/// machine's name): the `<svg>` element alone, its ids prefixed from `scope` so that several
+/// drawings share one page; `None` when it cannot be drawn.
+pub fn page_drawing(text: &[u8], scope: &str) -> Option<String> {
+    let g = Graph::from_json(text).ok()?;
+    let prefix: String = scope
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let opts = SvgOptions {
+        prolog: false,
+        id_prefix: format!("{prefix}-"),
+    };
+    Some(svg_with(&g, &opts))
+}
+
 /// The `<svg>` element alone, to inline in HTML.
 pub fn svg_fragment(g: &Graph) -> String {
     svg_with(g, &SvgOptions::default())
