@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::exec::logging::{LogDestination, LogLevel, LogSettings};
+
 /// A validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -206,6 +208,17 @@ pub struct Pipeline {
     /// its key has finished (`"none"`, the default: records of a key start in order but may
     /// finish in any order).
     pub ordered_keys: bool,
+    /// `[pipelines.logging]`: the events of its executions written as CloudWatch Logs
+    /// receives them from Step Functions (as a state machine's `loggingConfiguration`).
+    pub logging: Option<PipelineLogging>,
+}
+
+/// A pipeline's `logging` table: `level` (ALL, ERROR, FATAL, OFF), `include_execution_data`
+/// (default false), `destination` (a file appended to; standard error when absent).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipelineLogging {
+    pub settings: LogSettings,
+    pub destination: LogDestination,
 }
 
 /// Replaces each `${NAME}` with the environment variable NAME; the error is the missing name.
@@ -283,6 +296,41 @@ impl Reader {
                 None
             }
         }
+    }
+
+    /// A pipeline's `logging` table, if it has one (OFF logs nothing and records nothing).
+    fn pipeline_logging(&mut self, t: &toml::Table, at: &str) -> Option<PipelineLogging> {
+        let table = self.table(t, "logging", at)?;
+        let at = format!("{at}logging.");
+        self.unknown(
+            table,
+            &["level", "include_execution_data", "destination"],
+            &at,
+        );
+        let level = match self.string(table, "level", &at, true) {
+            Some(name) => match LogLevel::parse(&name) {
+                Some(level) => level,
+                None => {
+                    self.problems.push(format!(
+                        "{at}level: '{name}' is not one of ALL, ERROR, FATAL, OFF"
+                    ));
+                    return None;
+                }
+            },
+            None => return None,
+        };
+        let include_execution_data = self.boolean(table, "include_execution_data", &at, false);
+        let destination = match self.string(table, "destination", &at, false) {
+            Some(path) => LogDestination::File(PathBuf::from(path)),
+            None => LogDestination::Stderr,
+        };
+        (level != LogLevel::Off).then_some(PipelineLogging {
+            settings: LogSettings {
+                level,
+                include_execution_data,
+            },
+            destination,
+        })
     }
 
     fn boolean(&mut self, t: &toml::Table, key: &str, at: &str, default: bool) -> bool {
@@ -717,9 +765,11 @@ impl Config {
                             "mock_file",
                             "headers",
                             "ordering",
+                            "logging",
                         ],
                         &at,
                     );
+                    let logging = r.pipeline_logging(t, &at);
                     let p = (
                         r.string(t, "name", &at, true),
                         r.string(t, "definition", &at, true),
@@ -750,6 +800,7 @@ impl Config {
                             mock_file: mock.map(PathBuf::from),
                             headers,
                             ordered_keys,
+                            logging,
                         });
                     }
                 }
@@ -1084,6 +1135,53 @@ mod tests {
             .filter(|l| crate::json::parse(l.as_bytes()).is_ok())
             .count();
         assert!(good > 900 && good < events.lines().count(), "{good}");
+    }
+
+    #[test]
+    fn a_pipeline_logging_table_sets_its_execution_log() {
+        let pipeline = |logging: &str| {
+            Config::parse(&format!(
+                "[kafka]\nbrokers = \"b:9092\"\n[[pipelines]]\nname = \"p\"\ndefinition = \"d.json\"\ninput_topic = \"i\"\noutput_topic = \"o\"\ndead_letter_topic = \"d\"\n{logging}"
+            ))
+        };
+        let c = pipeline(
+            "[pipelines.logging]\nlevel = \"ERROR\"\ninclude_execution_data = true\ndestination = \"/tmp/p.log\"",
+        )
+        .unwrap();
+        assert_eq!(
+            c.pipelines[0].logging,
+            Some(PipelineLogging {
+                settings: LogSettings {
+                    level: LogLevel::Error,
+                    include_execution_data: true,
+                },
+                destination: LogDestination::File(PathBuf::from("/tmp/p.log")),
+            })
+        );
+        let stderr = pipeline("logging = { level = \"ALL\" }").unwrap();
+        let l = stderr.pipelines[0].logging.as_ref().unwrap();
+        assert_eq!(l.destination, LogDestination::Stderr);
+        assert!(!l.settings.include_execution_data);
+        // OFF is no log at all, and so no history recorded.
+        assert_eq!(
+            pipeline("logging = { level = \"OFF\" }").unwrap().pipelines[0].logging,
+            None
+        );
+        assert_eq!(pipeline("").unwrap().pipelines[0].logging, None);
+        let text = pipeline("logging = { level = \"LOUD\", includeExecutionData = true }")
+            .unwrap_err()
+            .join("\n");
+        for want in [
+            "pipelines[0].logging.level: 'LOUD' is not one of ALL, ERROR, FATAL, OFF",
+            "pipelines[0].logging.includeExecutionData: unknown key",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        let text = pipeline("logging = \"ALL\"").unwrap_err().join("\n");
+        assert!(
+            text.contains("pipelines[0].logging: must be a table"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -260,6 +260,86 @@ struct ProcessArgs {
     /// address is logged); with --brokers, instead of the default 127.0.0.1:9464.
     #[arg(long)]
     http_listen: Option<String>,
+    /// Write the events of the executions as CloudWatch Logs receives them from Step
+    /// Functions (a state machine's `loggingConfiguration.level`): every event (ALL), the
+    /// errors (ERROR), or how failed executions ended (FATAL).
+    #[arg(long, value_enum, default_value = "OFF")]
+    log_level: LogLevelArg,
+    /// Keep the events' input and output in the execution log (`includeExecutionData`).
+    #[arg(long)]
+    log_execution_data: bool,
+    /// Where the execution log goes (appended to); default standard error.
+    #[arg(long, value_name = "FILE")]
+    execution_log: Option<PathBuf>,
+}
+
+/// The pipelines' execution logs: one writer per destination, shared by the pipelines that
+/// log to it.
+#[derive(Default)]
+struct ExecutionLogs(Vec<stepstream::exec::logging::ExecutionLog>);
+
+impl ExecutionLogs {
+    fn open(
+        &mut self,
+        l: &config::PipelineLogging,
+    ) -> Result<stepstream::exec::logging::Logging, String> {
+        let log = match self.0.iter().find(|x| x.destination() == &l.destination) {
+            Some(x) => x.clone(),
+            None => {
+                let x = stepstream::exec::logging::ExecutionLog::open(l.destination.clone())?;
+                self.0.push(x.clone());
+                x
+            }
+        };
+        Ok(stepstream::exec::logging::Logging {
+            settings: l.settings,
+            log,
+        })
+    }
+
+    /// Waits until every line handed to the logs is written.
+    fn flush(&self) {
+        for l in &self.0 {
+            l.flush();
+        }
+    }
+}
+
+/// `--log-level`, as `loggingConfiguration.level` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "UPPER")]
+enum LogLevelArg {
+    #[value(alias = "off")]
+    Off,
+    #[value(alias = "all")]
+    All,
+    #[value(alias = "error")]
+    Error,
+    #[value(alias = "fatal")]
+    Fatal,
+}
+
+impl ProcessArgs {
+    /// The pipeline's execution log the flags ask for, if any.
+    fn logging(&self) -> Option<config::PipelineLogging> {
+        use stepstream::exec::logging::{LogDestination, LogLevel, LogSettings};
+        let level = match self.log_level {
+            LogLevelArg::Off => return None,
+            LogLevelArg::All => LogLevel::All,
+            LogLevelArg::Error => LogLevel::Error,
+            LogLevelArg::Fatal => LogLevel::Fatal,
+        };
+        Some(config::PipelineLogging {
+            settings: LogSettings {
+                level,
+                include_execution_data: self.log_execution_data,
+            },
+            destination: match &self.execution_log {
+                Some(p) => LogDestination::File(p.clone()),
+                None => LogDestination::Stderr,
+            },
+        })
+    }
 }
 
 /// The flags of `serve`.
@@ -645,6 +725,10 @@ fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
     if let Some(k) = args.shards {
         config.shards = k.max(1);
     }
+    let mut logs = ExecutionLogs::default();
+    if let Some(l) = args.logging() {
+        config.logging = Some(logs.open(&l)?);
+    }
     let mut dlq: Box<dyn Write + Send> = match &args.dead_letters {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?,
@@ -688,6 +772,7 @@ fn process(definition: &Path, args: ProcessArgs) -> Result<ExitCode, String> {
         observed,
     )
     .map_err(|e| format!("I/O error: {e}"))?;
+    logs.flush();
     eprintln!(
         "stepstream process: {} record(s): {} output(s), {} dead letter(s)",
         summary.records, summary.outputs, summary.dead_letters
@@ -730,6 +815,7 @@ fn config_from_file(path: &Path) -> Result<(Config, Bindings), String> {
 /// unlike a file without `[kafka.options]`, it reads new groups from the earliest offset.
 fn single_pipeline_config(definition: PathBuf, brokers: String, args: ProcessArgs) -> Config {
     use stepstream::config::*;
+    let logging = args.logging();
     let name = args.name.unwrap_or_else(|| machine_name(&definition));
     let defaults = Runtime::default();
     Config {
@@ -762,6 +848,7 @@ fn single_pipeline_config(definition: PathBuf, brokers: String, args: ProcessArg
             mock_file: args.mock_file,
             headers: true,
             ordered_keys: args.ordering == Ordering::Key,
+            logging,
         }],
         resources: Vec::new(),
     }
@@ -774,6 +861,7 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
     let (config, bindings) = config?;
     let mut prepared = Vec::new();
     let mut problems = Vec::new();
+    let mut logs = ExecutionLogs::default();
     for p in &config.pipelines {
         let plan = match load_plan(&p.definition, Some(&p.name), MachineType::Express) {
             Ok(plan) => Arc::new(plan),
@@ -789,7 +877,15 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
                 continue;
             }
         };
+        let logging = match p.logging.as_ref().map(|l| logs.open(l)).transpose() {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(format!("pipeline '{}': {e}", p.name));
+                continue;
+            }
+        };
         prepared.push(Prepared {
+            logging,
             drawing: drawing(&p.definition, &p.name),
             pipeline: p.clone(),
             plan,
@@ -856,6 +952,7 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
     // Whatever still waits on a broker that stopped answering (a delivery, librdkafka's
     // destroy) is not waited for: the stop has already committed only what was delivered.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    logs.flush();
     let stopped = stopped?;
     if stopped.undelivered > 0 {
         stepstream::log::warn(

@@ -594,6 +594,63 @@ fn process_runs_every_line_keeping_order_and_dead_letters_apart() {
     );
 }
 
+#[test]
+fn process_writes_an_execution_log_at_the_level_asked_for() {
+    let def = Temp::new("hello.asl.json", HELLO);
+    let log = Temp::new("executions.log", "");
+    let input = "{\"name\":\"a\"}\n{\"name\":\"b\"}\n";
+    let o = run_with_stdin(
+        bin().args([
+            "process",
+            def.path(),
+            "--log-level",
+            "ALL",
+            "--log-execution-data",
+            "--execution-log",
+            log.path(),
+        ]),
+        input.as_bytes(),
+    );
+    assert_succeeded(&o);
+    let lines: Vec<Value> = std::fs::read_to_string(&log.0)
+        .unwrap()
+        .lines()
+        .map(|l| json::parse(l.as_bytes()).unwrap())
+        .collect();
+    let field = |l: &Value, k: &str| l.get(k).and_then(Value::as_str).unwrap().to_string();
+    let second: Vec<&Value> = lines
+        .iter()
+        .filter(|l| field(l, "execution_arn").ends_with(":execution:hello:stdin-0-1"))
+        .collect();
+    let types: Vec<String> = second.iter().map(|l| field(l, "type")).collect();
+    assert_eq!(
+        types,
+        [
+            "ExecutionStarted",
+            "PassStateEntered",
+            "PassStateExited",
+            "ExecutionSucceeded"
+        ]
+    );
+    let details = second[3].get("details").unwrap();
+    assert_eq!(
+        details.get("output").and_then(Value::as_str),
+        Some(r#"{"greeting":"hello b"}"#)
+    );
+    assert_eq!(lines.len(), 8);
+    // Without --log-level nothing is logged; an unknown level is a usage error.
+    let quiet = Temp::new("quiet.log", "");
+    let o = run_with_stdin(
+        bin().args(["process", def.path(), "--execution-log", quiet.path()]),
+        input.as_bytes(),
+    );
+    assert_succeeded(&o);
+    assert_eq!(std::fs::read_to_string(&quiet.0).unwrap(), "");
+    let o = run(&["process", def.path(), "--log-level", "LOUD"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ALL"));
+}
+
 /// librdkafka's log reaches the JSON log: its errors always, the lines of its `debug` option
 /// when that is set (rdkafka would otherwise drop them, taking its level from an idle `log`).
 #[test]

@@ -59,6 +59,7 @@ fn config(brokers: &str, group: &str, drain_ms: u64) -> Config {
             mock_file: None,
             headers: true,
             ordered_keys: false,
+            logging: None,
         }],
         resources: Vec::new(),
     }
@@ -71,6 +72,7 @@ fn prepared(c: &Config, definition: &str) -> Vec<Prepared> {
         plan: Arc::new(stepstream::plan::compile(&v, "t")),
         registry: Arc::new(Registry::new()),
         drawing: None,
+        logging: None,
     }]
 }
 
@@ -146,12 +148,16 @@ fn committed(brokers: &str, group: &str) -> HashMap<i32, i64> {
 }
 
 /// Runs the pipeline until `until` says stop (checked every 100 ms) or 30 s pass.
-async fn run_until(c: &Config, definition: &str, mut until: impl FnMut(&Metrics) -> bool) {
+async fn run_until(c: &Config, definition: &str, until: impl FnMut(&Metrics) -> bool) {
+    run_prepared_until(c, prepared(c, definition), until).await
+}
+
+/// `run_until` for pipelines already prepared.
+async fn run_prepared_until(c: &Config, p: Vec<Prepared>, mut until: impl FnMut(&Metrics) -> bool) {
     let metrics = Metrics::new();
     let (tx, rx) = tokio::sync::watch::channel(false);
     let m = Arc::clone(&metrics);
     let c2 = c.clone();
-    let p = prepared(c, definition);
     let task = tokio::spawn(async move { kafka::run(&c2, p, m, rx).await });
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !until(&metrics) && std::time::Instant::now() < deadline {
@@ -692,4 +698,78 @@ async fn jsonata_workflows_run_on_kafka_and_dead_letter_their_evaluation_errors(
         assert!(cause.contains("'Assign/s'"), "{cause}");
     }
     assert_eq!(committed(&brokers, "gj").values().sum::<i64>(), 60);
+}
+
+/// A pipeline's execution log (`[pipelines.logging]`) gets the events of its Kafka records'
+/// executions under the ARNs `$$.Execution.Id` gives them; at FATAL, only how the failed
+/// ones ended, matching their dead letters one for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_s_execution_log_names_each_failed_record_s_execution() {
+    use stepstream::exec::logging::{ExecutionLog, LogDestination, LogLevel, LogSettings, Logging};
+    let mock = cluster();
+    let brokers = mock.bootstrap_servers();
+    let records: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            let key = format!("k{}", i % 4);
+            let payload = if i % 10 == 3 {
+                format!(r#"{{"key":"{key}"}}"#)
+            } else {
+                format!(r#"{{"key":"{key}","seq":{i}}}"#)
+            };
+            (key, payload.into_bytes())
+        })
+        .collect();
+    produce(&brokers, &records).await;
+    let c = config(&brokers, "glog", 5000);
+    let path =
+        std::env::temp_dir().join(format!("stepstream-kafka-log-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let log = ExecutionLog::open(LogDestination::File(path.clone())).unwrap();
+    let mut p = prepared(&c, SEQ);
+    p[0].logging = Some(Logging {
+        settings: LogSettings {
+            level: LogLevel::Fatal,
+            include_execution_data: false,
+        },
+        log: log.clone(),
+    });
+    run_prepared_until(&c, p, |m| {
+        m.outputs.load(std::sync::atomic::Ordering::Relaxed)
+            + m.dead_letters.load(std::sync::atomic::Ordering::Relaxed)
+            >= 40
+    })
+    .await;
+    log.flush();
+    let dead = read_all(&brokers, "dlq", 4);
+    assert_eq!(dead.len(), 4);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let mut logged: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v = json::parse(l.as_bytes()).unwrap();
+            assert_eq!(
+                v.get("type"),
+                Some(&Value::string("ExecutionFailed")),
+                "{l}"
+            );
+            let details = v.get("details").unwrap();
+            assert_eq!(details.get("error"), Some(&Value::string("States.Runtime")));
+            v.get("execution_arn")
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut expected: Vec<String> = dead
+        .iter()
+        .map(|(_, d)| {
+            let name = d.get("execution_name").unwrap().as_str().unwrap();
+            format!("arn:aws:states:us-east-1:123456789012:execution:t:{name}")
+        })
+        .collect();
+    logged.sort();
+    expected.sort();
+    assert_eq!(logged, expected);
 }

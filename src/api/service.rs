@@ -22,6 +22,9 @@ use super::ApiError;
 use super::state_dir::{self, SavedAlias, SavedMachine, SavedRevision, SavedVersion};
 use crate::asl::{self, MachineType};
 use crate::exec::StateCounts;
+use crate::exec::logging::{
+    ExecutionLog, LogDestination, LogLevel, LogSettings, strip_execution_data,
+};
 use crate::exec::{HistoryEvent, Identity, PAYLOAD_LIMIT};
 use crate::json::{self, Str, Value};
 use crate::plan;
@@ -201,7 +204,7 @@ pub struct Service {
     store: Mutex<Store>,
     in_flight: Arc<AtomicUsize>,
     seq: AtomicU64,
-    log: Mutex<Box<dyn std::io::Write + Send>>,
+    log: ExecutionLog,
 }
 
 /// The one-Pass plan the API shards' drivers are built with; every API execution brings
@@ -223,20 +226,12 @@ impl Service {
             Answers,
         )
         .map_err(|e| format!("cannot start the API's shard threads: {e}"))?;
-        let log: Box<dyn std::io::Write + Send> = match &settings.execution_log {
-            Some(path) => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        format!("cannot open the execution log {}: {e}", path.display())
-                    })?,
-            ),
-            None => Box::new(std::io::stderr()),
-        };
+        let log = ExecutionLog::open(match &settings.execution_log {
+            Some(path) => LogDestination::File(path.clone()),
+            None => LogDestination::Stderr,
+        })?;
         let service = Service {
-            log: Mutex::new(log),
+            log,
             settings,
             registry,
             pool,
@@ -959,7 +954,8 @@ impl Service {
             error: None,
             cause: None,
             reply: Some(tx),
-            history: cancel.is_some() || log_level(&target.revision.logging) != LogLevel::Off,
+            history: cancel.is_some()
+                || LogSettings::of_configuration(&target.revision.logging).records(),
             cancel,
             stop_request: false,
             events: Vec::new(),
@@ -1235,53 +1231,12 @@ impl Service {
         let Some(job) = p.job.as_deref() else {
             return;
         };
-        if job.events.is_empty() {
-            return;
-        }
-        let level = log_level(logging);
-        let with_data = logging.get("includeExecutionData").and_then(Value::as_bool) == Some(true);
-        let mut out: Vec<u8> = Vec::new();
-        for ev in &job.events {
-            let error_event = ["Failed", "TimedOut", "Aborted"]
-                .iter()
-                .any(|s| ev.kind.ends_with(s));
-            let fatal = ev.kind.starts_with("Execution") && error_event;
-            let keep = match level {
-                LogLevel::Off => false,
-                LogLevel::All => true,
-                LogLevel::Error => error_event,
-                LogLevel::Fatal => fatal,
-            };
-            if !keep {
-                continue;
-            }
-            let mut details = ev.details.clone();
-            if !with_data {
-                strip_data(&mut details);
-            }
-            let line = Value::object_from([
-                ("id", Value::from(ev.id.to_string())),
-                ("type", Value::string(ev.kind)),
-                (
-                    "details",
-                    if details.is_null() {
-                        Value::empty_object()
-                    } else {
-                        details
-                    },
-                ),
-                ("previous_event_id", Value::from(ev.previous_id.to_string())),
-                ("event_timestamp", Value::from(ev.timestamp_ms.to_string())),
-                ("execution_arn", Value::from(arn)),
-                ("redrive_count", Value::string("0")),
-            ]);
-            json::write(&line, &mut out);
-            out.push(b'\n');
-        }
-        if !out.is_empty() {
-            let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = log.write_all(&out);
-            let _ = log.flush();
+        let mut out = Vec::new();
+        if LogSettings::of_configuration(logging).format(&job.events, arn, &mut out) > 0 {
+            // Written through before the answer, so a client that reads the log once its
+            // call returns finds the execution there.
+            self.log.write(out);
+            self.log.flush();
         }
     }
 
@@ -1459,7 +1414,7 @@ impl Service {
                     return ev.to_json();
                 }
                 let mut ev = ev.clone();
-                strip_data(&mut ev.details);
+                strip_execution_data(&mut ev.details);
                 ev.to_json()
             })
             .collect();
@@ -1808,7 +1763,7 @@ fn logging_configuration(v: Option<&Value>) -> Result<Value, ApiError> {
         ]));
     };
     let level = v.get("level").and_then(Value::as_str).unwrap_or("OFF");
-    if !matches!(level, "ALL" | "ERROR" | "FATAL" | "OFF") {
+    if LogLevel::parse(level).is_none() {
         return Err(ApiError::new(
             "InvalidLoggingConfiguration",
             format!(
@@ -2002,34 +1957,6 @@ fn pick_version(routing: &[(u32, u32)], n: u64) -> u32 {
         }
     }
     routing.last().map_or(0, |r| r.0)
-}
-
-/// Leaves the input and output out of an event's details (`includeExecutionData: false`).
-fn strip_data(details: &mut Value) {
-    if let Value::Object(d) = details {
-        let d = Arc::make_mut(d);
-        for field in ["input", "output", "inputDetails", "outputDetails"] {
-            d.remove(field);
-        }
-    }
-}
-
-/// A state machine's `loggingConfiguration.level`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LogLevel {
-    Off,
-    All,
-    Error,
-    Fatal,
-}
-
-fn log_level(logging: &Value) -> LogLevel {
-    match logging.get("level").and_then(Value::as_str) {
-        Some("ALL") => LogLevel::All,
-        Some("ERROR") => LogLevel::Error,
-        Some("FATAL") => LogLevel::Fatal,
-        _ => LogLevel::Off,
-    }
 }
 
 fn invalid_input(why: &str) -> ApiError {

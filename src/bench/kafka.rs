@@ -298,6 +298,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
                 mock_file: opts.mock_file.clone(),
                 headers: opts.headers,
                 ordered_keys: false,
+                logging: None,
             }],
             // The pipeline's registry (prepared above) already holds the bindings, and
             // `kafka::run` reads only the pipeline's.
@@ -308,6 +309,7 @@ pub fn run_kafka(opts: &KafkaOptions) -> Result<KafkaReport, String> {
             plan,
             registry: Arc::new(registry),
             drawing: None,
+            logging: None,
         }];
         let metrics = Metrics::new();
         let (stop, stopped) = tokio::sync::watch::channel(false);

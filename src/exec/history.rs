@@ -31,7 +31,8 @@ use crate::json::{Object, Str, Value, to_string};
 use crate::plan::{Plan, StateOp, StatePlan};
 
 use super::data::{Assigned, Failure};
-use super::{Execution, TaskError};
+use super::logging::LogLevel;
+use super::{Execution, Recording, TaskError};
 
 /// One event of an execution's history.
 #[derive(Clone, Debug, PartialEq)]
@@ -212,9 +213,14 @@ struct JoinChain {
 }
 
 /// The recorder: the events so far and where each fiber and join chains from.
-#[derive(Default)]
 pub(super) struct History {
     events: Vec<HistoryEvent>,
+    /// The events kept (others only move their fiber's chain on).
+    level: LogLevel,
+    /// Whether events carry their `input` / `output` (and `*Details`).
+    data: bool,
+    /// Events left out by `level`, so ids still follow the execution's counter.
+    skipped: usize,
     fibers: Vec<FiberChain>,
     joins: Vec<JoinChain>,
     /// Events handed out already (`take`).
@@ -225,6 +231,41 @@ pub(super) struct History {
 }
 
 impl History {
+    /// A recorder for `recording`, or none.
+    pub(super) fn for_recording(recording: Recording) -> Option<Box<History>> {
+        let (level, data) = match recording {
+            Recording::Off => return None,
+            Recording::Full => (LogLevel::All, true),
+            Recording::Log(s) if !s.records() => return None,
+            Recording::Log(s) => (s.level, s.include_execution_data),
+        };
+        Some(Box::new(History {
+            events: Vec::new(),
+            level,
+            data,
+            skipped: 0,
+            fibers: Vec::new(),
+            joins: Vec::new(),
+            taken: 0,
+            unstamped: Vec::new(),
+        }))
+    }
+
+    /// Whether the recorder keeps events of type `kind`: the hooks of the events that carry
+    /// data ask first, and build nothing for the events left out.
+    fn keeps(&self, kind: &str) -> bool {
+        self.level == LogLevel::All || self.level.keeps(kind)
+    }
+
+    /// Adds `v` as JSON text under `field`, and `{"truncated": false}` under `details`,
+    /// when events carry data.
+    fn data(&self, o: &mut Object, field: &'static str, details: &'static str, v: &Value) {
+        if self.data {
+            o.push_unique(Str::new(field), json_text(v));
+            o.push_unique(Str::new(details), not_truncated());
+        }
+    }
+
     pub(super) fn take(&mut self) -> Vec<HistoryEvent> {
         self.unstamped.clear();
         self.taken += self.events.len();
@@ -240,12 +281,24 @@ impl History {
         }
     }
 
-    fn push(&mut self, id: u32, previous_id: u64, now: i64, kind: &'static str, details: Value) {
+    /// Records an event, unless `level` leaves its type out; true when recorded.
+    fn push(
+        &mut self,
+        id: u32,
+        previous_id: u64,
+        now: i64,
+        kind: &'static str,
+        details: Value,
+    ) -> bool {
         debug_assert_eq!(
             id as usize,
-            self.taken + self.events.len() + 1,
+            self.taken + self.skipped + self.events.len() + 1,
             "event ids follow the execution's counter ({kind})"
         );
+        if !self.keeps(kind) {
+            self.skipped += 1;
+            return false;
+        }
         self.events.push(HistoryEvent {
             id: id as u64,
             previous_id,
@@ -253,6 +306,7 @@ impl History {
             kind,
             details,
         });
+        true
     }
 
     fn fiber(&mut self, fid: u32) -> &mut FiberChain {
@@ -271,21 +325,24 @@ impl History {
         &mut self.joins[i]
     }
 
-    /// An event of fiber `fid`'s chain.
-    fn link(&mut self, fid: u32, id: u32, now: i64, kind: &'static str, details: Value) {
+    /// An event of fiber `fid`'s chain; true when recorded.
+    fn link(&mut self, fid: u32, id: u32, now: i64, kind: &'static str, details: Value) -> bool {
         let f = self.fiber(fid);
         let prev = std::mem::replace(&mut f.last, id as u64);
-        self.push(id, prev, now, kind, details);
+        self.push(id, prev, now, kind, details)
     }
 
     #[cold]
     pub(super) fn execution_started(&mut self, now: i64, input: &Value, role_arn: &str) {
-        let details = Value::object_from([
-            ("input", json_text(input)),
-            ("inputDetails", not_truncated()),
-            ("roleArn", Value::string(role_arn)),
-        ]);
-        self.push(1, 0, now, "ExecutionStarted", details);
+        let kind = "ExecutionStarted";
+        if !self.keeps(kind) {
+            self.push(1, 0, now, kind, Value::Null);
+            return;
+        }
+        let mut o = Object::with_capacity(3);
+        self.data(&mut o, "input", "inputDetails", input);
+        o.push_unique(Str::new("roleArn"), Value::string(role_arn));
+        self.push(1, 0, now, kind, Value::object(o));
     }
 
     /// Fiber `fid` starts (or, a Map iteration, will start), its chain at `last`.
@@ -301,18 +358,25 @@ impl History {
     #[cold]
     pub(super) fn entered(&mut self, id: u32, now: i64, fid: u32, st: &StatePlan, input: &Value) {
         self.fiber(fid).assigned = None;
-        let details = Value::object_from([
-            ("name", Value::String(st.name.clone())),
-            ("input", json_text(input)),
-            ("inputDetails", not_truncated()),
-        ]);
-        self.link(fid, id, now, entered_kind(st), details);
+        let kind = entered_kind(st);
+        if !self.keeps(kind) {
+            self.link(fid, id, now, kind, Value::Null);
+            return;
+        }
+        let mut o = Object::with_capacity(3);
+        o.push_unique(Str::new("name"), Value::String(st.name.clone()));
+        self.data(&mut o, "input", "inputDetails", input);
+        self.link(fid, id, now, kind, Value::object(o));
     }
 
     /// What an `Assign` stored, for the Exited event that follows: each variable's value as
     /// JSON text, by name.
     #[cold]
     pub(super) fn assigned(&mut self, fid: u32, plan: &Plan, values: &Assigned) {
+        if self.level != LogLevel::All {
+            // Only Exited events show them, and no other level keeps those.
+            return;
+        }
         let mut pairs: Vec<(Str, Value)> = values
             .iter()
             .filter_map(|(slot, v)| {
@@ -328,15 +392,19 @@ impl History {
     #[cold]
     pub(super) fn exited(&mut self, id: u32, now: i64, fid: u32, st: &StatePlan, output: &Value) {
         let assigned = self.fiber(fid).assigned.take();
+        let kind = exited_kind(st);
+        if !self.keeps(kind) {
+            self.link(fid, id, now, kind, Value::Null);
+            return;
+        }
         let mut o = Object::with_capacity(5);
         o.push_unique(Str::new("name"), Value::String(st.name.clone()));
-        o.push_unique(Str::new("output"), json_text(output));
-        o.push_unique(Str::new("outputDetails"), not_truncated());
+        self.data(&mut o, "output", "outputDetails", output);
         if let Some(a) = assigned {
             o.push_unique(Str::new("assignedVariables"), a);
             o.push_unique(Str::new("assignedVariablesDetails"), not_truncated());
         }
-        self.link(fid, id, now, exited_kind(st), Value::object(o));
+        self.link(fid, id, now, kind, Value::object(o));
     }
 
     /// TaskScheduled (`id - 1`) and TaskStarted (`id`), or their LambdaFunction* forms.
@@ -355,6 +423,18 @@ impl History {
         credentials: Option<&Value>,
     ) {
         let r = task_resource(arn);
+        if !self.keeps("TaskScheduled") {
+            // Neither it nor TaskStarted is an error event.
+            let (scheduled, started) = if r.lambda_function {
+                ("LambdaFunctionScheduled", "LambdaFunctionStarted")
+            } else {
+                ("TaskScheduled", "TaskStarted")
+            };
+            self.link(fid, id - 1, now, scheduled, Value::Null);
+            self.link(fid, id, now, started, Value::Null);
+            self.fiber(fid).task = Some(r);
+            return;
+        }
         let role = credentials.and_then(|c| c.get("RoleArn")).map(|role| {
             let role = match role {
                 Value::String(s) => Value::String(s.clone()),
@@ -365,8 +445,7 @@ impl History {
         let mut o = Object::with_capacity(7);
         if r.lambda_function {
             o.push_unique(Str::new("resource"), Value::String(r.resource.clone()));
-            o.push_unique(Str::new("input"), json_text(input));
-            o.push_unique(Str::new("inputDetails"), not_truncated());
+            self.data(&mut o, "input", "inputDetails", input);
             if let Some(ms) = timeout_ms {
                 o.push_unique(Str::new("timeoutInSeconds"), Value::int((ms / 1000) as i64));
             }
@@ -421,10 +500,13 @@ impl History {
         if !r.lambda_function {
             resource_members(&r, &mut o);
         }
+        if result.is_ok() && !self.keeps("TaskSucceeded") {
+            self.link(fid, id, now, "TaskSucceeded", Value::Null);
+            return;
+        }
         let kind = match (result, r.lambda_function) {
             (Ok(v), lambda) => {
-                o.push_unique(Str::new("output"), json_text(v));
-                o.push_unique(Str::new("outputDetails"), not_truncated());
+                self.data(&mut o, "output", "outputDetails", v);
                 if lambda {
                     "LambdaFunctionSucceeded"
                 } else {
@@ -442,8 +524,9 @@ impl History {
                 }
             }
         };
-        self.link(fid, id, now, kind, Value::object(o));
-        self.unstamped.push(self.events.len() - 1);
+        if self.link(fid, id, now, kind, Value::object(o)) {
+            self.unstamped.push(self.events.len() - 1);
+        }
     }
 
     /// TaskTimedOut (LambdaFunctionTimedOut): the task's own time limit passed.
@@ -610,11 +693,14 @@ impl History {
 
     #[cold]
     pub(super) fn execution_succeeded(&mut self, id: u32, now: i64, fid: u32, output: &Value) {
-        let details = Value::object_from([
-            ("output", json_text(output)),
-            ("outputDetails", not_truncated()),
-        ]);
-        self.link(fid, id, now, "ExecutionSucceeded", details);
+        let kind = "ExecutionSucceeded";
+        if !self.keeps(kind) {
+            self.link(fid, id, now, kind, Value::Null);
+            return;
+        }
+        let mut o = Object::with_capacity(2);
+        self.data(&mut o, "output", "outputDetails", output);
+        self.link(fid, id, now, kind, Value::object(o));
     }
 
     #[cold]
@@ -898,7 +984,7 @@ mod tests {
     fn run_with(
         def: &str,
         input: &str,
-        record: bool,
+        record: Recording,
         mut task: impl FnMut(&TaskRequest) -> Result<Value, TaskError>,
     ) -> (Outcome, Vec<HistoryEvent>) {
         let p = plan(def);
@@ -925,7 +1011,7 @@ mod tests {
     }
 
     fn history(def: &str, input: &str) -> Vec<HistoryEvent> {
-        run_with(def, input, true, |r| {
+        run_with(def, input, Recording::Full, |r| {
             panic!("no task expected: {}", r.resource)
         })
         .1
@@ -1000,7 +1086,7 @@ mod tests {
             "Parameters":{"FunctionName":"f","Payload.$":"$"},"TimeoutSeconds":30,
             "Retry":[{"ErrorEquals":["Boom"],"IntervalSeconds":2,"MaxAttempts":2}],"End":true}}}"#;
         let mut calls = 0;
-        let (o, h) = run_with(def, r#"{"n":1}"#, true, |r| {
+        let (o, h) = run_with(def, r#"{"n":1}"#, Recording::Full, |r| {
             calls += 1;
             match r.attempt {
                 0 => Err(TaskError::new("Boom", "once")),
@@ -1048,7 +1134,7 @@ mod tests {
         // A Lambda function's ARN as the Resource: the LambdaFunction* events.
         let def = r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:f",
             "Retry":[{"ErrorEquals":["States.ALL"],"IntervalSeconds":1}],"End":true}}}"#;
-        let (_, h) = run_with(def, "{}", true, |r| match r.attempt {
+        let (_, h) = run_with(def, "{}", Recording::Full, |r| match r.attempt {
             0 => Err(TaskError::new("Boom", "once")),
             _ => Ok(v("1")),
         });
@@ -1093,7 +1179,7 @@ mod tests {
             "T":{"Type":"Task","Resource":"arn:aws:states:::aws-sdk:s3:listBuckets","Parameters":{},
                  "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.err","Next":"F"}],"End":true},
             "F":{"Type":"Fail","Error":"Failed.Caught","Cause":"caught it"}}}"#;
-        let (o, h) = run_with(def, r#"{"k":1}"#, true, |_| {
+        let (o, h) = run_with(def, r#"{"k":1}"#, Recording::Full, |_| {
             Err(TaskError::new("S3.NoSuchBucket", "gone"))
         });
         assert_eq!(
@@ -1361,9 +1447,9 @@ mod tests {
         let def = r#"{"StartAt":"M","States":{
             "M":{"Type":"Map","ItemProcessor":{"StartAt":"H","States":{"H":{"Type":"Pass","End":true}}},"Next":"Bad"},
             "Bad":{"Type":"Pass","InputPath":"$.nope","End":true}}}"#;
-        let (quiet, none) = run_with(def, "[1,2,3]", false, |_| unreachable!());
+        let (quiet, none) = run_with(def, "[1,2,3]", Recording::Off, |_| unreachable!());
         assert!(none.is_empty(), "no history unless asked");
-        let (loud, h) = run_with(def, "[1,2,3]", true, |_| unreachable!());
+        let (loud, h) = run_with(def, "[1,2,3]", Recording::Full, |_| unreachable!());
         assert_eq!(quiet, loud);
         let Outcome::Failed { cause: Some(c), .. } = loud else {
             panic!("{loud:?}")
@@ -1386,7 +1472,7 @@ mod tests {
         // Handed over once: a second take is empty.
         let p = plan(def);
         let mut start = Start::new("exec", v("[1]"), T0);
-        start.history = true;
+        start.history = Recording::Full;
         let mut exec = Execution::new(&p, start);
         exec.poll(&p, T0, &mut Vec::new());
         assert_eq!(exec.take_history().len(), 11);
@@ -1398,6 +1484,75 @@ mod tests {
         assert!(exec.take_history().is_empty());
     }
 
+    /// A log's recording builds exactly the events the log keeps of a full history, with
+    /// their data only when it includes it: the same ids, chains, times and details.
+    #[test]
+    fn a_log_s_recording_is_the_full_history_filtered() {
+        use crate::exec::logging::{LogSettings, strip_execution_data};
+        let defs = [
+            // Retried and caught tasks (a Lambda function, an optimized integration).
+            r#"{"StartAt":"L","States":{"L":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:f",
+                "Retry":[{"ErrorEquals":["Boom"],"IntervalSeconds":1}],"Assign":{"x.$":"$"},"Next":"T"},
+              "T":{"Type":"Task","Resource":"arn:aws:states:::http:invoke","Parameters":{"a":1},
+                "Catch":[{"ErrorEquals":["States.ALL"],"Next":"F"}],"End":true},
+              "F":{"Type":"Fail","Error":"E","Cause":"c"}}}"#,
+            // Map and Parallel, one iteration failing past a tolerance.
+            r#"{"StartAt":"M","States":{"M":{"Type":"Map","ToleratedFailureCount":1,"ItemProcessor":{"StartAt":"C","States":{
+                "C":{"Type":"Choice","Choices":[{"Variable":"$","NumericEquals":2,"Next":"Bad"}],"Default":"Ok"},
+                "Bad":{"Type":"Fail","Error":"Two"},"Ok":{"Type":"Pass","End":true}}},"Next":"P"},
+              "P":{"Type":"Parallel","Branches":[{"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}},
+                {"StartAt":"B","States":{"B":{"Type":"Wait","Seconds":1,"End":true}}}],"End":true}}}"#,
+        ];
+        let inputs = [r#"{"k":1}"#, "[1,2,3]"];
+        let answer = |r: &TaskRequest| match r.attempt {
+            0 => Err(TaskError::new("Boom", "once")),
+            _ => Ok(v(r#"{"ok":true}"#)),
+        };
+        for (def, input) in defs.iter().zip(inputs) {
+            let (full_outcome, full) = run_with(def, input, Recording::Full, answer);
+            for level in [LogLevel::All, LogLevel::Error, LogLevel::Fatal] {
+                for include_execution_data in [true, false] {
+                    let s = LogSettings {
+                        level,
+                        include_execution_data,
+                    };
+                    let (o, got) = run_with(def, input, Recording::Log(s), answer);
+                    assert_eq!(o, full_outcome);
+                    let want: Vec<HistoryEvent> = full
+                        .iter()
+                        .filter(|e| level.keeps(e.kind))
+                        .cloned()
+                        .map(|mut e| {
+                            if !include_execution_data {
+                                strip_execution_data(&mut e.details);
+                            }
+                            e
+                        })
+                        .collect();
+                    let show = |h: &[HistoryEvent]| {
+                        h.iter()
+                            .map(|e| {
+                                format!(
+                                    "{} {} {} {} {}",
+                                    e.id,
+                                    e.previous_id,
+                                    e.timestamp_ms,
+                                    e.kind,
+                                    to_string(&e.details)
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    };
+                    assert_eq!(
+                        show(&got),
+                        show(&want),
+                        "{level:?} data {include_execution_data}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn time_limits_of_a_task_and_of_the_execution() {
         // The task never answers: TaskTimedOut at its limit, then the execution fails.
@@ -1405,7 +1560,7 @@ mod tests {
             r#"{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"arn:aws:states:::http:invoke","TimeoutSeconds":3,"End":true}}}"#,
         );
         let mut start = Start::new("exec", v("{}"), T0);
-        start.history = true;
+        start.history = Recording::Full;
         let mut exec = Execution::new(&p, start);
         let mut reqs = Vec::new();
         assert!(matches!(exec.poll(&p, T0, &mut reqs), Poll::Pending { .. }));
@@ -1431,7 +1586,7 @@ mod tests {
             r#"{"StartAt":"W","TimeoutSeconds":5,"States":{"W":{"Type":"Wait","Seconds":60,"End":true}}}"#,
         );
         let mut start = Start::new("exec", v("{}"), T0);
-        start.history = true;
+        start.history = Recording::Full;
         let mut exec = Execution::new(&p, start);
         assert!(matches!(exec.poll(&p, T0, &mut reqs), Poll::Pending { .. }));
         assert!(matches!(exec.poll(&p, T0 + 5000, &mut reqs), Poll::Done(_)));

@@ -28,6 +28,7 @@ pub mod counts;
 pub mod data;
 mod fiber;
 mod history;
+pub mod logging;
 mod map;
 mod query;
 mod retry;
@@ -164,12 +165,25 @@ pub struct Start {
     /// The Map iterations this execution shares with others (`None`: only each Map state's
     /// own limit).
     pub map_budget: Option<Arc<MapBudget>>,
-    /// Record the execution's history events (`Execution::take_history`). Off, it costs one
-    /// pointer test per event.
-    pub history: bool,
+    /// What to record of the execution's history events (`Execution::take_history`). Off,
+    /// it costs one pointer test per event.
+    pub history: Recording,
     /// Where to count what each state does (the shard's counts for this plan); `None`
     /// counts nothing.
     pub counts: Option<Arc<StateCounts>>,
+}
+
+/// What an execution records of its history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Recording {
+    /// Nothing.
+    #[default]
+    Off,
+    /// Every event with its data (GetExecutionHistory, TestState).
+    Full,
+    /// Only the events an execution log keeps, with their input and output only when it
+    /// includes them: an ERROR log of executions that succeed builds no event at all.
+    Log(logging::LogSettings),
 }
 
 impl Start {
@@ -183,7 +197,7 @@ impl Start {
             identity: Identity::default(),
             arns: None,
             map_budget: None,
-            history: false,
+            history: Recording::Off,
             counts: None,
         }
     }
@@ -272,7 +286,7 @@ impl Execution {
             starved: Vec::new(),
             starved_told: false,
             frames: Frames::default(),
-            history: start.history.then(Box::<History>::default),
+            history: History::for_recording(start.history),
             counts: start.counts,
             failed_state: None,
         };

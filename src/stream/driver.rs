@@ -25,8 +25,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::exec::{
-    Execution, HistoryEvent, Identity, MapBudget, Outcome, Poll, Start, StateCounts, TaskError,
-    TaskRequest, TaskToken,
+    Execution, HistoryEvent, Identity, MapBudget, Outcome, Poll, Recording, Start, StateCounts,
+    TaskError, TaskRequest, TaskToken,
 };
 use crate::json::{Str, Value};
 use crate::plan::Plan;
@@ -186,12 +186,12 @@ impl<T> Driver<T> {
         input: Value,
         input_len: Option<usize>,
     ) -> Option<Finished<T>> {
-        self.start_program(tag, name, input, input_len, None, false)
+        self.start_program(tag, name, input, input_len, None, Recording::Off)
     }
 
     /// Starts an execution of `own`'s plan (the driver's when `None`) with the ARNs it is
-    /// known by, and runs it as far as it goes; `history`: record its history events
-    /// (`Finished::history`).
+    /// known by, and runs it as far as it goes; `history`: what to record of its history
+    /// events (`Finished::history`).
     pub fn start_program(
         &mut self,
         tag: T,
@@ -199,7 +199,7 @@ impl<T> Driver<T> {
         input: Value,
         input_len: Option<usize>,
         own: Option<(Program, Arc<(Str, Str)>)>,
-        history: bool,
+        history: Recording,
     ) -> Option<Finished<T>> {
         let now = self.clock.now_ms();
         let mut start = Start::new(&name, input, now);
@@ -585,7 +585,7 @@ mod tests {
         let mut d: Driver<()> = Driver::new(plan(def), Arc::new(reg));
         d.set_clock(Clock::starting_at(1_000_000));
         assert!(
-            d.start_program((), Str::new("e"), Value::Null, None, None, true)
+            d.start_program((), Str::new("e"), Value::Null, None, None, Recording::Full)
                 .is_none()
         );
         let mut out = Vec::new();

@@ -54,6 +54,8 @@ pub struct Prepared {
     pub registry: Arc<Registry>,
     /// The workflow drawn as SVG, for the workflow page.
     pub drawing: Option<String>,
+    /// Where its executions' events are logged, if anywhere.
+    pub logging: Option<crate::exec::logging::Logging>,
 }
 
 /// A topic and a partition number.
@@ -389,6 +391,7 @@ pub async fn run(
         ordered_keys: false,
         max_map_iterations: config.runtime.max_map_iterations,
         state_counts: true,
+        logging: None,
     };
     let mut pools = Vec::new();
     let mut by_topic: HashMap<String, usize> = HashMap::new();
@@ -402,6 +405,7 @@ pub async fn run(
             Arc::clone(&p.registry),
             &ShardConfig {
                 ordered_keys: p.pipeline.ordered_keys,
+                logging: p.logging.clone(),
                 ..shard_config.clone()
             },
             sink,

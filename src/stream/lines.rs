@@ -301,6 +301,7 @@ mod tests {
             ordered_keys: false,
             max_map_iterations: 16,
             state_counts: true,
+            logging: None,
         };
         let (outs, dead, s) = run_lines(def, &input, cfg);
         assert!(dead.is_empty());

@@ -19,7 +19,8 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
 use super::{Disposition, Processed, Record, dead_letter, outcome_dead_letter};
-use crate::exec::{MapBudget, Outcome, PAYLOAD_LIMIT, StateCounts};
+use crate::exec::logging::Logging;
+use crate::exec::{MapBudget, Outcome, PAYLOAD_LIMIT, Recording, StateCounts};
 use crate::json::{self, Str};
 use crate::plan::Plan;
 use crate::stream::driver::{Driver, Finished, Program};
@@ -42,6 +43,9 @@ pub struct ShardConfig {
     /// Count what each state does (`ShardStats::states`); on by default, off only to measure
     /// what counting costs.
     pub state_counts: bool,
+    /// Write the events of the pool's executions to an execution log (records their
+    /// history; `None`: no history is recorded).
+    pub logging: Option<Logging>,
 }
 
 /// The default shared bound on a shard's Map iterations (defined with the other defaults in
@@ -59,6 +63,7 @@ impl Default for ShardConfig {
             ordered_keys: false,
             max_map_iterations: r.max_map_iterations,
             state_counts: true,
+            logging: None,
         }
     }
 }
@@ -301,14 +306,18 @@ impl ShardPool {
     }
 }
 
-fn processed(f: Finished<Tag>, stats: &ShardStats) -> Processed {
+fn processed(mut f: Finished<Tag>, stats: &ShardStats, log: Option<&ShardLog>) -> Processed {
     bump(&stats.transitions, f.transitions);
     drop_one(&stats.in_flight);
     let mut rec = f.tag;
     if let Some(job) = rec.job.as_mut() {
         job.started_ms = f.started_ms;
         job.stopped_ms = f.stopped_ms;
-        job.events = f.history;
+        job.events = std::mem::take(&mut f.history);
+    } else if let Some(log) = log
+        && !f.history.is_empty()
+    {
+        log.write(&f.history, &f.name);
     }
     let (disposition, status) = match &f.outcome {
         Outcome::Succeeded(v) => {
@@ -428,7 +437,12 @@ fn rejected(mut rec: Record, error: &str, cause: &str, stats: &ShardStats) -> Pr
     }
 }
 
-fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Processed> {
+fn start(
+    driver: &mut Driver<Tag>,
+    rec: Record,
+    stats: &ShardStats,
+    log: Option<&ShardLog>,
+) -> Option<Processed> {
     bump(&stats.records, 1);
     if rec.payload.len() as u64 > PAYLOAD_LIMIT {
         let cause = format!(
@@ -449,7 +463,8 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
     let finished = match &rec.job {
         None => {
             let name = rec.source.execution_name();
-            driver.start(rec, name, value, Some(len))
+            let history = log.map_or(Recording::Off, |l| Recording::Log(l.logging.settings));
+            driver.start_program(rec, name, value, Some(len), None, history)
         }
         Some(job) => {
             let program = Program {
@@ -458,11 +473,45 @@ fn start(driver: &mut Driver<Tag>, rec: Record, stats: &ShardStats) -> Option<Pr
                 counts: job.counts.clone(),
             };
             let own = Some((program, Arc::clone(&job.arns)));
-            let (name, history) = (job.name.clone(), job.history);
+            let name = job.name.clone();
+            let history = if job.history {
+                Recording::Full
+            } else {
+                Recording::Off
+            };
             driver.start_program(rec, name, value, Some(len), own, history)
         }
     };
-    finished.map(|f| processed(f, stats))
+    finished.map(|f| processed(f, stats, log))
+}
+
+/// A shard's side of its pool's execution log: the settings, the writer, and the ARN prefix
+/// its executions are known by (`$$.Execution.Id` without the name).
+struct ShardLog {
+    logging: Logging,
+    arn_prefix: String,
+}
+
+impl ShardLog {
+    fn new(logging: Logging, identity: &crate::exec::Identity, machine: &str) -> ShardLog {
+        ShardLog {
+            logging,
+            arn_prefix: format!(
+                "arn:aws:states:{}:{}:execution:{machine}:",
+                identity.region, identity.account
+            ),
+        }
+    }
+
+    /// Formats what the log keeps of a finished execution's events and hands it on.
+    fn write(&self, events: &[crate::exec::HistoryEvent], name: &str) {
+        let mut arn = String::with_capacity(self.arn_prefix.len() + name.len());
+        arn.push_str(&self.arn_prefix);
+        arn.push_str(name);
+        let mut out = Vec::new();
+        self.logging.settings.format(events, &arn, &mut out);
+        self.logging.log.write(out);
+    }
 }
 
 /// Per-key order on one shard: the keys (by hash) with an execution running, each with the
@@ -522,6 +571,7 @@ pub struct Shard<K> {
     max_in_flight: usize,
     /// Buffers the sink gave back, for the source (handed over between waits).
     spent: Vec<Vec<u8>>,
+    log: Option<ShardLog>,
 }
 
 impl<K: ResultSink> Shard<K> {
@@ -533,6 +583,7 @@ impl<K: ResultSink> Shard<K> {
         sink: K,
     ) -> Shard<K> {
         let states = plan.states.len();
+        let plan_name = plan.name.to_string();
         let mut driver = Driver::new(plan, registry);
         driver.set_map_budget(stats.map_budget.clone());
         if config.state_counts {
@@ -541,6 +592,11 @@ impl<K: ResultSink> Shard<K> {
                 .get_or_init(|| Arc::new(StateCounts::new(states)));
             driver.set_state_counts(Some(Arc::clone(counts)));
         }
+        let log = config
+            .logging
+            .clone()
+            .filter(|l| l.settings.records())
+            .map(|l| ShardLog::new(l, driver.identity(), &plan_name));
         Shard {
             driver,
             sink,
@@ -548,6 +604,7 @@ impl<K: ResultSink> Shard<K> {
             lanes: config.ordered_keys.then(KeyLanes::default),
             max_in_flight: config.max_in_flight.max(1),
             spent: Vec::new(),
+            log,
         }
     }
 
@@ -645,7 +702,7 @@ impl<K: ResultSink> Shard<K> {
 
     /// Starts `rec`; true when it finished at once (its result is then handed on).
     fn start_one(&mut self, rec: Record) -> bool {
-        match start(&mut self.driver, rec, &self.stats) {
+        match start(&mut self.driver, rec, &self.stats, self.log.as_ref()) {
             Some(p) => {
                 self.hand_on(p);
                 true
@@ -703,7 +760,7 @@ impl<K: ResultSink> Shard<K> {
     /// Hands on a finished execution and, when ordered, starts the next record of its key.
     fn finished(&mut self, f: Finished<Tag>) {
         let lane = self.lanes.as_ref().and_then(|_| lane_of(&f.tag));
-        let p = processed(f, &self.stats);
+        let p = processed(f, &self.stats, self.log.as_ref());
         self.hand_on(p);
         if let Some(lane) = lane
             && let Some(next) = self.next_in_lane(lane)
@@ -752,6 +809,7 @@ mod tests {
             ordered_keys,
             max_map_iterations,
             state_counts: true,
+            logging: None,
         };
         run_shard(
             def,
@@ -786,6 +844,83 @@ mod tests {
             shard.into_sink()
         });
         (sink, stats)
+    }
+
+    #[test]
+    fn a_pool_with_logging_writes_each_execution_s_events_under_its_arn() {
+        // One execution waits (it ends later, from the driver), one fails at once, one is not
+        // JSON (no execution, so no events).
+        let def = r#"{"StartAt":"C","States":{"C":{"Type":"Choice","Choices":[{"Variable":"$.ok","BooleanEquals":true,"Next":"W"}],"Default":"F"},
+            "W":{"Type":"Wait","Seconds":3,"End":true},"F":{"Type":"Fail","Error":"Bad","Cause":"no"}}}"#;
+        let run = |level| {
+            let (log, buf) = crate::exec::logging::memory_log();
+            let config = ShardConfig {
+                shards: 1,
+                logging: Some(Logging {
+                    settings: crate::exec::logging::LogSettings {
+                        level,
+                        include_execution_data: true,
+                    },
+                    log: log.clone(),
+                }),
+                ..ShardConfig::default()
+            };
+            let records = vec![
+                record(0, None, r#"{"ok":true}"#.into()),
+                record(1, None, r#"{"ok":false}"#.into()),
+                record(2, None, "not json".into()),
+            ];
+            let (out, _) = run_shard(
+                def,
+                Registry::new(),
+                &config,
+                Vec::new(),
+                &mut Queue(records.into()),
+            );
+            assert_eq!(out.len(), 3);
+            log.flush();
+            buf.text()
+                .lines()
+                .map(|l| {
+                    let v = json::parse(l.as_bytes()).unwrap();
+                    let get = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap().to_string();
+                    (get("execution_arn"), get("type"))
+                })
+                .collect::<Vec<_>>()
+        };
+        let arn =
+            |n: i64| format!("arn:aws:states:us-east-1:123456789012:execution:shard-test:in-0-{n}");
+        let all = run(crate::exec::logging::LogLevel::All);
+        let of = |n| {
+            all.iter()
+                .filter(|(a, _)| *a == arn(n))
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            of(0),
+            [
+                "ExecutionStarted",
+                "ChoiceStateEntered",
+                "ChoiceStateExited",
+                "WaitStateEntered",
+                "WaitStateExited",
+                "ExecutionSucceeded"
+            ]
+        );
+        assert_eq!(
+            of(1),
+            [
+                "ExecutionStarted",
+                "ChoiceStateEntered",
+                "ChoiceStateExited",
+                "FailStateEntered",
+                "ExecutionFailed"
+            ]
+        );
+        assert!(of(2).is_empty());
+        let errors = run(crate::exec::logging::LogLevel::Error);
+        assert_eq!(errors, [(arn(1), "ExecutionFailed".to_string())]);
     }
 
     fn record(offset: i64, key: Option<&str>, payload: String) -> Record {
@@ -870,6 +1005,7 @@ mod tests {
                 ordered_keys: false,
                 max_map_iterations: 0,
                 state_counts: true,
+                logging: None,
             };
             let mut source = Recycling {
                 next: 0,
