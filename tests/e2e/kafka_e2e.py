@@ -639,7 +639,10 @@ def scenario_jsonata(checks, broker, args, work):
     failing = set(range(3, n, 4999))
     broker.create_topics("jsonata-in", "jsonata-out", "jsonata-dlq")
     produce(broker, "jsonata-in", records(n, malformed, (), failing))
-    cfg = write_config(work, broker, "jsonata", "g-jsonata", definition="workflow_jsonata.asl.json")
+    log = os.path.join(work, "jsonata-executions.log")
+    logging = f'[pipelines.logging]\nlevel = "ERROR"\ndestination = "{log}"'
+    cfg = write_config(work, broker, "jsonata", "g-jsonata", definition="workflow_jsonata.asl.json",
+                       extra=logging)
     p = Processor(args.bin, cfg, work, "jsonata")
     outs, dead = wait_for(broker, "jsonata", n, 300, [p])
     code = p.stop()
@@ -652,6 +655,14 @@ def scenario_jsonata(checks, broker, args, work):
     causes = [json.loads(v)["cause"] for v in dead if json.loads(v)["error"] == "Order.Failed"]
     checks.check(all(c.startswith("record ") and c.endswith(" was told to fail") for c in causes),
                  "jsonata: the Fail state's Cause expression names the record")
+    # The pipeline's execution log at ERROR: one ExecutionFailed line per failed execution,
+    # under the ARN its dead letter's execution_name gives (unreadable records ran nothing).
+    lines = [json.loads(l) for l in open(log)] if os.path.exists(log) else []
+    failed_names = sorted(json.loads(v)["execution_name"] for v in dead
+                          if json.loads(v)["error"] == "Order.Failed")
+    logged = sorted(l["execution_arn"].rsplit(":", 1)[1] for l in lines)
+    checks.check(logged == failed_names and all(l["type"] == "ExecutionFailed" for l in lines),
+                 f"jsonata: the execution log has one ExecutionFailed per failed execution ({len(lines)} lines, {len(failed_names)} failed)")
 
 
 SCENARIOS = {"volume": scenario_volume, "jsonata": scenario_jsonata, "headers": scenario_headers,
