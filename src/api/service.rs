@@ -21,11 +21,11 @@ mod versions;
 use super::ApiError;
 use super::state_dir::{self, SavedAlias, SavedMachine, SavedRevision, SavedVersion};
 use crate::asl::{self, MachineType};
-use crate::exec::StateCounts;
 use crate::exec::logging::{
     ExecutionLog, LogDestination, LogLevel, LogSettings, strip_execution_data,
 };
 use crate::exec::{HistoryEvent, Identity, PAYLOAD_LIMIT};
+use crate::exec::{Recording, StateCounts};
 use crate::json::{self, Str, Value};
 use crate::plan;
 use crate::random::Rng;
@@ -954,8 +954,12 @@ impl Service {
             error: None,
             cause: None,
             reply: Some(tx),
-            history: cancel.is_some()
-                || LogSettings::of_configuration(&target.revision.logging).records(),
+            // STANDARD: the whole history, for GetExecutionHistory; EXPRESS: what its log
+            // keeps, if it logs.
+            history: match cancel {
+                Some(_) => Recording::Full,
+                None => Recording::Log(LogSettings::of_configuration(&target.revision.logging)),
+            },
             cancel,
             stop_request: false,
             events: Vec::new(),
@@ -1558,7 +1562,7 @@ impl Service {
             reply: None,
             cancel: None,
             stop_request: true,
-            history: false,
+            history: Recording::Off,
             events: Vec::new(),
             counts: None,
         };

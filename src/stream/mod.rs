@@ -104,9 +104,10 @@ pub struct Job {
     /// This record runs nothing: it asks its shard to end the executions whose `cancel` is
     /// set (it is routed by the same key as they were).
     pub stop_request: bool,
-    /// Record the execution's history events (STANDARD executions); the shard puts them in
+    /// What to record of the execution's history events (all of them for STANDARD
+    /// executions, what its log keeps for a logged EXPRESS one); the shard puts them in
     /// `events` when it ends.
-    pub history: bool,
+    pub history: crate::exec::Recording,
     pub events: Vec<crate::exec::HistoryEvent>,
     /// Where the execution counts what its states do: its state machine's counts for the
     /// shard the record is routed to (that shard alone writes them).

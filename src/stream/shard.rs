@@ -473,12 +473,7 @@ fn start(
                 counts: job.counts.clone(),
             };
             let own = Some((program, Arc::clone(&job.arns)));
-            let name = job.name.clone();
-            let history = if job.history {
-                Recording::Full
-            } else {
-                Recording::Off
-            };
+            let (name, history) = (job.name.clone(), job.history);
             driver.start_program(rec, name, value, Some(len), own, history)
         }
     };
@@ -1202,7 +1197,7 @@ mod tests {
             reply: None,
             cancel: None,
             stop_request: false,
-            history: false,
+            history: Recording::Off,
             events: Vec::new(),
             counts: None,
         }));
