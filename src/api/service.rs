@@ -297,7 +297,7 @@ impl Service {
             "StartSyncExecution" => self.start_sync_execution(body).await,
             "StartExecution" => self.start_execution(body).await,
             "DescribeExecution" => self.describe_execution(body),
-            "GetExecutionHistory" => self.execution_history(body),
+            "GetExecutionHistory" => self.execution_history(body).await,
             "ListExecutions" => self.list_executions(body),
             "StopExecution" => self.stop_execution(body).await,
             "DescribeStateMachineForExecution" => self.describe_machine_for_execution(body),
@@ -962,6 +962,7 @@ impl Service {
             },
             cancel,
             stop_request: false,
+            history_request: None,
             events: Vec::new(),
             counts: None,
         };
@@ -1376,17 +1377,41 @@ impl Service {
         ]))
     }
 
-    fn execution_history(&self, body: &Value) -> Result<Value, ApiError> {
+    async fn execution_history(&self, body: &Value) -> Result<Value, ApiError> {
         let arn = required_arn(body, "executionArn")?;
         let limit = page_size(body, 1000)?;
         let reverse = body.get("reverseOrder").and_then(Value::as_bool) == Some(true);
         let with_data = body.get("includeExecutionData").and_then(Value::as_bool) != Some(false);
         let skip = page_token(body, "ev")? as usize;
+        // A running execution's events are on its shard: asked for there (its ARN routes the
+        // request as it routed the execution), without holding the store.
+        let asked = {
+            let store = self.lock();
+            let e = self.execution_entry(&store, arn)?;
+            (e.events.is_empty() && e.status == "RUNNING").then(|| {
+                let (tx, rx) = oneshot::channel();
+                (self.control_record(e, false, Some(tx)), rx)
+            })
+        };
+        let mut so_far = None;
+        if let Some((record, rx)) = asked {
+            self.submit(record).await?;
+            // No answer: it ended meanwhile, and its entry has the events.
+            so_far = tokio::time::timeout(std::time::Duration::from_secs(5), rx)
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .filter(|events: &Vec<HistoryEvent>| !events.is_empty());
+        }
         let store = self.lock();
         let e = self.execution_entry(&store, arn)?;
         let started;
-        let events: &[HistoryEvent] = if e.events.is_empty() {
-            // Still running: its events come when it ends; what is known is its start.
+        let events: &[HistoryEvent] = if let Some(events) = &so_far
+            && e.events.is_empty()
+        {
+            events
+        } else if e.events.is_empty() {
+            // Its events come when it ends; what is known is its start.
             started = [HistoryEvent {
                 id: 1,
                 previous_id: 0,
@@ -1538,7 +1563,7 @@ impl Service {
                 e.error = error.map(str::to_string);
                 e.cause = cause.map(str::to_string);
                 e.cancel.store(true, Ordering::Release);
-                poke = Some(self.stop_request(e));
+                poke = Some(self.control_record(e, true, None));
             }
             (e.stop_ms.unwrap_or(now), poke)
         };
@@ -1548,8 +1573,14 @@ impl Service {
         Ok(obj([("stopDate", Some(ts(stop_date)))]))
     }
 
-    /// The record that asks the shard of `e` to end it (its key routes it there).
-    fn stop_request(&self, e: &ExecutionEntry) -> Record {
+    /// The record that asks the shard of `e` (its key routes it there) to end it (`stop`), or
+    /// for its history so far (`history_request`).
+    fn control_record(
+        &self,
+        e: &ExecutionEntry,
+        stop: bool,
+        history_request: Option<oneshot::Sender<Vec<HistoryEvent>>>,
+    ) -> Record {
         let job = Job {
             plan: Arc::clone(&e.revision.program.plan),
             registry: Arc::clone(&self.registry),
@@ -1561,7 +1592,8 @@ impl Service {
             cause: None,
             reply: None,
             cancel: None,
-            stop_request: true,
+            stop_request: stop,
+            history_request,
             history: Recording::Off,
             events: Vec::new(),
             counts: None,

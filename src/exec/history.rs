@@ -266,6 +266,10 @@ impl History {
         }
     }
 
+    pub(super) fn so_far(&self) -> Vec<HistoryEvent> {
+        self.events.clone()
+    }
+
     pub(super) fn take(&mut self) -> Vec<HistoryEvent> {
         self.unstamped.clear();
         self.taken += self.events.len();

@@ -341,6 +341,15 @@ impl Execution {
             .unwrap_or_default()
     }
 
+    /// A copy of the history events recorded and not yet handed over (`take_history`), for
+    /// a look at an execution still running.
+    pub fn history_so_far(&self) -> Vec<HistoryEvent> {
+        self.history
+            .as_deref()
+            .map(History::so_far)
+            .unwrap_or_default()
+    }
+
     /// The name of the top-level state whose error failed the execution (a Map or Parallel
     /// state when the error came from inside it), if one did.
     pub fn failed_state<'p>(&self, plan: &'p Plan) -> Option<&'p Str> {

@@ -376,6 +376,16 @@ impl<T> Driver<T> {
         }
     }
 
+    /// The history recorded so far by the running execution `pick` chooses (the first), if
+    /// one is running.
+    pub fn history_so_far(&self, pick: impl Fn(&T) -> bool) -> Option<Vec<HistoryEvent>> {
+        self.slots
+            .iter()
+            .flatten()
+            .find(|r| pick(&r.tag))
+            .map(|r| r.exec.history_so_far())
+    }
+
     /// Handles whatever is due now without waiting; finished executions go to `out`.
     pub fn run_due(&mut self, out: &mut Vec<Finished<T>>) {
         while let Ok((slot, generation, token, result)) = self.rx.try_recv() {

@@ -104,6 +104,10 @@ pub struct Job {
     /// This record runs nothing: it asks its shard to end the executions whose `cancel` is
     /// set (it is routed by the same key as they were).
     pub stop_request: bool,
+    /// This record runs nothing either: it asks its shard for the history so far of the
+    /// running execution with its ARN (GetExecutionHistory of a RUNNING execution); an
+    /// execution no longer running drops the sender unanswered.
+    pub history_request: Option<tokio::sync::oneshot::Sender<Vec<crate::exec::HistoryEvent>>>,
     /// What to record of the execution's history events (all of them for STANDARD
     /// executions, what its log keeps for a logged EXPRESS one); the shard puts them in
     /// `events` when it ends.

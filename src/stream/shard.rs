@@ -662,9 +662,19 @@ impl<K: ResultSink> Shard<K> {
     }
 
     /// Takes a record in: starts it, or, when an execution of its key is running, queues it.
-    fn admit(&mut self, rec: Record) {
+    fn admit(&mut self, mut rec: Record) {
         if rec.job.as_ref().is_some_and(|j| j.stop_request) {
             self.stop_cancelled();
+            return;
+        }
+        if let Some(job) = rec.job.as_mut()
+            && let Some(reply) = job.history_request.take()
+        {
+            let arn = &job.arns.0;
+            let same = |r: &Record| r.job.as_ref().is_some_and(|j| j.arns.0 == *arn);
+            if let Some(events) = self.driver.history_so_far(same) {
+                let _ = reply.send(events);
+            }
             return;
         }
         let lane = self.lanes.as_ref().and_then(|_| lane_of(&rec));
@@ -1197,11 +1207,52 @@ mod tests {
             reply: None,
             cancel: None,
             stop_request: false,
+            history_request: None,
             history: Recording::Off,
             events: Vec::new(),
             counts: None,
         }));
         rec
+    }
+
+    #[test]
+    fn a_history_request_gets_the_events_so_far_of_the_running_execution_it_names() {
+        let def = r#"{"StartAt":"P","States":{"P":{"Type":"Pass","Next":"W"},
+            "W":{"Type":"Wait","Seconds":5,"End":true}}}"#;
+        let mut running = job_record(0, def, "a", "{}");
+        running.job.as_mut().unwrap().history = Recording::Full;
+        // Asked while it waits (the next record the shard takes), and once more for an
+        // execution that is not running: that one's sender is dropped unanswered.
+        let ask = |offset, name| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let mut r = job_record(offset, def, name, "");
+            r.job.as_mut().unwrap().history_request = Some(tx);
+            (r, rx)
+        };
+        let (asked, mut answer) = ask(1, "a");
+        let (elsewhere, mut none) = ask(2, "gone");
+        let records = vec![running, asked, elsewhere];
+        let (out, _) = one_shard(def, Registry::new(), 8, false, 0, records);
+        // Only the execution itself has a result; the requests run nothing.
+        assert_eq!(out.len(), 1);
+        let events = answer.try_recv().expect("an answer");
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ExecutionStarted",
+                "PassStateEntered",
+                "PassStateExited",
+                "WaitStateEntered"
+            ]
+        );
+        assert!(matches!(
+            none.try_recv(),
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed)
+        ));
+        // The finished execution still hands over its whole history.
+        let job = out[0].job.as_ref().unwrap();
+        assert_eq!(job.events.len(), 6);
     }
 
     #[test]

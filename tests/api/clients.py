@@ -598,6 +598,22 @@ def boto3_execution_history(binary, workdir):
                                            maxResults=1, includeExecutionData=False)
         assert newest["events"][0]["type"] == "ExecutionSucceeded", newest
         assert "output" not in newest["events"][0].get("executionSucceededEventDetails", {})
+        # A running execution's history is what it has done so far, read from its shard.
+        ahead = json.dumps({"StartAt": "P", "States": {
+            "P": {"Type": "Pass", "Result": {"step": 1}, "Next": "W"},
+            "W": {"Type": "Wait", "Seconds": 600, "End": True}}})
+        running = sfn.start_execution(stateMachineArn=create(sfn, "ahead", ahead, kind="STANDARD"),
+                                      input='{"k":2}')["executionArn"]
+        for _ in range(100):
+            h = sfn.get_execution_history(executionArn=running)["events"]
+            if len(h) > 1:
+                break
+            time.sleep(0.02)
+        assert [ev["type"] for ev in h] == ["ExecutionStarted", "PassStateEntered",
+                                            "PassStateExited", "WaitStateEntered"], h
+        assert h[2]["stateExitedEventDetails"]["output"] == '{"step":1}', h[2]
+        assert sfn.describe_execution(executionArn=running)["status"] == "RUNNING"
+        sfn.stop_execution(executionArn=running)
         # A stopped execution ends with ExecutionAborted.
         wait = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 600,
                                                           "End": True}}})
