@@ -523,6 +523,15 @@ def boto3_test_state(binary, workdir):
         fail = {"Type": "Fail", "Error": "E.x", "Cause": "because"}
         r = sfn.test_state(definition=json.dumps(fail))
         assert (r["status"], r["error"], r["cause"]) == ("FAILED", "E.x", "because"), r
+        # A Map runs with a mock of its whole result; without one it is refused.
+        mapped = {"Type": "Map", "ItemsPath": "$.xs", "ResultPath": "$.doubled", "End": True,
+                  "ItemProcessor": {"StartAt": "D", "States": {"D": {"Type": "Pass", "End": True}}}}
+        r = sfn.test_state(definition=json.dumps(mapped), input='{"xs":[1,2]}',
+                           mock={"result": "[2,4]"})
+        assert (r["status"], json.loads(r["output"])) == \
+            ("SUCCEEDED", {"xs": [1, 2], "doubled": [2, 4]}), r
+        code, _ = error_code(sfn.test_state, definition=json.dumps(mapped), input='{"xs":[1]}')
+        assert code == "ValidationException", code
         code, _ = error_code(sfn.test_state, definition=json.dumps(task), input="{bad")
         assert code == "InvalidExecutionInput", code
         code, _ = error_code(sfn.test_state, definition='{"Type":"Nope"}')

@@ -8,7 +8,8 @@
 //! every further step (a catcher's handling, the DEBUG views after InputPath, Parameters,
 //! ResultSelector and ResultPath) runs again with the result or error fixed by a mock, so a
 //! real resource sees one call. Retry is decided here, from the state's retriers, as TestState
-//! reports it rather than performing it. Map and Parallel states are not run yet.
+//! reports it rather than performing it. A Map or Parallel state runs, as on AWS, only with
+//! a mock of its whole result: a Task with its data flow stands in for it.
 
 use std::sync::Arc;
 
@@ -62,6 +63,76 @@ impl Service {
             .await
             .map_err(|_| ApiError::new("InternalFailure", "the TestState run stopped"))?
     }
+}
+
+/// The resource of the Task that stands in for a tested Map or Parallel state; the mock
+/// answers it.
+const RUN_STAND_IN: &str =
+    "arn:aws:lambda:us-east-1:123456789012:function:stepstream-test-state-run";
+
+/// A Map or Parallel state as TestState runs it, with `mock` giving the result (or error) of
+/// its whole run: checked as written first, then replaced by a Task with the same data flow
+/// around the run (ResultSelector, ResultPath, OutputPath, or Output; Assign, Retry, Catch,
+/// Next or End), whose result the mock gives. Without a mock such a state is refused, as AWS
+/// refuses it.
+fn as_mocked_task(
+    name: &str,
+    state: Object,
+    jsonata: bool,
+    mocked: bool,
+) -> Result<Object, ApiError> {
+    let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
+    if !mocked {
+        return Err(validation(
+            "mock",
+            &format!(
+                "TestState runs a {kind} state only with a mock of its result or error: give mock.result (the {kind} state's whole result) or mock.errorOutput"
+            ),
+        ));
+    }
+    // The state as written must be valid on its own (its transitions aside).
+    let mut alone = state.clone();
+    for f in ["Next", "Catch"] {
+        alone.remove(f);
+    }
+    alone.insert(Str::new("End"), Value::Bool(true));
+    if jsonata && !alone.contains_key("QueryLanguage") {
+        alone.insert(Str::new("QueryLanguage"), Value::string("JSONata"));
+    }
+    let machine = Value::object_from([
+        ("StartAt", Value::from(name)),
+        ("States", Value::object_from([(name, Value::object(alone))])),
+    ]);
+    compile(
+        &json::to_string(&machine),
+        "TestState",
+        MachineType::Standard,
+    )?;
+    let mut task = Object::new();
+    task.insert(Str::new("Type"), Value::string("Task"));
+    task.insert(Str::new("Resource"), Value::string(RUN_STAND_IN));
+    for (k, v) in state.iter() {
+        let around_the_run = matches!(
+            k.as_str(),
+            "Comment"
+                | "QueryLanguage"
+                | "InputPath"
+                | "ResultSelector"
+                | "ResultPath"
+                | "OutputPath"
+                | "Output"
+                | "Assign"
+                | "Retry"
+                | "Catch"
+                | "Next"
+                | "End"
+        ) || (kind == "Parallel"
+            && matches!(k.as_str(), "Parameters" | "Arguments"));
+        if around_the_run {
+            task.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(task)
 }
 
 fn mock_answer(body: &Value) -> Result<Option<Answer>, ApiError> {
@@ -137,12 +208,11 @@ impl Test {
             None => inherited,
         };
         let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
-        if matches!(kind, "Map" | "Parallel") {
-            return Err(validation(
-                "definition",
-                &format!("stepstream's TestState does not run {kind} states yet"),
-            ));
-        }
+        let state = if matches!(kind, "Map" | "Parallel") {
+            as_mocked_task(&name, state, jsonata, body.get("mock").is_some())?
+        } else {
+            state
+        };
         let input_text = string(body, "input", 0, 262_144)?.unwrap_or("{}");
         let input = json::parse(input_text.as_bytes()).map_err(|e| {
             ApiError::new(
@@ -723,5 +793,87 @@ mod tests {
             json::parse(output.as_bytes()).unwrap(),
             view("afterResultPath")
         );
+    }
+
+    /// TestState with `pairs` as its request body (strings, and `mock` as an object).
+    fn test_state(service: &Arc<Service>, pairs: &[(&str, &str)]) -> Result<Value, ApiError> {
+        let body = Value::object_from(pairs.iter().map(|(k, v)| {
+            let v = match *k {
+                "mock" => json::parse(v.as_bytes()).unwrap(),
+                _ => Value::string(v),
+            };
+            (*k, v)
+        }));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(service.call("TestState", &body))
+    }
+
+    #[test]
+    fn map_and_parallel_states_run_with_a_mock_of_their_whole_result() {
+        let mut settings = Settings::default();
+        settings.shards.shards = 1;
+        let service = Arc::new(Service::start(settings, Registry::new()).unwrap());
+        let machine = r#"{"StartAt":"M","States":{
+            "M":{"Type":"Map","ItemsPath":"$.items","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}},
+              "ResultSelector":{"n.$":"States.ArrayLength($)"},"ResultPath":"$.count",
+              "Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.err","Next":"Recover"}],"Next":"After"},
+            "After":{"Type":"Succeed"},"Recover":{"Type":"Succeed"}}}"#;
+        let asked = |mock: Option<&str>| {
+            let mut body = vec![
+                ("definition", machine),
+                ("stateName", "M"),
+                ("input", r#"{"items":[1,2,3]}"#),
+                ("inspectionLevel", "DEBUG"),
+            ];
+            body.extend(mock.map(|m| ("mock", m)));
+            test_state(&service, &body)
+        };
+        let v = asked(Some(r#"{"result":"[10,20,30,40]"}"#)).unwrap();
+        assert_eq!(v.get("status"), Some(&Value::string("SUCCEEDED")), "{v:?}");
+        assert_eq!(v.get("nextState"), Some(&Value::string("After")));
+        let output = v.get("output").and_then(Value::as_str).unwrap();
+        assert_eq!(
+            json::parse(output.as_bytes()).unwrap(),
+            json::parse(br#"{"items":[1,2,3],"count":{"n":4}}"#).unwrap()
+        );
+        let data = v.get("inspectionData").unwrap();
+        assert_eq!(
+            data.get("result").and_then(Value::as_str),
+            Some("[10,20,30,40]")
+        );
+        // A mocked error goes to the Map's catcher.
+        let v = asked(Some(
+            r#"{"errorOutput":{"error":"States.ExceedToleratedFailureThreshold","cause":"too many"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            v.get("status"),
+            Some(&Value::string("CAUGHT_ERROR")),
+            "{v:?}"
+        );
+        assert_eq!(v.get("nextState"), Some(&Value::string("Recover")));
+        // Without a mock it is refused, saying what to give.
+        let e = asked(None).unwrap_err();
+        assert_eq!(e.code, "ValidationException");
+        assert!(e.message.contains("mock.result"), "{}", e.message);
+        // A Parallel in JSONata: Output reads $states.result, the mocked branches' outputs.
+        let parallel = r#"{"QueryLanguage":"JSONata","Type":"Parallel","Branches":[
+            {"StartAt":"A","States":{"A":{"Type":"Pass","End":true}}}],
+            "Output":"{% $states.result[0].x + $states.result[1].x %}","End":true}"#;
+        let mock = r#"{"result":"[{\"x\":1},{\"x\":2}]"}"#;
+        let v = test_state(&service, &[("definition", parallel), ("mock", mock)]).unwrap();
+        assert_eq!(v.get("status"), Some(&Value::string("SUCCEEDED")), "{v:?}");
+        assert_eq!(v.get("output"), Some(&Value::string("3")));
+        // The state as written is checked: a Map without its processor is invalid.
+        let broken = r#"{"Type":"Map","End":true}"#;
+        let e = test_state(
+            &service,
+            &[("definition", broken), ("mock", r#"{"result":"[]"}"#)],
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "InvalidDefinition", "{}", e.message);
     }
 }
