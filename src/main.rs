@@ -283,18 +283,23 @@ impl ExecutionLogs {
         &mut self,
         l: &config::PipelineLogging,
     ) -> Result<stepstream::exec::logging::Logging, String> {
-        let log = match self.0.iter().find(|x| x.destination() == &l.destination) {
-            Some(x) => x.clone(),
-            None => {
-                let x = stepstream::exec::logging::ExecutionLog::open(l.destination.clone())?;
-                self.0.push(x.clone());
-                x
-            }
-        };
         Ok(stepstream::exec::logging::Logging {
             settings: l.settings,
-            log,
+            log: self.writer(&l.destination)?,
         })
+    }
+
+    /// The writer of `destination`, opened the first time it is asked for.
+    fn writer(
+        &mut self,
+        destination: &stepstream::exec::logging::LogDestination,
+    ) -> Result<stepstream::exec::logging::ExecutionLog, String> {
+        if let Some(x) = self.0.iter().find(|x| x.destination() == destination) {
+            return Ok(x.clone());
+        }
+        let x = stepstream::exec::logging::ExecutionLog::open(destination.clone())?;
+        self.0.push(x.clone());
+        Ok(x)
     }
 
     /// Waits until every line handed to the logs is written.
@@ -901,12 +906,18 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
             let mut registry = Registry::new();
             registry.bind_all(&bindings);
             let identity = stepstream::exec::Identity::default();
+            // Its execution log shares the pipelines' writer when they log to the same place.
+            let destination = match &a.execution_log {
+                Some(p) => stepstream::exec::logging::LogDestination::File(p.clone()),
+                None => stepstream::exec::logging::LogDestination::Stderr,
+            };
             let (service, limits) = api_service(
                 a,
                 registry,
                 None,
                 identity.region.to_string(),
                 identity.account.to_string(),
+                Some(logs.writer(&destination)?),
             )?;
             Some((a.clone(), service, limits))
         }
@@ -998,7 +1009,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode, String> {
         max_executions: args.max_executions,
         execution_log: args.execution_log,
     };
-    let (service, limits) = api_service(&api, registry, args.shards, args.region, args.account)?;
+    let (service, limits) =
+        api_service(&api, registry, args.shards, args.region, args.account, None)?;
     let rt = io_runtime()?;
     let served = rt.block_on(async {
         if let Some(listen) = args.http_listen.as_deref().filter(|l| !l.is_empty()) {
@@ -1045,6 +1057,7 @@ fn api_service(
     shards: Option<usize>,
     region: String,
     account: String,
+    open_log: Option<stepstream::exec::logging::ExecutionLog>,
 ) -> Result<(Arc<stepstream::api::Service>, stepstream::api::Limits), String> {
     use stepstream::api;
     let mock_config = match &api.mock_config {
@@ -1074,6 +1087,7 @@ fn api_service(
         mock_config,
         shards: shard_config,
         execution_log: api.execution_log.clone(),
+        open_log,
         ..api::Settings::default()
     };
     let service = Arc::new(api::Service::start(settings, registry)?);
@@ -1453,6 +1467,31 @@ fn jsonata_mode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pipelines (and the API) logging to one destination share its writer, so their lines
+    /// never interleave mid-line; other destinations get their own.
+    #[test]
+    fn one_execution_log_writer_per_destination() {
+        use stepstream::exec::logging::LogDestination;
+        let dir = std::env::temp_dir().join(format!("stepstream-logs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (
+            LogDestination::File(dir.join("a.log")),
+            LogDestination::File(dir.join("b.log")),
+        );
+        let mut logs = ExecutionLogs::default();
+        let first = logs.writer(&a).unwrap();
+        assert!(first.same_writer(&logs.writer(&a).unwrap()));
+        assert!(!first.same_writer(&logs.writer(&b).unwrap()));
+        assert_eq!(logs.0.len(), 2);
+        let missing = LogDestination::File(dir.join("no/such/dir/c.log"));
+        let e = logs.writer(&missing).unwrap_err();
+        assert!(
+            e.contains("cannot open the execution log") && e.contains("c.log"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// `process DEF --brokers ...` with no other flags runs with what a configuration file
     /// with empty `[runtime]` and `[http]` sections means: one set of defaults, in config.rs.

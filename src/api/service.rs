@@ -53,6 +53,9 @@ pub struct Settings {
     /// Where EXPRESS executions with a `loggingConfiguration` write their events, as JSON
     /// lines in the shape CloudWatch Logs receives them (`None`: standard error).
     pub execution_log: Option<PathBuf>,
+    /// A log already open (shared with pipelines that log to the same destination, so
+    /// their lines never interleave mid-line); used instead of opening `execution_log`.
+    pub open_log: Option<ExecutionLog>,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             mock_config: None,
             shards: ShardConfig::default(),
             execution_log: None,
+            open_log: None,
         }
     }
 }
@@ -226,10 +230,13 @@ impl Service {
             Answers,
         )
         .map_err(|e| format!("cannot start the API's shard threads: {e}"))?;
-        let log = ExecutionLog::open(match &settings.execution_log {
-            Some(path) => LogDestination::File(path.clone()),
-            None => LogDestination::Stderr,
-        })?;
+        let log = match &settings.open_log {
+            Some(log) => log.clone(),
+            None => ExecutionLog::open(match &settings.execution_log {
+                Some(path) => LogDestination::File(path.clone()),
+                None => LogDestination::Stderr,
+            })?,
+        };
         let service = Service {
             log,
             settings,

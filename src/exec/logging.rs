@@ -232,6 +232,11 @@ impl ExecutionLog {
         &self.destination
     }
 
+    /// Whether both handles write through the same writer thread.
+    pub fn same_writer(&self, other: &ExecutionLog) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+
     /// Hands formatted lines to the writer (nothing when `lines` is empty).
     pub fn write(&self, lines: Vec<u8>) {
         if !lines.is_empty() {
