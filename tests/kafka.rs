@@ -653,6 +653,31 @@ fn the_kafka_bench_times_a_passthrough_and_the_workflow_on_the_same_records() {
     );
 }
 
+/// `{"key","seq"}` records over `keys` keys; those `without_seq` picks lack the `seq`.
+fn keyed_records(
+    n: usize,
+    keys: usize,
+    without_seq: impl Fn(usize) -> bool,
+) -> Vec<(String, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let key = format!("k{}", i % keys);
+            let payload = if without_seq(i) {
+                format!(r#"{{"key":"{key}"}}"#)
+            } else {
+                format!(r#"{{"key":"{key}","seq":{i}}}"#)
+            };
+            (key, payload.into_bytes())
+        })
+        .collect()
+}
+
+/// Records with a result: outputs and dead letters.
+fn handled(m: &Metrics) -> u64 {
+    m.outputs.load(std::sync::atomic::Ordering::Relaxed)
+        + m.dead_letters.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// W1-like JSONata with variables: records without a `seq` fail in the expression.
 const JSONATA_SEQ: &str = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
   "A":{"Type":"Pass","Assign":{"s":"{% $states.input.seq %}"},"Next":"B"},
@@ -662,25 +687,9 @@ const JSONATA_SEQ: &str = r#"{"QueryLanguage":"JSONata","StartAt":"A","States":{
 async fn jsonata_workflows_run_on_kafka_and_dead_letter_their_evaluation_errors() {
     let mock = cluster();
     let brokers = mock.bootstrap_servers();
-    let records: Vec<(String, Vec<u8>)> = (0..60)
-        .map(|i| {
-            let key = format!("k{}", i % 5);
-            let payload = if i % 20 == 7 {
-                format!(r#"{{"key":"{key}"}}"#)
-            } else {
-                format!(r#"{{"key":"{key}","seq":{i}}}"#)
-            };
-            (key, payload.into_bytes())
-        })
-        .collect();
-    produce(&brokers, &records).await;
+    produce(&brokers, &keyed_records(60, 5, |i| i % 20 == 7)).await;
     let c = config(&brokers, "gj", 5000);
-    run_until(&c, JSONATA_SEQ, |m| {
-        m.outputs.load(std::sync::atomic::Ordering::Relaxed)
-            + m.dead_letters.load(std::sync::atomic::Ordering::Relaxed)
-            >= 60
-    })
-    .await;
+    run_until(&c, JSONATA_SEQ, |m| handled(m) >= 60).await;
     let outs = read_all(&brokers, "out", 57);
     let dead = read_all(&brokers, "dlq", 3);
     assert_eq!((outs.len(), dead.len()), (57, 3));
@@ -708,18 +717,7 @@ async fn a_pipeline_s_execution_log_names_each_failed_record_s_execution() {
     use stepstream::exec::logging::{ExecutionLog, LogDestination, LogLevel, LogSettings, Logging};
     let mock = cluster();
     let brokers = mock.bootstrap_servers();
-    let records: Vec<(String, Vec<u8>)> = (0..40)
-        .map(|i| {
-            let key = format!("k{}", i % 4);
-            let payload = if i % 10 == 3 {
-                format!(r#"{{"key":"{key}"}}"#)
-            } else {
-                format!(r#"{{"key":"{key}","seq":{i}}}"#)
-            };
-            (key, payload.into_bytes())
-        })
-        .collect();
-    produce(&brokers, &records).await;
+    produce(&brokers, &keyed_records(40, 4, |i| i % 10 == 3)).await;
     let c = config(&brokers, "glog", 5000);
     let path =
         std::env::temp_dir().join(format!("stepstream-kafka-log-{}.log", std::process::id()));
@@ -733,12 +731,7 @@ async fn a_pipeline_s_execution_log_names_each_failed_record_s_execution() {
         },
         log: log.clone(),
     });
-    run_prepared_until(&c, p, |m| {
-        m.outputs.load(std::sync::atomic::Ordering::Relaxed)
-            + m.dead_letters.load(std::sync::atomic::Ordering::Relaxed)
-            >= 40
-    })
-    .await;
+    run_prepared_until(&c, p, |m| handled(m) >= 40).await;
     log.flush();
     let dead = read_all(&brokers, "dlq", 4);
     assert_eq!(dead.len(), 4);

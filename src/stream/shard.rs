@@ -566,6 +566,7 @@ pub struct Shard<K> {
     max_in_flight: usize,
     /// Buffers the sink gave back, for the source (handed over between waits).
     spent: Vec<Vec<u8>>,
+    /// Where its executions' events are logged, if anywhere (`ShardConfig::logging`).
     log: Option<ShardLog>,
 }
 
