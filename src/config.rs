@@ -320,10 +320,10 @@ impl Reader {
             None => return None,
         };
         let include_execution_data = self.boolean(table, "include_execution_data", &at, false);
-        let destination = match self.string(table, "destination", &at, false) {
-            Some(path) => LogDestination::File(PathBuf::from(path)),
-            None => LogDestination::Stderr,
-        };
+        let path = self
+            .string(table, "destination", &at, false)
+            .map(PathBuf::from);
+        let destination = LogDestination::file_or_stderr(path.as_deref());
         (level != LogLevel::Off).then_some(PipelineLogging {
             settings: LogSettings {
                 level,

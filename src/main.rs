@@ -339,10 +339,7 @@ impl ProcessArgs {
                 level,
                 include_execution_data: self.log_execution_data,
             },
-            destination: match &self.execution_log {
-                Some(p) => LogDestination::File(p.clone()),
-                None => LogDestination::Stderr,
-            },
+            destination: LogDestination::file_or_stderr(self.execution_log.as_deref()),
         })
     }
 }
@@ -907,10 +904,9 @@ fn kafka_process(config: Result<(Config, Bindings), String>) -> Result<ExitCode,
             registry.bind_all(&bindings);
             let identity = stepstream::exec::Identity::default();
             // Its execution log shares the pipelines' writer when they log to the same place.
-            let destination = match &a.execution_log {
-                Some(p) => stepstream::exec::logging::LogDestination::File(p.clone()),
-                None => stepstream::exec::logging::LogDestination::Stderr,
-            };
+            let destination = stepstream::exec::logging::LogDestination::file_or_stderr(
+                a.execution_log.as_deref(),
+            );
             let (service, limits) = api_service(
                 a,
                 registry,

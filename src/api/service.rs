@@ -232,10 +232,9 @@ impl Service {
         .map_err(|e| format!("cannot start the API's shard threads: {e}"))?;
         let log = match &settings.open_log {
             Some(log) => log.clone(),
-            None => ExecutionLog::open(match &settings.execution_log {
-                Some(path) => LogDestination::File(path.clone()),
-                None => LogDestination::Stderr,
-            })?,
+            None => ExecutionLog::open(LogDestination::file_or_stderr(
+                settings.execution_log.as_deref(),
+            ))?,
         };
         let service = Service {
             log,

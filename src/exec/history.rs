@@ -257,6 +257,16 @@ impl History {
         self.level == LogLevel::All || self.level.keeps(kind)
     }
 
+    /// For the hooks whose events carry data: when `level` leaves `kind` out, moves fiber
+    /// `fid`'s chain past event `id` without building its details, and says so.
+    fn left_out(&mut self, fid: u32, id: u32, now: i64, kind: &'static str) -> bool {
+        if self.keeps(kind) {
+            return false;
+        }
+        self.link(fid, id, now, kind, Value::Null);
+        true
+    }
+
     /// Adds `v` as JSON text under `field`, and `{"truncated": false}` under `details`,
     /// when events carry data.
     fn data(&self, o: &mut Object, field: &'static str, details: &'static str, v: &Value) {
@@ -363,8 +373,7 @@ impl History {
     pub(super) fn entered(&mut self, id: u32, now: i64, fid: u32, st: &StatePlan, input: &Value) {
         self.fiber(fid).assigned = None;
         let kind = entered_kind(st);
-        if !self.keeps(kind) {
-            self.link(fid, id, now, kind, Value::Null);
+        if self.left_out(fid, id, now, kind) {
             return;
         }
         let mut o = Object::with_capacity(3);
@@ -397,8 +406,7 @@ impl History {
     pub(super) fn exited(&mut self, id: u32, now: i64, fid: u32, st: &StatePlan, output: &Value) {
         let assigned = self.fiber(fid).assigned.take();
         let kind = exited_kind(st);
-        if !self.keeps(kind) {
-            self.link(fid, id, now, kind, Value::Null);
+        if self.left_out(fid, id, now, kind) {
             return;
         }
         let mut o = Object::with_capacity(5);
@@ -495,6 +503,9 @@ impl History {
         fid: u32,
         result: Result<&Value, &TaskError>,
     ) {
+        if result.is_ok() && self.left_out(fid, id, now, "TaskSucceeded") {
+            return;
+        }
         let r = self
             .fiber(fid)
             .task
@@ -503,10 +514,6 @@ impl History {
         let mut o = Object::with_capacity(4);
         if !r.lambda_function {
             resource_members(&r, &mut o);
-        }
-        if result.is_ok() && !self.keeps("TaskSucceeded") {
-            self.link(fid, id, now, "TaskSucceeded", Value::Null);
-            return;
         }
         let kind = match (result, r.lambda_function) {
             (Ok(v), lambda) => {
@@ -698,8 +705,7 @@ impl History {
     #[cold]
     pub(super) fn execution_succeeded(&mut self, id: u32, now: i64, fid: u32, output: &Value) {
         let kind = "ExecutionSucceeded";
-        if !self.keeps(kind) {
-            self.link(fid, id, now, kind, Value::Null);
+        if self.left_out(fid, id, now, kind) {
             return;
         }
         let mut o = Object::with_capacity(2);

@@ -133,9 +133,14 @@ impl LogSettings {
 
 /// Leaves the input and output out of an event's details (`includeExecutionData: false`).
 pub fn strip_execution_data(details: &mut Value) {
+    const DATA: [&str; 4] = ["input", "output", "inputDetails", "outputDetails"];
     if let Value::Object(d) = details {
+        // Details recorded without data (a log's recording) have none to strip: no copy.
+        if !DATA.iter().any(|f| d.contains_key(f)) {
+            return;
+        }
         let d = std::sync::Arc::make_mut(d);
-        for field in ["input", "output", "inputDetails", "outputDetails"] {
+        for field in DATA {
             d.remove(field);
         }
     }
@@ -154,6 +159,16 @@ pub enum LogDestination {
     Stderr,
     /// A file, appended to (created when missing).
     File(PathBuf),
+}
+
+impl LogDestination {
+    /// The file when one is named, else standard error.
+    pub fn file_or_stderr(path: Option<&std::path::Path>) -> LogDestination {
+        match path {
+            Some(p) => LogDestination::File(p.to_path_buf()),
+            None => LogDestination::Stderr,
+        }
+    }
 }
 
 impl std::fmt::Display for LogDestination {
