@@ -34,6 +34,9 @@ pub struct ExecInfo {
     pub identity: Identity,
     /// The execution's and the state machine's ARNs, when given at the start.
     pub arns: Option<std::sync::Arc<(Str, Str)>>,
+    /// A context object given whole (TestState's `context`): every field is read from it,
+    /// except the Map item of an iteration and the variables.
+    pub given: Option<Value>,
 }
 
 impl ExecInfo {
@@ -110,6 +113,16 @@ impl Ctx<'_> {
 impl ContextSource for Ctx<'_> {
     fn field(&self, f: ContextField) -> Option<Value> {
         use ContextField::*;
+        if let Some(given) = &self.info.given {
+            let own = match f {
+                Variable(_) => true,
+                Map | MapItem | MapItemIndex | MapItemValue => self.item.is_some(),
+                _ => false,
+            };
+            if !own {
+                return f.path().iter().try_fold(given, |v, k| v.get(k)).cloned();
+            }
+        }
         Some(match f {
             Whole => {
                 let mut o = Object::with_capacity(4);

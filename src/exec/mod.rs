@@ -171,6 +171,9 @@ pub struct Start {
     /// Where to count what each state does (the shard's counts for this plan); `None`
     /// counts nothing.
     pub counts: Option<Arc<StateCounts>>,
+    /// A context object to use whole instead of the one the execution knows (TestState's
+    /// `context`).
+    pub context: Option<Value>,
 }
 
 /// What an execution records of its history.
@@ -199,6 +202,7 @@ impl Start {
             map_budget: None,
             history: Recording::Off,
             counts: None,
+            context: None,
         }
     }
 }
@@ -263,6 +267,7 @@ impl Execution {
             input: plan.needs_execution_input.then(|| start.input.clone()),
             identity: start.identity,
             arns: start.arns,
+            given: start.context,
         };
         let deadline = plan.timeout_ms.map(|t| start.now.saturating_add(t as i64));
         let mut exec = Execution {

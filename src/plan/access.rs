@@ -66,6 +66,35 @@ impl ContextField {
         })
     }
 
+    /// Where this field sits in the whole context object: the names from `$$` down (empty
+    /// for `$$` itself and for variables, which are not in it).
+    pub fn path(self) -> &'static [&'static str] {
+        use ContextField::*;
+        match self {
+            Whole | Variable(_) => &[],
+            Execution => &["Execution"],
+            ExecutionId => &["Execution", "Id"],
+            ExecutionInput => &["Execution", "Input"],
+            ExecutionName => &["Execution", "Name"],
+            ExecutionRoleArn => &["Execution", "RoleArn"],
+            ExecutionStartTime => &["Execution", "StartTime"],
+            ExecutionRedriveCount => &["Execution", "RedriveCount"],
+            StateMachine => &["StateMachine"],
+            StateMachineId => &["StateMachine", "Id"],
+            StateMachineName => &["StateMachine", "Name"],
+            State => &["State"],
+            StateName => &["State", "Name"],
+            StateEnteredTime => &["State", "EnteredTime"],
+            StateRetryCount => &["State", "RetryCount"],
+            Map => &["Map"],
+            MapItem => &["Map", "Item"],
+            MapItemIndex => &["Map", "Item", "Index"],
+            MapItemValue => &["Map", "Item", "Value"],
+            Task => &["Task"],
+            TaskToken => &["Task", "Token"],
+        }
+    }
+
     /// Whether reading this field needs the execution's original input kept around.
     pub fn needs_execution_input(self) -> bool {
         matches!(
@@ -300,6 +329,38 @@ mod tests {
         );
         assert_eq!(sel("$", "[1]").unwrap(), "[1]");
         assert_eq!(sel("$.a[*]", r#"{"a":[1,2]}"#).unwrap(), "[1,2]");
+    }
+
+    #[test]
+    fn every_field_path_walks_back_to_the_same_field() {
+        use ContextField::*;
+        let all = [
+            Execution,
+            ExecutionId,
+            ExecutionInput,
+            ExecutionName,
+            ExecutionRoleArn,
+            ExecutionStartTime,
+            ExecutionRedriveCount,
+            StateMachine,
+            StateMachineId,
+            StateMachineName,
+            State,
+            StateName,
+            StateEnteredTime,
+            StateRetryCount,
+            Map,
+            MapItem,
+            MapItemIndex,
+            MapItemValue,
+            Task,
+            TaskToken,
+        ];
+        for f in all {
+            let walked = f.path().iter().try_fold(Whole, |at, name| at.child(name));
+            assert_eq!(walked, Some(f), "{:?}", f.path());
+        }
+        assert!(Whole.path().is_empty());
     }
 
     #[test]

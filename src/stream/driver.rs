@@ -112,6 +112,8 @@ pub struct Driver<T> {
     starved: Vec<(u32, u32)>,
     /// Where executions of the driver's own plan count what their states do.
     counts: Option<Arc<StateCounts>>,
+    /// A context object every execution started sees instead of its own (TestState).
+    context: Option<Value>,
 }
 
 /// The current time in ms since the epoch.
@@ -138,7 +140,14 @@ impl<T> Driver<T> {
             map_budget: None,
             starved: Vec::new(),
             counts: None,
+            context: None,
         }
+    }
+
+    /// Gives every execution started from now on `context` as its whole context object
+    /// (`$$`, `$states.context`) instead of the one it knows: TestState's `context`.
+    pub fn set_context(&mut self, context: Option<Value>) {
+        self.context = context;
     }
 
     /// Counts what the states of the driver's plan do in `counts` (sized for that plan),
@@ -207,6 +216,7 @@ impl<T> Driver<T> {
         start.history = history;
         start.identity = self.identity.clone();
         start.map_budget = self.map_budget.clone();
+        start.context = self.context.clone();
         let (own, exec) = match own {
             None => {
                 start.counts = self.counts.clone();
@@ -493,12 +503,25 @@ pub fn run_one(
     input: Value,
     input_len: Option<usize>,
 ) -> Finished<()> {
+    run_one_in_context(plan, registry, name, input, input_len, None)
+}
+
+/// `run_one` with `context` given whole as the execution's context object (TestState).
+pub fn run_one_in_context(
+    plan: Arc<Plan>,
+    registry: Arc<Registry>,
+    name: &str,
+    input: Value,
+    input_len: Option<usize>,
+    context: Option<Value>,
+) -> Finished<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a tokio runtime for this thread");
     rt.block_on(async {
         let mut driver = Driver::new(plan, registry);
+        driver.set_context(context);
         if let Some(f) = driver.start((), Str::new(name), input, input_len) {
             return f;
         }

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{Reply, Resource, TaskCall};
+use super::{Exchange, Reply, Resource, TaskCall, Traced};
 use crate::exec::TaskError;
 use crate::json::{self, Value};
 
@@ -364,15 +364,7 @@ pub async fn send(
     mut request: hyper::Request<Full<Bytes>>,
 ) -> Result<Response, Failure> {
     policy.check(request.uri()).map_err(Failure::Refused)?;
-    for (k, v) in &policy.headers {
-        let (Ok(k), Ok(v)) = (
-            hyper::header::HeaderName::from_bytes(k.as_bytes()),
-            hyper::header::HeaderValue::from_str(v),
-        ) else {
-            continue;
-        };
-        request.headers_mut().insert(k, v);
-    }
+    add_policy_headers(policy, request.headers_mut());
     let exchange = async {
         let response = client(policy.tls())
             .request(request)
@@ -399,6 +391,19 @@ pub async fn send(
     match tokio::time::timeout(policy.timeout, exchange).await {
         Ok(r) => r,
         Err(_) => Err(Failure::TimedOut),
+    }
+}
+
+/// Sets the binding's headers (its credentials) on a request's headers.
+fn add_policy_headers(policy: &Policy, headers: &mut hyper::HeaderMap) {
+    for (k, v) in &policy.headers {
+        let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::from_bytes(k.as_bytes()),
+            hyper::header::HeaderValue::from_str(v),
+        ) else {
+            continue;
+        };
+        headers.insert(k, v);
     }
 }
 
@@ -477,48 +482,128 @@ impl HttpInvoke {
     }
 }
 
-impl Resource for HttpInvoke {
-    fn invoke(&self, call: TaskCall) -> Reply {
+impl HttpInvoke {
+    /// The policy a task is sent with, its request, and the request body (for a trace).
+    fn prepare(
+        &self,
+        call: &TaskCall,
+    ) -> Result<(Policy, hyper::Request<Full<Bytes>>, Bytes), TaskError> {
         let connection = call
             .input
             .get("Authentication")
             .and_then(|a| a.get("ConnectionArn"))
             .and_then(Value::as_str);
-        let policy = match self.policy_for(connection) {
-            Ok(p) => p.clone(),
-            Err(e) => return Reply::Ready(Err(e)),
-        };
-        let request = match http_request(&call.input) {
-            Ok(r) => r,
+        let policy = self.policy_for(connection)?.clone();
+        let (request, body) = http_request_and_body(&call.input)?;
+        Ok((policy, request, body))
+    }
+}
+
+impl Resource for HttpInvoke {
+    fn invoke(&self, call: TaskCall) -> Reply {
+        let (policy, request, _) = match self.prepare(&call) {
+            Ok(p) => p,
             Err(e) => return Reply::Ready(Err(e)),
         };
         Reply::Later(Box::pin(async move {
-            let response = send(&policy, request).await.map_err(|f| match f {
-                Failure::Refused(why) => TaskError::new("States.Runtime", why),
-                Failure::Socket(why) => TaskError::new("States.Http.Socket", why),
-                Failure::TimedOut => TaskError::new(
-                    "States.Timeout",
-                    format!(
-                        "the HTTP request did not complete within {} s (timeout_seconds of the binding)",
-                        policy.timeout.as_secs_f64()
-                    ),
-                ),
-                Failure::TooLarge => TaskError::new(
-                    "States.DataLimitExceeded",
-                    format!("the HTTP response body is larger than {BODY_LIMIT} bytes"),
-                ),
-            })?;
-            let result = http_result(&response);
-            if (200..300).contains(&response.status) {
-                Ok(result)
-            } else {
-                Err(TaskError::new(
-                    &format!("States.Http.StatusCode.{}", response.status),
-                    json::to_string(&result),
-                ))
-            }
+            let sent = send(&policy, request).await;
+            outcome(&policy, &sent)
         }))
     }
+
+    fn invoke_traced(&self, call: TaskCall, reveal_secrets: bool) -> Option<Traced> {
+        let prepared = self.prepare(&call);
+        Some(Box::pin(async move {
+            let (policy, request, body) = match prepared {
+                Ok(p) => p,
+                Err(e) => return (Err(e), Exchange::default()),
+            };
+            let protocol = request.uri().scheme_str().unwrap_or("http").to_string();
+            let mut shown = request.headers().clone();
+            if reveal_secrets {
+                add_policy_headers(&policy, &mut shown);
+            }
+            let request_view = Value::object_from([
+                ("protocol", Value::string(&protocol)),
+                ("method", Value::string(request.method().as_str())),
+                ("url", Value::from(request.uri().to_string())),
+                ("headers", Value::from(headers_text(&shown))),
+                (
+                    "body",
+                    Value::from(String::from_utf8_lossy(&body).into_owned()),
+                ),
+            ]);
+            let sent = send(&policy, request).await;
+            let response_view = sent.as_ref().ok().map(|r| {
+                Value::object_from([
+                    ("protocol", Value::string(&protocol)),
+                    ("statusCode", Value::from(r.status.to_string())),
+                    ("statusMessage", Value::string(status_text(r.status))),
+                    ("headers", Value::from(headers_text(&r.headers))),
+                    (
+                        "body",
+                        Value::from(String::from_utf8_lossy(&r.body).into_owned()),
+                    ),
+                ])
+            });
+            let exchange = Exchange {
+                request: Some(request_view),
+                response: response_view,
+            };
+            (outcome(&policy, &sent), exchange)
+        }))
+    }
+}
+
+/// What a sent request comes to for the task: the result for a 2xx response, else AWS's
+/// error for the status or the failure.
+fn outcome(policy: &Policy, sent: &Result<Response, Failure>) -> Result<Value, TaskError> {
+    let response = sent.as_ref().map_err(|f| match f {
+        Failure::Refused(why) => TaskError::new("States.Runtime", why.clone()),
+        Failure::Socket(why) => TaskError::new("States.Http.Socket", why.clone()),
+        Failure::TimedOut => TaskError::new(
+            "States.Timeout",
+            format!(
+                "the HTTP request did not complete within {} s (timeout_seconds of the binding)",
+                policy.timeout.as_secs_f64()
+            ),
+        ),
+        Failure::TooLarge => TaskError::new(
+            "States.DataLimitExceeded",
+            format!("the HTTP response body is larger than {BODY_LIMIT} bytes"),
+        ),
+    })?;
+    let result = http_result(response);
+    if (200..300).contains(&response.status) {
+        Ok(result)
+    } else {
+        Err(TaskError::new(
+            &format!("States.Http.StatusCode.{}", response.status),
+            json::to_string(&result),
+        ))
+    }
+}
+
+/// Headers on one line, as TestState's trace shows them: `[name: value, name: value]`.
+fn headers_text(headers: &hyper::HeaderMap) -> String {
+    let mut out = String::from("[");
+    for (i, (name, value)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(name.as_str());
+        out.push_str(": ");
+        out.push_str(&String::from_utf8_lossy(value.as_bytes()));
+    }
+    out.push(']');
+    out
+}
+
+fn status_text(status: u16) -> &'static str {
+    hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("")
 }
 
 /// `{StatusCode, StatusText, Headers, ResponseBody}`; a JSON body (by content type, or one that
@@ -538,13 +623,9 @@ fn http_result(r: &Response) -> Value {
             _ => Value::string(&text),
         }
     };
-    let status_text = hyper::StatusCode::from_u16(r.status)
-        .ok()
-        .and_then(|s| s.canonical_reason())
-        .unwrap_or("");
     Value::object_from([
         ("StatusCode", Value::int(r.status as i64)),
-        ("StatusText", Value::string(status_text)),
+        ("StatusText", Value::string(status_text(r.status))),
         ("Headers", headers_json(&r.headers)),
         ("ResponseBody", body),
     ])
@@ -555,7 +636,13 @@ fn bad_parameter(what: impl Into<String>) -> TaskError {
 }
 
 /// Builds the request from the task's Parameters.
+#[cfg(test)]
 fn http_request(p: &Value) -> Result<hyper::Request<Full<Bytes>>, TaskError> {
+    http_request_and_body(p).map(|(r, _)| r)
+}
+
+/// Builds the request from the task's Parameters; also gives its body.
+fn http_request_and_body(p: &Value) -> Result<(hyper::Request<Full<Bytes>>, Bytes), TaskError> {
     let endpoint = p
         .get("ApiEndpoint")
         .and_then(Value::as_str)
@@ -667,9 +754,11 @@ fn http_request(p: &Value) -> Result<hyper::Request<Full<Bytes>>, TaskError> {
             ),
         ));
     }
-    builder
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| bad_parameter(format!("http:invoke: {e}")))
+    let body = Bytes::from(body);
+    let request = builder
+        .body(Full::new(body.clone()))
+        .map_err(|e| bad_parameter(format!("http:invoke: {e}")))?;
+    Ok((request, body))
 }
 
 /// How arrays are written in URL-encoded bodies (AWS's RequestEncodingOptions.ArrayFormat).

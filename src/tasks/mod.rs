@@ -60,9 +60,29 @@ pub enum Reply {
     Later(Pending),
 }
 
+/// The HTTP exchange a task made, as TestState's TRACE level shows it: the
+/// `inspectionData.request` and `.response` objects (`None` when there was none, such as a
+/// response that never came).
+#[derive(Clone, Debug, Default)]
+pub struct Exchange {
+    pub request: Option<Value>,
+    pub response: Option<Value>,
+}
+
+/// A task's result, later, with the HTTP exchange it made.
+pub type Traced = Pin<Box<dyn Future<Output = (Result<Value, TaskError>, Exchange)> + Send>>;
+
 /// Something that performs tasks.
 pub trait Resource: Send + Sync {
     fn invoke(&self, call: TaskCall) -> Reply;
+
+    /// Performs the task and reports the HTTP exchange it made (TestState's TRACE level);
+    /// `reveal_secrets`: also show what the binding adds to the request (its credential
+    /// headers), as AWS shows a connection's secrets only when asked. `None`: this resource
+    /// makes no exchange to show, and is invoked as usual.
+    fn invoke_traced(&self, _call: TaskCall, _reveal_secrets: bool) -> Option<Traced> {
+        None
+    }
 
     /// The execution ended; forget anything kept for it.
     fn finished(&self, _execution: &str) {}

@@ -10,6 +10,7 @@ Needs boto3 and awscli (pip); prints one line per test and `N passed, M failed`.
 
 import argparse
 import datetime
+import http.server
 import json
 import os
 import re
@@ -538,6 +539,115 @@ def boto3_test_state(binary, workdir):
         assert code == "InvalidDefinition", code
     finally:
         s.stop()
+
+
+class Echo(http.server.BaseHTTPRequestHandler):
+    """An HTTP endpoint for HTTP Tasks: answers every POST with what it received."""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        seen = {"path": self.path, "auth": self.headers.get("authorization"),
+                "body": json.loads(body or b"null")}
+        out = json.dumps(seen).encode()
+        self.send_response(201)
+        self.send_header("content-type", "application/json")
+        self.send_header("x-echo", "yes")
+        self.send_header("content-length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+@test
+def boto3_test_state_trace_map_views_and_context(binary, workdir):
+    """TRACE shows an HTTP Task's real request and response (the binding's credential header
+    only with revealSecrets); DEBUG of a Map shows its items at each step; `context` is the
+    context object the state sees; the fields that only fit some states are refused."""
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    config = os.path.join(workdir, "resources.toml")
+    with open(config, "w") as f:
+        f.write('[[resources]]\nresource = "arn:aws:states:::http:invoke"\nkind = "http"\n'
+                'headers = { Authorization = "Bearer s3cret" }\n')
+    s = Server(binary, "--config", config)
+    try:
+        sfn = s.client()
+        url = "http://127.0.0.1:%d/orders" % endpoint.server_address[1]
+        task = {"Type": "Task", "Resource": "arn:aws:states:::http:invoke",
+                "Parameters": {"ApiEndpoint": url, "Method": "POST",
+                               "Headers": {"x-trace": "t1"}, "RequestBody": {"id.$": "$.id"}},
+                "ResultSelector": {"status.$": "$.StatusCode", "seen.$": "$.ResponseBody"},
+                "End": True}
+        r = sfn.test_state(definition=json.dumps(task), input='{"id":7}', inspectionLevel="TRACE")
+        assert r["status"] == "SUCCEEDED", r
+        assert json.loads(r["output"]) == {"status": 201, "seen": {
+            "path": "/orders", "auth": "Bearer s3cret", "body": {"id": 7}}}, r
+        d = r["inspectionData"]
+        req, resp = d["request"], d["response"]
+        assert (req["protocol"], req["method"], req["url"]) == ("http", "POST", url), req
+        assert json.loads(req["body"]) == {"id": 7}, req
+        assert "x-trace: t1" in req["headers"], req
+        assert "s3cret" not in req["headers"], req
+        assert (resp["statusCode"], resp["statusMessage"]) == ("201", "Created"), resp
+        assert "x-echo: yes" in resp["headers"], resp
+        assert json.loads(resp["body"])["auth"] == "Bearer s3cret", resp
+        assert json.loads(d["afterParameters"])["RequestBody"] == {"id": 7}, d
+        r = sfn.test_state(definition=json.dumps(task), input='{"id":8}', inspectionLevel="TRACE",
+                           revealSecrets=True)
+        assert "authorization: Bearer s3cret" in r["inspectionData"]["request"]["headers"], r
+        # DEBUG shows no exchange.
+        r = sfn.test_state(definition=json.dumps(task), input='{"id":9}', inspectionLevel="DEBUG")
+        assert "request" not in r["inspectionData"], r
+        # A Map: its items after ItemsPath and ItemSelector, and what it tolerates.
+        mapped = {"Type": "Map", "ItemsPath": "$.xs", "MaxConcurrencyPath": "$.width",
+                  "ItemSelector": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"},
+                  "ToleratedFailureCount": 1, "End": True,
+                  "ItemProcessor": {"StartAt": "D", "States": {"D": {"Type": "Pass", "End": True}}}}
+        r = sfn.test_state(definition=json.dumps(mapped), input='{"xs":["a","b"],"width":3}',
+                           inspectionLevel="DEBUG", mock={"result": "[1,2]"})
+        d = r["inspectionData"]
+        assert json.loads(d["afterItemsPath"]) == ["a", "b"], d
+        assert json.loads(d["afterItemSelector"]) == [{"v": "a", "i": 0}, {"v": "b", "i": 1}], d
+        assert (d["maxConcurrency"], d["toleratedFailureCount"]) == (3, 1), d
+        # Two failed iterations exceed the one it tolerates.
+        r = sfn.test_state(definition=json.dumps(mapped), input='{"xs":["a","b"],"width":3}',
+                           mock={"result": "[1,2]"},
+                           stateConfiguration={"mapIterationFailureCount": 2})
+        assert (r["status"], r["error"]) == \
+            ("FAILED", "States.ExceedToleratedFailureThreshold"), r
+        r = sfn.test_state(definition=json.dumps(mapped), input='{"xs":["a","b"],"width":3}',
+                           mock={"result": "[1,2]"},
+                           stateConfiguration={"mapIterationFailureCount": 1})
+        assert r["status"] == "SUCCEEDED", r
+        # `context` is the context object the state sees, given with a mock.
+        ctx_task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": "f", "token.$": "$$.Task.Token",
+                                   "name.$": "$$.Execution.Name"},
+                    "ResultPath": "$.r", "End": True}
+        context = {"Execution": {"Name": "exec-1"}, "Task": {"Token": "tok-42"}}
+        r = sfn.test_state(definition=json.dumps(ctx_task), input="{}", inspectionLevel="DEBUG",
+                           context=json.dumps(context), mock={"result": "{}"})
+        assert json.loads(r["inspectionData"]["afterParameters"]) == {
+            "FunctionName": "f", "token": "tok-42", "name": "exec-1"}, r
+        code, msg = error_code(sfn.test_state, definition=json.dumps(ctx_task), input="{}",
+                               context=json.dumps(context))
+        assert code == "ValidationException" and "mock" in msg, (code, msg)
+        code, msg = error_code(sfn.test_state, definition='{"Type":"Pass","End":true}',
+                               mock={"result": "{}"})
+        assert code == "ValidationException" and "Pass" in msg, (code, msg)
+        code, msg = error_code(sfn.test_state, definition=json.dumps(mapped),
+                               input='{"xs":[]}', mock={"errorOutput": {"error": "E", "cause": "c"}},
+                               stateConfiguration={"errorCausedByState": "Nowhere"})
+        assert code == "ValidationException" and "Nowhere" in msg, (code, msg)
+        r = sfn.test_state(definition=json.dumps(mapped), input='{"xs":[]}',
+                           mock={"errorOutput": {"error": "E", "cause": "c"}},
+                           stateConfiguration={"errorCausedByState": "D"})
+        assert (r["status"], r["error"]) == ("FAILED", "E"), r
+    finally:
+        s.stop()
+        endpoint.shutdown()
 
 
 @test

@@ -1,6 +1,9 @@
 //! TestState: one state run on its own, with AWS's answer: the output, the next state, the
 //! status (SUCCEEDED, FAILED, RETRIABLE when a retrier would retry the error, CAUGHT_ERROR
-//! when a catcher takes it), and at DEBUG the data flow step by step (`inspectionData`).
+//! when a catcher takes it), at DEBUG the data flow step by step (`inspectionData`, for a Map
+//! also its items after ItemsPath, ItemSelector and ItemBatcher), and at TRACE the HTTP
+//! request and response of an HTTP Task (the binding's credential headers only with
+//! `revealSecrets`). `context` gives the state its context object whole.
 //!
 //! The state runs inside a small generated machine, on the same executor as everything else:
 //! its transitions lead to stand-in Pass states that report which target was reached, the
@@ -11,15 +14,15 @@
 //! reports it rather than performing it. A Map or Parallel state runs, as on AWS, only with
 //! a mock of its whole result: a Task with its data flow stands in for it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{ApiError, Service, compile, string, validation};
 use crate::asl::MachineType;
 use crate::exec::Outcome;
 use crate::json::{self, Object, Str, Value};
 use crate::stream::driver::{self, Finished};
-use crate::tasks::Registry;
 use crate::tasks::mock::MockFile;
+use crate::tasks::{Exchange, Registry, Reply, Resource, TaskCall};
 
 /// The stand-in states' names; a definition's own states never start with this.
 const STAND_IN: &str = "stepstream.TestState.";
@@ -36,11 +39,20 @@ enum Answer {
 struct Test {
     name: String,
     state: Object,
+    /// A Map or Parallel state as written, when a mocked Task stands in for it.
+    written: Option<Object>,
     jsonata: bool,
     input: Value,
     variables: Option<Object>,
+    /// `context`: the context object the state sees, given whole.
+    context: Option<Value>,
     debug: bool,
+    /// TRACE: also the HTTP request and response of an HTTP Task.
+    trace: bool,
+    reveal_secrets: bool,
     retry_count: u32,
+    /// `stateConfiguration.mapIterationFailureCount`: iterations of a mocked Map that failed.
+    map_failures: Option<u32>,
 }
 
 /// What one run of the generated machine ended with.
@@ -139,6 +151,19 @@ fn mock_answer(body: &Value) -> Result<Option<Answer>, ApiError> {
     let Some(mock) = body.get("mock") else {
         return Ok(None);
     };
+    // Mocked results are not checked against the services' API models (stepstream has none
+    // of them): every mode is taken as NONE.
+    match string(mock, "fieldValidationMode", 0, 16)? {
+        None | Some("STRICT" | "PRESENT" | "NONE") => {}
+        Some(other) => {
+            return Err(validation(
+                "mock.fieldValidationMode",
+                &format!(
+                    "Member must satisfy enum value set: [STRICT, PRESENT, NONE] (got '{other}')"
+                ),
+            ));
+        }
+    }
     if let Some(r) = mock.get("result").and_then(Value::as_str) {
         let v = json::parse(r.as_bytes())
             .map_err(|e| validation("mock.result", &format!("Member must be JSON text ({e})")))?;
@@ -207,11 +232,25 @@ impl Test {
             Some(q) => q == "JSONata",
             None => inherited,
         };
-        let kind = state.get("Type").and_then(Value::as_str).unwrap_or("");
-        let state = if matches!(kind, "Map" | "Parallel") {
-            as_mocked_task(&name, state, jsonata, body.get("mock").is_some())?
+        let kind = state
+            .get("Type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mocked = body.get("mock").is_some();
+        if mocked && !matches!(kind.as_str(), "Task" | "Map" | "Parallel") {
+            return Err(validation(
+                "mock",
+                &format!(
+                    "A mock can only be given for a Task, Map or Parallel state, not a {kind} state"
+                ),
+            ));
+        }
+        let (state, written) = if matches!(kind.as_str(), "Map" | "Parallel") {
+            let task = as_mocked_task(&name, state.clone(), jsonata, mocked)?;
+            (task, Some(state))
         } else {
-            state
+            (state, None)
         };
         let input_text = string(body, "input", 0, 262_144)?.unwrap_or("{}");
         let input = json::parse(input_text.as_bytes()).map_err(|e| {
@@ -232,9 +271,10 @@ impl Test {
                 }
             },
         };
-        let debug = match string(body, "inspectionLevel", 0, 16)? {
-            None | Some("INFO") => false,
-            Some("DEBUG" | "TRACE") => true,
+        let (debug, trace) = match string(body, "inspectionLevel", 0, 16)? {
+            None | Some("INFO") => (false, false),
+            Some("DEBUG") => (true, false),
+            Some("TRACE") => (true, true),
             Some(other) => {
                 return Err(validation(
                     "inspectionLevel",
@@ -244,20 +284,57 @@ impl Test {
                 ));
             }
         };
-        let retry_count = body
-            .get("stateConfiguration")
-            .and_then(|c| c.get("retrierRetryCount"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .max(0) as u32;
+        let context = match string(body, "context", 0, 262_144)? {
+            None => None,
+            Some(_) if !mocked => {
+                return Err(validation(
+                    "context",
+                    "Member may only be given together with a mock (mock.result or mock.errorOutput)",
+                ));
+            }
+            Some(text) => match json::parse(text.as_bytes()) {
+                Ok(v @ Value::Object(_)) => Some(v),
+                _ => {
+                    return Err(validation(
+                        "context",
+                        "Member must be a JSON object: the context object the state sees ($$)",
+                    ));
+                }
+            },
+        };
+        let reveal_secrets = body
+            .get("revealSecrets")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let config = body.get("stateConfiguration");
+        let number = |field: &str| config.and_then(|c| c.get(field)).and_then(Value::as_i64);
+        let retry_count = number("retrierRetryCount").unwrap_or(0).max(0) as u32;
+        let map_failures = number("mapIterationFailureCount").map(|n| n.max(0) as u32);
+        if map_failures.is_some() && kind != "Map" {
+            return Err(validation(
+                "stateConfiguration.mapIterationFailureCount",
+                &format!("Member applies only to a Map state, not a {kind} state"),
+            ));
+        }
+        if let Some(origin) = config
+            .and_then(|c| c.get("errorCausedByState"))
+            .and_then(Value::as_str)
+        {
+            check_error_origin(origin, &kind, written.as_ref(), body)?;
+        }
         Ok(Test {
             name,
             state,
+            written,
             jsonata,
             input,
             variables,
+            context,
             debug,
+            trace,
+            reveal_secrets,
             retry_count,
+            map_failures,
         })
     }
 
@@ -271,11 +348,29 @@ impl Test {
             inspection.push(("input", text(&self.input)));
         }
         let is_task = self.kind() == "Task";
+        let mut exchange = None;
         // The resource's answer: from the mock, or from one real call.
         let answer = if !is_task {
             None
         } else if let Some(m) = mock {
-            Some(m)
+            Some(self.with_map_failures(m, registry)?)
+        } else if self.trace {
+            let bare = self.without(&[
+                "ResultSelector",
+                "ResultPath",
+                "OutputPath",
+                "Output",
+                "Assign",
+                "Retry",
+                "Catch",
+            ]);
+            let (traced, seen) = self.tracing(registry);
+            let ran = self.run_state(bare, &traced, None, false)?;
+            exchange = seen.lock().ok().and_then(|mut e| e.take());
+            Some(match ran.error {
+                Some((e, c)) => Answer::Throw(e, c),
+                None => Answer::Return(ran.output.unwrap_or_default()),
+            })
         } else {
             let bare = self.without(&[
                 "ResultSelector",
@@ -296,6 +391,10 @@ impl Test {
             && self.debug
         {
             self.debug_views(registry, result, &mut inspection)?;
+        }
+        if let Some(e) = exchange {
+            inspection.extend(e.request.map(|r| ("request", r)));
+            inspection.extend(e.response.map(|r| ("response", r)));
         }
         if let Some(Answer::Throw(error, cause)) = &answer
             && let Some((index, backoff)) = self.retrier_for(error)
@@ -357,6 +456,198 @@ impl Test {
         ))
     }
 
+    /// A registry whose binding for the tested Task's resource reports the HTTP exchange it
+    /// makes into the slot returned with it.
+    fn tracing(&self, registry: &Registry) -> (Registry, Arc<Mutex<Option<Exchange>>>) {
+        let seen = Arc::new(Mutex::new(None));
+        let mut traced = registry.clone();
+        let resource = self.state.get("Resource").and_then(Value::as_str);
+        if let Some(resource) = resource
+            && let Some(inner) = registry.resolve(resource)
+        {
+            let tracer = Tracer {
+                inner: Arc::clone(inner),
+                seen: Arc::clone(&seen),
+                reveal_secrets: self.reveal_secrets,
+            };
+            traced.bind(resource, Arc::new(tracer));
+        }
+        (traced, seen)
+    }
+
+    /// A Map's mocked result as `mapIterationFailureCount` leaves it: beyond the Map's
+    /// tolerated failures, the Map fails as it would have.
+    fn with_map_failures(&self, mock: Answer, registry: &Registry) -> Result<Answer, ApiError> {
+        let (Some(failures), Some(map)) = (self.map_failures, &self.written) else {
+            return Ok(mock);
+        };
+        if failures == 0 || matches!(mock, Answer::Throw(..)) {
+            return Ok(mock);
+        }
+        let count = self.map_number(map, "ToleratedFailureCount", registry)?;
+        let pct = self.map_number(map, "ToleratedFailurePercentage", registry)?;
+        if count.is_none() && pct.is_none() {
+            return Err(validation(
+                "stateConfiguration.mapIterationFailureCount",
+                "A Map without ToleratedFailureCount or ToleratedFailurePercentage fails with its first failed iteration's error: mock that error with mock.errorOutput",
+            ));
+        }
+        let items = match self.map_view(map, &["ItemSelector", "ItemBatcher"], registry)? {
+            Value::Array(a) => a.len(),
+            _ => 0,
+        };
+        let within_count = count.is_none_or(|c| f64::from(failures) <= c);
+        let within_pct = pct.is_none_or(|p| f64::from(failures) * 100.0 / items.max(1) as f64 <= p);
+        if within_count && within_pct {
+            return Ok(mock);
+        }
+        Ok(Answer::Throw(
+            "States.ExceedToleratedFailureThreshold".into(),
+            "The specified tolerated failure threshold was exceeded".into(),
+        ))
+    }
+
+    /// The DEBUG views of a Map state as written: its items after ItemsPath, ItemSelector
+    /// and ItemBatcher (each from a run of the Map whose iterations echo their input), and
+    /// its concurrency and tolerated failures as evaluated.
+    fn map_views(
+        &self,
+        map: &Object,
+        out: &mut Vec<(&'static str, Value)>,
+        registry: &Registry,
+    ) -> Result<(), ApiError> {
+        if map.contains_key("ItemReader") {
+            // The items come from elsewhere (S3), which these runs cannot read.
+            return Ok(());
+        }
+        if !self.jsonata {
+            let items = self.map_view(map, &["ItemSelector", "ItemBatcher"], registry)?;
+            out.push(("afterItemsPath", text(&items)));
+        }
+        if map.contains_key("ItemSelector") {
+            let selected = self.map_view(map, &["ItemBatcher"], registry)?;
+            out.push(("afterItemSelector", text(&selected)));
+        }
+        if map.contains_key("ItemBatcher") {
+            out.push((
+                "afterItemBatcher",
+                text(&self.map_view(map, &[], registry)?),
+            ));
+        }
+        let concurrency = self.map_number(map, "MaxConcurrency", registry)?;
+        out.push((
+            "maxConcurrency",
+            Value::int(concurrency.unwrap_or(0.0) as i64),
+        ));
+        if let Some(n) = self.map_number(map, "ToleratedFailureCount", registry)? {
+            out.push(("toleratedFailureCount", Value::int(n as i64)));
+        }
+        if let Some(p) = self.map_number(map, "ToleratedFailurePercentage", registry)? {
+            out.push(("toleratedFailurePercentage", Value::float(p)));
+        }
+        Ok(())
+    }
+
+    /// The result of the Map as written, without `leave_out`, with iterations that echo their
+    /// input and nothing applied after the run.
+    fn map_view(
+        &self,
+        map: &Object,
+        leave_out: &[&str],
+        registry: &Registry,
+    ) -> Result<Value, ApiError> {
+        let mut m = map.clone();
+        for f in leave_out.iter().chain(&[
+            "ResultSelector",
+            "ResultPath",
+            "OutputPath",
+            "Output",
+            "Assign",
+            "Retry",
+            "Catch",
+            "ResultWriter",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+        ]) {
+            m.remove(f);
+        }
+        let mut processor = Object::new();
+        if let Some(config) = map
+            .get("ItemProcessor")
+            .and_then(|p| p.get("ProcessorConfig"))
+        {
+            processor.insert(Str::new("ProcessorConfig"), config.clone());
+        }
+        processor.insert(Str::new("StartAt"), Value::string("Echo"));
+        processor.insert(
+            Str::new("States"),
+            Value::object_from([(
+                "Echo",
+                Value::object_from([("Type", Value::string("Pass")), ("End", Value::Bool(true))]),
+            )]),
+        );
+        m.remove("Iterator");
+        m.insert(Str::new("ItemProcessor"), Value::object(processor));
+        let ran = self.run_state(m, registry, None, false)?;
+        match ran.error {
+            Some((e, c)) => Err(ApiError::new(
+                "ValidationException",
+                format!("the Map state's items could not be found: {e}: {c}"),
+            )),
+            None => Ok(ran.output.unwrap_or_default()),
+        }
+    }
+
+    /// A numeric field of the Map as written (`F`, or `FPath` in JSONPath), evaluated
+    /// against the state's input; `None` when the Map does not set it.
+    fn map_number(
+        &self,
+        map: &Object,
+        field: &str,
+        registry: &Registry,
+    ) -> Result<Option<f64>, ApiError> {
+        let path_field = format!("{field}Path");
+        let pass = if self.jsonata {
+            let Some(v) = map.get(field) else {
+                return Ok(None);
+            };
+            Value::object_from([("Type", Value::string("Pass")), ("Output", v.clone())])
+        } else if let Some(v) = map.get(field) {
+            return Ok(v.as_f64());
+        } else if let Some(path) = map.get(path_field.as_str()) {
+            let mut pass = Object::new();
+            pass.insert(Str::new("Type"), Value::string("Pass"));
+            if let Some(p) = map.get("InputPath") {
+                pass.insert(Str::new("InputPath"), p.clone());
+            }
+            pass.insert(
+                Str::new("Parameters"),
+                Value::object_from([("v.$", path.clone())]),
+            );
+            Value::object(pass)
+        } else {
+            return Ok(None);
+        };
+        let Value::Object(pass) = pass else {
+            return Ok(None);
+        };
+        let ran = self.run_state((*pass).clone(), registry, None, false)?;
+        let value = ran.output.map(|o| {
+            if self.jsonata {
+                o
+            } else {
+                o.get("v").cloned().unwrap_or_default()
+            }
+        });
+        match (ran.error, value.as_ref().and_then(Value::as_f64)) {
+            (None, Some(n)) => Ok(Some(n)),
+            (Some((e, c)), _) => Err(validation(field, &format!("{e}: {c}"))),
+            (None, _) => Err(validation(field, "did not evaluate to a number")),
+        }
+    }
+
     /// The DEBUG views of the data flow, each from a run with the result fixed.
     fn debug_views(
         &self,
@@ -365,7 +656,14 @@ impl Test {
         out: &mut Vec<(&'static str, Value)>,
     ) -> Result<(), ApiError> {
         let fixed = || Some(Answer::Return(result.clone()));
+        let map = self
+            .written
+            .as_ref()
+            .filter(|w| w.get("Type").and_then(Value::as_str) == Some("Map"));
         if self.jsonata {
+            if let Some(map) = map {
+                self.map_views(map, out, registry)?;
+            }
             if self.state.contains_key("Arguments") {
                 let echo = self.echo(&["Arguments"]);
                 out.push(("afterArguments", self.view(echo, registry, None)?));
@@ -387,6 +685,9 @@ impl Test {
             "afterInputPath",
             self.view(pass_with(&["InputPath"]), registry, None)?,
         ));
+        if let Some(map) = map {
+            self.map_views(map, out, registry)?;
+        }
         if self.state.contains_key("Parameters") {
             let echo = self.echo(&["InputPath", "Parameters"]);
             out.push(("afterParameters", self.view(echo, registry, None)?));
@@ -601,12 +902,13 @@ impl Test {
             })?;
             registry.mock(Arc::new(file));
         }
-        let finished: Finished<()> = driver::run_one(
+        let finished: Finished<()> = driver::run_one_in_context(
             program.plan,
             Arc::new(registry),
             "test-state",
             self.input.clone(),
             None,
+            self.context.clone(),
         );
         Ok(match finished.outcome {
             Outcome::Succeeded(v) if !targets.is_empty() => Ran {
@@ -676,6 +978,79 @@ impl Test {
             .map(|k| k.as_str().trim_end_matches(".$").to_string())
             .collect()
     }
+}
+
+/// The tested resource as TRACE sees it: performed with its exchange recorded.
+struct Tracer {
+    inner: Arc<dyn Resource>,
+    seen: Arc<Mutex<Option<Exchange>>>,
+    reveal_secrets: bool,
+}
+
+impl Resource for Tracer {
+    fn invoke(&self, call: TaskCall) -> Reply {
+        let Some(traced) = self.inner.invoke_traced(call.clone(), self.reveal_secrets) else {
+            return self.inner.invoke(call);
+        };
+        let seen = Arc::clone(&self.seen);
+        Reply::Later(Box::pin(async move {
+            let (result, exchange) = traced.await;
+            if let Ok(mut slot) = seen.lock() {
+                *slot = Some(exchange);
+            }
+            result
+        }))
+    }
+}
+
+/// `stateConfiguration.errorCausedByState` names a state inside the mocked Map or Parallel
+/// whose error `mock.errorOutput` gives.
+fn check_error_origin(
+    origin: &str,
+    kind: &str,
+    written: Option<&Object>,
+    body: &Value,
+) -> Result<(), ApiError> {
+    const FIELD: &str = "stateConfiguration.errorCausedByState";
+    let Some(state) = written else {
+        return Err(validation(
+            FIELD,
+            &format!("Member applies only to a Map or Parallel state, not a {kind} state"),
+        ));
+    };
+    if body
+        .get("mock")
+        .and_then(|m| m.get("errorOutput"))
+        .is_none()
+    {
+        return Err(validation(
+            FIELD,
+            "Member needs mock.errorOutput: the error the named state raised",
+        ));
+    }
+    fn contains(v: &Value, name: &str) -> bool {
+        match v {
+            Value::Object(o) => {
+                o.get("States")
+                    .and_then(Value::as_object)
+                    .is_some_and(|s| s.contains_key(name))
+                    || o.iter().any(|(_, v)| contains(v, name))
+            }
+            Value::Array(a) => a.as_slice().iter().any(|v| contains(v, name)),
+            _ => false,
+        }
+    }
+    let inside = ["ItemProcessor", "Iterator", "Branches"]
+        .iter()
+        .filter_map(|f| state.get(f))
+        .any(|v| contains(v, origin));
+    if !inside {
+        return Err(validation(
+            FIELD,
+            &format!("'{origin}' is not a state inside the tested {kind} state"),
+        ));
+    }
+    Ok(())
 }
 
 fn has_transition(state: &Object) -> bool {
