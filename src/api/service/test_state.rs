@@ -29,6 +29,18 @@ const STAND_IN: &str = "stepstream.TestState.";
 /// The Lambda function the DEBUG steps use to see a state's effective task input.
 const ECHO: &str = "arn:aws:lambda:us-east-1:123456789012:function:stepstream-test-state-echo";
 
+/// The fields a state applies to its result (and to its errors): left out to see the
+/// result itself.
+const AFTER_THE_RESULT: [&str; 7] = [
+    "ResultSelector",
+    "ResultPath",
+    "OutputPath",
+    "Output",
+    "Assign",
+    "Retry",
+    "Catch",
+];
+
 /// How the tested Task's resource answers: as it does, or as `mock` says.
 #[derive(Clone, Debug)]
 enum Answer {
@@ -354,38 +366,10 @@ impl Test {
             None
         } else if let Some(m) = mock {
             Some(self.with_map_failures(m, registry)?)
-        } else if self.trace {
-            let bare = self.without(&[
-                "ResultSelector",
-                "ResultPath",
-                "OutputPath",
-                "Output",
-                "Assign",
-                "Retry",
-                "Catch",
-            ]);
-            let (traced, seen) = self.tracing(registry);
-            let ran = self.run_state(bare, &traced, None, false)?;
-            exchange = seen.lock().ok().and_then(|mut e| e.take());
-            Some(match ran.error {
-                Some((e, c)) => Answer::Throw(e, c),
-                None => Answer::Return(ran.output.unwrap_or_default()),
-            })
         } else {
-            let bare = self.without(&[
-                "ResultSelector",
-                "ResultPath",
-                "OutputPath",
-                "Output",
-                "Assign",
-                "Retry",
-                "Catch",
-            ]);
-            let ran = self.run_state(bare, registry, None, false)?;
-            Some(match ran.error {
-                Some((e, c)) => Answer::Throw(e, c),
-                None => Answer::Return(ran.output.unwrap_or_default()),
-            })
+            let (answer, seen) = self.call_resource(registry)?;
+            exchange = seen;
+            Some(answer)
         };
         if let Some(Answer::Return(result)) = &answer
             && self.debug
@@ -454,6 +438,24 @@ impl Test {
             None,
             inspection,
         ))
+    }
+
+    /// The tested Task's resource called once, with its input as the state's data flow
+    /// makes it, and at TRACE the HTTP exchange it made.
+    fn call_resource(&self, registry: &Registry) -> Result<(Answer, Option<Exchange>), ApiError> {
+        let bare = self.without(&AFTER_THE_RESULT);
+        let (ran, exchange) = if self.trace {
+            let (traced, seen) = self.tracing(registry);
+            let ran = self.run_state(bare, &traced, None, false)?;
+            (ran, seen.lock().ok().and_then(|mut e| e.take()))
+        } else {
+            (self.run_state(bare, registry, None, false)?, None)
+        };
+        let answer = match ran.error {
+            Some((e, c)) => Answer::Throw(e, c),
+            None => Answer::Return(ran.output.unwrap_or_default()),
+        };
+        Ok((answer, exchange))
     }
 
     /// A registry whose binding for the tested Task's resource reports the HTTP exchange it
@@ -557,14 +559,7 @@ impl Test {
         registry: &Registry,
     ) -> Result<Value, ApiError> {
         let mut m = map.clone();
-        for f in leave_out.iter().chain(&[
-            "ResultSelector",
-            "ResultPath",
-            "OutputPath",
-            "Output",
-            "Assign",
-            "Retry",
-            "Catch",
+        for f in leave_out.iter().chain(&AFTER_THE_RESULT).chain(&[
             "ResultWriter",
             "ToleratedFailureCount",
             "ToleratedFailureCountPath",
