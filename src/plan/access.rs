@@ -38,61 +38,56 @@ pub enum ContextField {
     Variable(u16),
 }
 
+/// Every field of the context object the executor produces, with where it sits: the names
+/// from `$$` down. Both directions (a path's field, a field's path) are read off this table.
+const FIELDS: [(ContextField, &[&str]); 20] = {
+    use ContextField::*;
+    [
+        (Execution, &["Execution"]),
+        (ExecutionId, &["Execution", "Id"]),
+        (ExecutionInput, &["Execution", "Input"]),
+        (ExecutionName, &["Execution", "Name"]),
+        (ExecutionRoleArn, &["Execution", "RoleArn"]),
+        (ExecutionStartTime, &["Execution", "StartTime"]),
+        (ExecutionRedriveCount, &["Execution", "RedriveCount"]),
+        (StateMachine, &["StateMachine"]),
+        (StateMachineId, &["StateMachine", "Id"]),
+        (StateMachineName, &["StateMachine", "Name"]),
+        (State, &["State"]),
+        (StateName, &["State", "Name"]),
+        (StateEnteredTime, &["State", "EnteredTime"]),
+        (StateRetryCount, &["State", "RetryCount"]),
+        (Map, &["Map"]),
+        (MapItem, &["Map", "Item"]),
+        (MapItemIndex, &["Map", "Item", "Index"]),
+        (MapItemValue, &["Map", "Item", "Value"]),
+        (Task, &["Task"]),
+        (TaskToken, &["Task", "Token"]),
+    ]
+};
+
 impl ContextField {
+    /// The field `name` one level below this one (`$$` → `Execution` → `Id`).
     fn child(self, name: &str) -> Option<ContextField> {
-        use ContextField::*;
-        Some(match (self, name) {
-            (Whole, "Execution") => Execution,
-            (Whole, "StateMachine") => StateMachine,
-            (Whole, "State") => State,
-            (Whole, "Map") => Map,
-            (Whole, "Task") => Task,
-            (Execution, "Id") => ExecutionId,
-            (Execution, "Input") => ExecutionInput,
-            (Execution, "Name") => ExecutionName,
-            (Execution, "RoleArn") => ExecutionRoleArn,
-            (Execution, "StartTime") => ExecutionStartTime,
-            (Execution, "RedriveCount") => ExecutionRedriveCount,
-            (StateMachine, "Id") => StateMachineId,
-            (StateMachine, "Name") => StateMachineName,
-            (State, "Name") => StateName,
-            (State, "EnteredTime") => StateEnteredTime,
-            (State, "RetryCount") => StateRetryCount,
-            (Map, "Item") => MapItem,
-            (MapItem, "Index") => MapItemIndex,
-            (MapItem, "Value") => MapItemValue,
-            (Task, "Token") => TaskToken,
-            _ => return None,
-        })
+        if matches!(self, ContextField::Variable(_)) {
+            return None;
+        }
+        let base = self.path();
+        FIELDS
+            .iter()
+            .find(|(_, p)| {
+                p.len() == base.len() + 1 && p.starts_with(base) && p[base.len()] == name
+            })
+            .map(|(f, _)| *f)
     }
 
     /// Where this field sits in the whole context object: the names from `$$` down (empty
     /// for `$$` itself and for variables, which are not in it).
     pub fn path(self) -> &'static [&'static str] {
-        use ContextField::*;
-        match self {
-            Whole | Variable(_) => &[],
-            Execution => &["Execution"],
-            ExecutionId => &["Execution", "Id"],
-            ExecutionInput => &["Execution", "Input"],
-            ExecutionName => &["Execution", "Name"],
-            ExecutionRoleArn => &["Execution", "RoleArn"],
-            ExecutionStartTime => &["Execution", "StartTime"],
-            ExecutionRedriveCount => &["Execution", "RedriveCount"],
-            StateMachine => &["StateMachine"],
-            StateMachineId => &["StateMachine", "Id"],
-            StateMachineName => &["StateMachine", "Name"],
-            State => &["State"],
-            StateName => &["State", "Name"],
-            StateEnteredTime => &["State", "EnteredTime"],
-            StateRetryCount => &["State", "RetryCount"],
-            Map => &["Map"],
-            MapItem => &["Map", "Item"],
-            MapItemIndex => &["Map", "Item", "Index"],
-            MapItemValue => &["Map", "Item", "Value"],
-            Task => &["Task"],
-            TaskToken => &["Task", "Token"],
-        }
+        FIELDS
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map_or(&[], |(_, p)| p)
     }
 
     /// Whether reading this field needs the execution's original input kept around.
@@ -333,34 +328,18 @@ mod tests {
 
     #[test]
     fn every_field_path_walks_back_to_the_same_field() {
-        use ContextField::*;
-        let all = [
-            Execution,
-            ExecutionId,
-            ExecutionInput,
-            ExecutionName,
-            ExecutionRoleArn,
-            ExecutionStartTime,
-            ExecutionRedriveCount,
-            StateMachine,
-            StateMachineId,
-            StateMachineName,
-            State,
-            StateName,
-            StateEnteredTime,
-            StateRetryCount,
-            Map,
-            MapItem,
-            MapItemIndex,
-            MapItemValue,
-            Task,
-            TaskToken,
-        ];
-        for f in all {
-            let walked = f.path().iter().try_fold(Whole, |at, name| at.child(name));
-            assert_eq!(walked, Some(f), "{:?}", f.path());
+        // Each step of every path is itself a field, so `$$.Map.Item.Index` resolves step by
+        // step to the field that names it.
+        for (f, path) in FIELDS {
+            let walked = path
+                .iter()
+                .try_fold(ContextField::Whole, |at, name| at.child(name));
+            assert_eq!(walked, Some(f), "{path:?}");
+            assert_eq!(f.path(), path);
         }
-        assert!(Whole.path().is_empty());
+        assert!(ContextField::Whole.path().is_empty());
+        assert_eq!(ContextField::Whole.child("Nope"), None);
+        assert_eq!(ContextField::Variable(0).child("Execution"), None);
     }
 
     #[test]
