@@ -44,34 +44,41 @@ impl States {
         }
     }
 
+    /// `$states` without the context object.
+    fn plain(&self, ctx: &dyn ContextSource) -> &Value {
+        self.plain.get_or_init(|| self.build(ctx, 0))
+    }
+
     fn value(&self, ctx: &dyn ContextSource, parts: u8) -> Value {
-        let build = |parts: u8| {
-            let mut o = Object::with_capacity(4);
-            o.push_unique(Str::new("input"), self.input.clone());
-            if let Some(r) = &self.result {
-                o.push_unique(Str::new("result"), r.clone());
-            }
-            if let Some(e) = &self.error_output {
-                o.push_unique(Str::new("errorOutput"), e.clone());
-            }
-            if parts != 0 {
-                o.push_unique(Str::new("context"), context_object(ctx, parts));
-            }
-            Value::object(o)
-        };
         if parts == 0 {
-            return self.plain.get_or_init(|| build(0)).clone();
+            return self.plain(ctx).clone();
         }
         let mut cached = self.with_context.borrow_mut();
         match &*cached {
             Some((have, v)) if have & parts == parts => v.clone(),
             other => {
                 let all = parts | other.as_ref().map_or(0, |(p, _)| *p);
-                let v = build(all);
+                let v = self.build(ctx, all);
                 *cached = Some((all, v.clone()));
                 v
             }
         }
+    }
+
+    /// The object, with the context object's members `parts` names.
+    fn build(&self, ctx: &dyn ContextSource, parts: u8) -> Value {
+        let mut o = Object::with_capacity(4);
+        o.push_unique(Str::new("input"), self.input.clone());
+        if let Some(r) = &self.result {
+            o.push_unique(Str::new("result"), r.clone());
+        }
+        if let Some(e) = &self.error_output {
+            o.push_unique(Str::new("errorOutput"), e.clone());
+        }
+        if parts != 0 {
+            o.push_unique(Str::new("context"), context_object(ctx, parts));
+        }
+        Value::object(o)
     }
 }
 
@@ -112,6 +119,25 @@ impl Variables for Scope<'_> {
         None
     }
 
+    fn slot_member_ref(&self, slot: u32, key: &str) -> Option<Option<&Value>> {
+        if slot != STATES_SLOT {
+            return None;
+        }
+        // `$states.input` and the like are read without building `$states`; the context
+        // object is built, with the members the expression names.
+        match key {
+            "input" => Some(Some(&self.states.input)),
+            "result" => Some(self.states.result.as_ref()),
+            "errorOutput" => Some(self.states.error_output.as_ref()),
+            "context" => None,
+            _ => Some(None),
+        }
+    }
+
+    fn slot_ref(&self, slot: u32) -> Option<&Value> {
+        (slot == STATES_SLOT && self.context == 0).then(|| self.states.plain(self.ctx))
+    }
+
     fn slot(&self, slot: u32) -> Option<Value> {
         if slot == STATES_SLOT {
             Some(self.states.value(self.ctx, self.context))
@@ -144,7 +170,7 @@ fn fast_read(
     fn walk(mut cur: &Value, steps: &[Str]) -> Result<Option<Value>, ()> {
         for s in steps {
             match cur {
-                Value::Object(o) => match o.get(s) {
+                Value::Object(o) => match o.get_key(s) {
                     Some(v) => cur = v,
                     None => return Ok(None),
                 },

@@ -1125,3 +1125,22 @@ fn state_counts_follow_entries_retries_catches_and_failures() {
     );
     assert_eq!(of("Stop").failures(), vec![("Done", 1)]);
 }
+
+#[test]
+fn jsonata_reads_of_states_members_agree_with_the_whole_object() {
+    // `$states.input...` is read where it lies; `$states` whole is built. Both must say
+    // the same, and an expression's own `$states` binding still shadows the slot.
+    let def = r#"{"QueryLanguage":"JSONata","StartAt":"P","States":{"P":{"Type":"Pass","Output":{
+        "whole":"{% $states.input %}",
+        "deep":"{% $states.input.a.b & '|' & $string($states.input.list.v) %}",
+        "viaObject":"{% ($s := $states; $s.input.a.b) %}",
+        "missing":"{% $exists($states.nothing) or $exists($states.input.nope.deeper) %}",
+        "result":"{% $exists($states.result) %}",
+        "keys":"{% $keys($states) %}",
+        "shadowed":"{% ($states := {'input': {'a': {'b': 'mine'}}}; $states.input.a.b) %}"
+      },"End":true}}}"#;
+    assert_eq!(
+        ok(def, r#"{"a":{"b":"x"},"list":[{"v":1},{"v":2}]}"#),
+        r#"{"whole":{"a":{"b":"x"},"list":[{"v":1},{"v":2}]},"deep":"x|[1,2]","viaObject":"x","missing":false,"result":false,"keys":["input","context"],"shadowed":"mine"}"#
+    );
+}

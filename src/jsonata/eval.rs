@@ -108,6 +108,17 @@ pub trait Variables {
     fn slot(&self, _slot: u32) -> Option<crate::json::Value> {
         None
     }
+    /// The value of `slot` by reference, when the surroundings hold it as it is: a simple
+    /// path walks it without a copy. `None` sends the reader to `slot`.
+    fn slot_ref(&self, _slot: u32) -> Option<&crate::json::Value> {
+        None
+    }
+    /// Member `key` of the object in `slot`, by reference, when the surroundings can lend
+    /// it without making the object (`Some(None)`: it has no such member). `None` sends
+    /// the reader to `slot_ref`.
+    fn slot_member_ref(&self, _slot: u32, _key: &str) -> Option<Option<&crate::json::Value>> {
+        None
+    }
 }
 
 impl<'v> Eval<'v> {
@@ -339,12 +350,21 @@ impl<'v> Eval<'v> {
                     && !self.is_bound(env, name)
                     && !(self.step_functions && name.as_str() == "eval")
                 {
-                    let mut evaluated = Vec::with_capacity(args.len());
-                    for a in args {
-                        evaluated.push(self.eval(a, input, env)?);
-                    }
-                    functions::call_builtin(self, *bi, evaluated, input, env)
-                        .map_err(|e| e.at(n.pos).token(name.as_str()))?
+                    // Up to four arguments (every built-in but a few) sit on the stack.
+                    let called = if args.len() <= 4 {
+                        let mut evaluated: [Val; 4] = Default::default();
+                        for (slot, a) in evaluated.iter_mut().zip(args) {
+                            *slot = self.eval(a, input, env)?;
+                        }
+                        functions::call_builtin(self, *bi, &evaluated[..args.len()], input, env)
+                    } else {
+                        let mut evaluated = Vec::with_capacity(args.len());
+                        for a in args {
+                            evaluated.push(self.eval(a, input, env)?);
+                        }
+                        functions::call_builtin(self, *bi, &evaluated, input, env)
+                    };
+                    called.map_err(|e| e.at(n.pos).token(name.as_str()))?
                 } else {
                     self.eval_function(n, procedure, args, input, env, None)?
                 }
@@ -439,6 +459,28 @@ impl<'v> Eval<'v> {
             || self.vars.is_some_and(|v| v.get(name).is_some())
     }
 
+    /// A slot variable, or its member `next` names, as the surroundings hold it, when no
+    /// binding of the expression shadows it and they can lend it without making a value:
+    /// what was found (`None`: no such member) and how many steps that took.
+    #[inline]
+    fn held_slot(
+        &self,
+        env: &Rc<Frame>,
+        name: &str,
+        slot: u32,
+        next: &Node,
+    ) -> Option<(Option<&'v crate::json::Value>, usize)> {
+        let vars: &'v dyn Variables = self.vars?;
+        let held = match &next.kind {
+            Kind::Name(key) => match vars.slot_member_ref(slot, key) {
+                Some(member) => (member, 2),
+                None => (Some(vars.slot_ref(slot)?), 1),
+            },
+            _ => (Some(vars.slot_ref(slot)?), 1),
+        };
+        env.lookup(name).is_none().then_some(held)
+    }
+
     /// A variable with the slot the surroundings gave its name: the expression's own
     /// bindings first (they shadow), then the slot, without looking the name up outside.
     #[inline]
@@ -489,7 +531,28 @@ impl<'v> Eval<'v> {
     ) -> std::result::Result<Val, (usize, Val)> {
         let mut cur;
         let mut from = 0;
+        // A slot the surroundings hold as a JSON object is walked where it lies.
+        let mut held: Option<&crate::json::Object> = None;
         match &steps[0].kind {
+            Kind::Variable(name, Some(slot))
+                if steps.len() > 1
+                    && let Some((found, used)) = self.held_slot(env, name, *slot, &steps[1]) =>
+            {
+                let Some(found) = found else {
+                    return Ok(Val::Undefined);
+                };
+                if used == steps.len() {
+                    return Ok(Val::from_json(found));
+                }
+                cur = match found {
+                    crate::json::Value::Object(o) => {
+                        held = Some(o);
+                        Val::Undefined
+                    }
+                    other => Val::from_json(other),
+                };
+                from = used;
+            }
             Kind::Variable(name, slot) => {
                 cur = if name.is_empty() {
                     match input {
@@ -504,7 +567,12 @@ impl<'v> Eval<'v> {
             _ => cur = input.clone(),
         }
         // Through JSON objects by reference: no value is made for the steps in between.
-        if let Val::JObject(root) = &cur
+        let root = match (held, &cur) {
+            (Some(o), _) => Some(o),
+            (None, Val::JObject(o)) => Some(&**o),
+            _ => None,
+        };
+        if let Some(root) = root
             && from < steps.len()
         {
             let mut obj: &crate::json::Object = root;
@@ -514,7 +582,7 @@ impl<'v> Eval<'v> {
                 let Kind::Name(key) = &steps[i].kind else {
                     break;
                 };
-                match obj.get(key) {
+                match obj.get_key(key) {
                     None => return Ok(Val::Undefined),
                     Some(crate::json::Value::Object(o)) if i + 1 < steps.len() => obj = o,
                     Some(v) => {
@@ -544,7 +612,7 @@ impl<'v> Eval<'v> {
                 return Err((i, seq_of(&cur)));
             };
             cur = match &cur {
-                Val::JObject(o) => o.get(key).map(Val::from_json).unwrap_or_default(),
+                Val::JObject(o) => o.get_key(key).map(Val::from_json).unwrap_or_default(),
                 Val::Object(o) => o.get(key).unwrap_or_default(),
                 Val::Undefined => return Ok(Val::Undefined),
                 Val::Array(_) | Val::JArray(_) => {
@@ -869,6 +937,21 @@ impl<'v> Eval<'v> {
         env: &Rc<Frame>,
     ) -> Result<Val> {
         let reduce = input.has_flag(flag::TUPLE_STREAM);
+        if !reduce && !input.is_array() && distinct_literal_keys(pairs) {
+            // One item and keys known to differ: every group is that item under one key,
+            // in the pairs' order, so the grouping below would only rebuild this.
+            let mut out: Vec<(Str, Val)> = Vec::with_capacity(pairs.len());
+            for (k, v) in pairs {
+                let Kind::Str(key) = &k.kind else {
+                    unreachable!("distinct_literal_keys checked every key")
+                };
+                let v = self.eval(v, input, env)?;
+                if !v.is_undefined() {
+                    out.push((key.clone(), v));
+                }
+            }
+            return Ok(Val::object(out));
+        }
         let mut items = if input.is_array() {
             input.items()
         } else {
@@ -1032,10 +1115,9 @@ impl<'v> Eval<'v> {
     ) -> Result<Val> {
         if op == BinOp::Concat && is_plain_concat(lhs) {
             // `a & b & c & ...` builds one string instead of one per operator.
-            let mut s = String::new();
+            let mut s = String::with_capacity(64);
             self.concat_into(lhs, input, env, &mut s)?;
-            let r = self.eval(rhs, input, env)?;
-            functions::append_string(&mut s, &r).map_err(|e| e.at(n.pos))?;
+            self.concat_part(rhs, n.pos, input, env, &mut s)?;
             return Ok(Val::string(s));
         }
         let l = self.eval(lhs, input, env)?;
@@ -1227,11 +1309,37 @@ impl<'v> Eval<'v> {
             && is_plain_concat(n)
         {
             self.concat_into(lhs, input, env, out)?;
-            let r = self.eval(rhs, input, env)?;
-            return functions::append_string(out, &r).map_err(|e| e.at(n.pos));
+            return self.concat_part(rhs, n.pos, input, env, out);
+        }
+        self.concat_part(n, n.pos, input, env, out)
+    }
+
+    /// One operand of `&` appended to `out`; `$string(x)` writes x's text straight in.
+    fn concat_part(
+        &mut self,
+        n: &Node,
+        pos: usize,
+        input: &Val,
+        env: &Rc<Frame>,
+        out: &mut String,
+    ) -> Result<()> {
+        if let Kind::Function {
+            procedure,
+            args,
+            partial: false,
+            builtin: Some(bi),
+        } = &n.kind
+            && *bi == functions::STRING
+            && let [arg] = args.as_slice()
+            && !matches!(arg.kind, Kind::Placeholder)
+            && let Kind::Variable(name, _) = &procedure.kind
+            && !self.is_bound(env, name)
+        {
+            let v = self.eval(arg, input, env)?;
+            return functions::append_string(out, &v).map_err(|e| e.at(n.pos).token(name.as_str()));
         }
         let v = self.eval(n, input, env)?;
-        functions::append_string(out, &v).map_err(|e| e.at(n.pos))
+        functions::append_string(out, &v).map_err(|e| e.at(pos))
     }
 
     /// `name(...)` where `$name` is a function: the name, to suggest the missing `$`.
@@ -1549,6 +1657,18 @@ fn reaches(v: &Val, target: &Rc<super::value::Object>) -> bool {
 }
 
 /// A `&` node with nothing applied to its result (no predicate, grouping or `[]`).
+/// Every key a string literal and no two equal (checked pairwise, so only for small
+/// objects): an object constructor that cannot group or collide.
+fn distinct_literal_keys(pairs: &[(Node, Node)]) -> bool {
+    pairs.len() <= 16
+        && pairs.iter().enumerate().all(|(i, (k, _))| match &k.kind {
+            Kind::Str(key) => pairs[..i]
+                .iter()
+                .all(|(other, _)| !matches!(&other.kind, Kind::Str(o) if o == key)),
+            _ => false,
+        })
+}
+
 fn is_plain_concat(n: &Node) -> bool {
     matches!(
         n.kind,

@@ -101,6 +101,9 @@ static BUILTINS: &[Builtin] = &[
     b("parse", "<s-:j>", 1, parse),
 ];
 
+/// The index of `$string` in the table (`string_index_is_the_table_s` checks it).
+pub const STRING: u16 = 5;
+
 fn signatures() -> &'static Vec<Signature> {
     static SIGS: OnceLock<Vec<Signature>> = OnceLock::new();
     SIGS.get_or_init(|| {
@@ -138,13 +141,17 @@ pub fn builtin_index(name: &str) -> Option<u16> {
 pub fn call_builtin(
     ev: &mut Eval,
     i: u16,
-    args: Vec<Val>,
+    args: &[Val],
     input: &Val,
     env: &Rc<Frame>,
 ) -> Result<Val> {
     let b = &BUILTINS[i as usize];
-    let args = signatures()[i as usize].validate_owned(args, input)?;
-    (b.imp)(ev, &args, input, env)
+    let signature = &signatures()[i as usize];
+    if signature.passes(args) {
+        return (b.imp)(ev, args, input, env);
+    }
+    let fixed = signature.validate(args, input)?;
+    (b.imp)(ev, &fixed, input, env)
 }
 
 pub fn transform_signature() -> &'static Signature {
@@ -276,34 +283,37 @@ pub fn append(a: Val, b: Val) -> Val {
 /// Appends what `&` makes of `v` to `out` (nothing for undefined).
 pub fn append_string(out: &mut String, v: &Val) -> Result<()> {
     match v {
-        Val::Undefined | Val::Func(_) => Ok(()),
-        Val::Str(s) => {
-            out.push_str(s);
-            Ok(())
-        }
-        Val::Num(x) if x.is_finite() && x.fract() == 0.0 && x.abs() < 1e15 => {
-            out.push_str(itoa::Buffer::new().format(*x as i64));
-            Ok(())
-        }
-        other => {
-            out.push_str(&to_string(other)?);
-            Ok(())
-        }
+        Val::Undefined => Ok(()),
+        other => write_string(other, out),
     }
 }
 
 /// `$string` of a value: strings as they are, everything else as JSON with numbers at 15
 /// significant digits.
 pub fn to_string(v: &Val) -> Result<String> {
+    let mut out = String::with_capacity(64);
+    write_string(v, &mut out)?;
+    Ok(out)
+}
+
+/// `$string` of a value appended to `out` (no string is made for it on the way).
+pub fn write_string(v: &Val, out: &mut String) -> Result<()> {
     match v {
-        Val::Str(s) => Ok(s.to_string()),
-        Val::Func(_) => Ok(String::new()),
-        Val::Num(x) if !x.is_finite() => Err(Error::new(
-            "D3001",
-            "Attempting to invoke string function on Infinity or NaN",
-        )),
-        other => stringify(other, false, true),
+        Val::Str(s) => out.push_str(s),
+        Val::Func(_) => {}
+        Val::Num(x) if !x.is_finite() => {
+            return Err(Error::new(
+                "D3001",
+                "Attempting to invoke string function on Infinity or NaN",
+            ));
+        }
+        Val::Array(a) if a.has(flag::OUTER_WRAPPER) => {
+            let first = a.items.first().cloned().unwrap_or_default();
+            write_json(&first, false, true, 0, out)?;
+        }
+        other => write_json(other, false, true, 0, out)?,
     }
+    Ok(())
 }
 
 /// JSON.stringify as jsonata-js calls it (numbers through toPrecision(15) when `round`).
@@ -344,7 +354,9 @@ fn write_json(v: &Val, pretty: bool, round: bool, depth: usize, out: &mut String
             } else {
                 *x
             };
-            if x.is_finite() {
+            if x.fract() == 0.0 && x.abs() < 1e15 {
+                out.push_str(itoa::Buffer::new().format(x as i64));
+            } else if x.is_finite() {
                 out.push_str(&numfmt::js_number_to_string(x));
             } else {
                 out.push_str("null");
@@ -352,7 +364,41 @@ fn write_json(v: &Val, pretty: bool, round: bool, depth: usize, out: &mut String
         }
         Val::Str(s) => quote(s, out),
         Val::Func(_) => out.push_str("\"\""),
-        Val::Array(_) | Val::JArray(_) => {
+        Val::JArray(items) => {
+            // Read where it lies: each item becomes a value only as it is written.
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                write_json(&Val::from_json(item), pretty, round, depth + 1, out)?;
+            }
+            if !items.is_empty() {
+                indent(out, depth);
+            }
+            out.push(']');
+        }
+        Val::JObject(o) => {
+            out.push('{');
+            for (i, (k, item)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                indent(out, depth + 1);
+                quote(k, out);
+                out.push(':');
+                if pretty {
+                    out.push(' ');
+                }
+                write_json(&Val::from_json(item), pretty, round, depth + 1, out)?;
+            }
+            if !o.is_empty() {
+                indent(out, depth);
+            }
+            out.push('}');
+        }
+        Val::Array(_) => {
             let items = v.items();
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -367,7 +413,7 @@ fn write_json(v: &Val, pretty: bool, round: bool, depth: usize, out: &mut String
             }
             out.push(']');
         }
-        Val::Object(_) | Val::JObject(_) => {
+        Val::Object(_) => {
             let entries = v.entries();
             out.push('{');
             let mut first = true;
@@ -398,19 +444,31 @@ fn write_json(v: &Val, pretty: bool, round: bool, depth: usize, out: &mut String
 
 fn quote(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    // Runs that need no escape are copied whole; every escaped character is ASCII, so a
+    // byte below 0x20, `"` or `\\` is always a whole character.
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[from..i]);
+        if escape.is_empty() {
+            out.push_str(&format!("\\u{:04x}", b));
+        } else {
+            out.push_str(escape);
         }
+        from = i + 1;
     }
+    out.push_str(&s[from..]);
     out.push('"');
 }
 
@@ -683,6 +741,9 @@ fn string(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
             return to_string(&a).map(Val::string);
         }
         return stringify(&a, true, true).map(Val::string);
+    }
+    if let Val::Str(_) = a {
+        return Ok(a);
     }
     to_string(&a).map(Val::string)
 }
@@ -1783,5 +1844,10 @@ mod tests {
         for b in BUILTINS {
             assert!(Signature::parse(b.signature).is_ok(), "{}", b.name);
         }
+    }
+
+    #[test]
+    fn string_index_is_the_table_s() {
+        assert_eq!(builtin_index("string"), Some(STRING));
     }
 }

@@ -139,7 +139,15 @@ impl Expression {
         vars: &dyn Variables,
         options: &Options,
     ) -> Result<Evaluated, Error> {
-        let result = self.run_val(input, Frame::root(), Some(vars), options)?;
+        let root = SPARE_ROOT.take().unwrap_or_else(Frame::root);
+        let result = self.run_val(input, root.clone(), Some(vars), options);
+        // The root frame comes back for the thread's next evaluation when nothing kept it
+        // (a function in the result holds it); its bindings go now.
+        if std::rc::Rc::strong_count(&root) == 1 && std::rc::Rc::weak_count(&root) == 0 {
+            root.clear();
+            SPARE_ROOT.set(Some(root));
+        }
+        let result = result?;
         if matches!(result, Val::Func(_)) {
             return Ok(Evaluated::Function);
         }
@@ -197,6 +205,11 @@ fn check_result(v: &Val) -> Result<(), Error> {
         }
         _ => Ok(()),
     }
+}
+
+thread_local! {
+    /// An emptied root frame left by the thread's last evaluation in a workflow.
+    static SPARE_ROOT: std::cell::Cell<Option<std::rc::Rc<Frame>>> = const { std::cell::Cell::new(None) };
 }
 
 #[cfg(test)]

@@ -148,21 +148,20 @@ impl Signature {
         })
     }
 
-    /// `validate` that hands back `args` itself when they need no fixing up (the usual
-    /// case: every argument given, of a plain type), so a call allocates nothing more.
-    pub fn validate_owned(&self, args: Vec<Val>, context: &Val) -> Result<Vec<Val>> {
-        if args.len() <= self.params.len()
-            && self.params.iter().zip(&args).all(|(p, a)| {
+    /// Whether `args` pass as they are: each of a type its parameter takes, none to be
+    /// wrapped, filled in from the context or checked item by item (`validate` does those).
+    pub fn passes(&self, args: &[Val]) -> bool {
+        args.len() <= self.params.len()
+            && self.params.iter().zip(args).all(|(p, a)| {
                 let s = symbol_of(a);
-                s != b'm' && !p.repeated && p.kind != b'a' && p.accepts.contains(&s)
+                // An array given for an array parameter without an item type passes as it
+                // is; anything else for one is wrapped or checked by `validate`.
+                let as_is = p.kind != b'a' || (s == b'a' && p.subtype.is_none());
+                s != b'm' && !p.repeated && as_is && p.accepts.contains(&s)
             })
             && self.params[args.len()..]
                 .iter()
                 .all(|p| p.optional && !p.context)
-        {
-            return Ok(args);
-        }
-        self.validate(&args, context)
     }
 
     /// Checks `args` against the signature and returns them fixed up: context values put in

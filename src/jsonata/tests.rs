@@ -210,3 +210,55 @@ fn simple_paths_agree_with_the_general_walk() {
     }
     assert_eq!(ok("$.a.b.c[1].d", doc), "2");
 }
+
+#[test]
+fn object_constructors_with_literal_keys_agree_with_grouping() {
+    let doc = r#"{"a":1,"b":"x","arr":[{"k":"p","v":1},{"k":"q","v":2},{"k":"p","v":3}]}"#;
+    // One item, distinct literal keys: values in the pairs' order, undefined ones left out.
+    assert_eq!(
+        ok("{'z': a, 'y': b, 'none': nothing, 'c': a + 1}", doc),
+        r#"{"z":1,"y":"x","c":2}"#
+    );
+    // The same keys written twice still collide, and a computed key still groups.
+    assert_eq!(code("{'a': 1, 'a': 2}", doc), "D1009");
+    assert_eq!(ok("arr{k: $sum(v)}", doc), r#"{"p":4,"q":2}"#);
+    // Over a sequence the literal key gathers every item: the value sees them all.
+    assert_eq!(ok("arr{'all': $count(v)}", doc), r#"{"all":3}"#);
+    assert_eq!(ok("[]{'x': 1}", doc), r#"{"x":1}"#);
+    // Integer-like keys are ordered as JavaScript orders them in both paths.
+    assert_eq!(
+        ok("{'b': 1, '2': 2, '1': 3}", doc),
+        ok("$merge([{'b': 1}, {'2': 2}, {'1': 3}])", doc)
+    );
+}
+
+#[test]
+fn string_in_a_concatenation_writes_what_string_gives() {
+    let doc = r#"{"n":3,"f":0.1,"big":123456789012345678,"a":["q\"\\\n\u0001é",1.5,true,null],"o":{"k":[1]}}"#;
+    for part in [
+        "n", "f", "big", "a", "o", "nothing", "1/3", "-0", "'s'", "$string",
+    ] {
+        let alone = ok(&format!("$string({part})"), doc);
+        let text = serde_json::from_str::<Option<String>>(&alone.replace("undefined", "null"))
+            .unwrap()
+            .unwrap_or_default();
+        let joined = ok(&format!("'<' & $string({part}) & '>'"), doc);
+        assert_eq!(
+            joined,
+            serde_json::to_string(&format!("<{text}>")).unwrap(),
+            "{part}"
+        );
+    }
+    assert_eq!(
+        ok("$string(a)", doc),
+        r#""[\"q\\\"\\\\\\n\\u0001é\",1.5,true,null]""#
+    );
+    // The name rebound in the expression is the user's function, not the built-in.
+    assert_eq!(
+        ok("($string := function($x) {'X'}; 'a' & $string(1))", doc),
+        "\"aX\""
+    );
+    // Errors keep the call's position and name.
+    let e = eval("'a' & $string(1/0)", doc).unwrap_err();
+    assert_eq!((e.code, e.position), ("D3001", 14));
+}
