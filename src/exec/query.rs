@@ -8,8 +8,8 @@ use super::data::{Env, Failure, Handling, Here, Sized};
 use crate::json::{Number, Object, Str, Value};
 use crate::jsonata::{Evaluated, Options, Variables};
 use crate::plan::{
-    CompareOp, CompareSide, ContextField, ContextSource, FastCompare, FastRead, JsonataOp,
-    STATES_SLOT, context,
+    CompareOp, CompareSide, ContextField, ContextSource, FastCompare, FastRead, FastTest,
+    JsonataOp, STATES_SLOT, context,
 };
 
 /// What `$states` holds in one state's evaluation. The object is built once per state, the
@@ -205,6 +205,22 @@ fn fast_read(
     }
 }
 
+/// What a `FastTest` gives; `None` when the evaluator must decide.
+fn fast_test(t: &FastTest, states: &States, ctx: &dyn ContextSource) -> Option<bool> {
+    match t {
+        FastTest::Compare(c) => fast_compare(c, states, ctx),
+        FastTest::And(a, b) => match fast_test(a, states, ctx)? {
+            false => Some(false),
+            true => fast_test(b, states, ctx),
+        },
+        FastTest::Or(a, b) => match fast_test(a, states, ctx)? {
+            true => Some(true),
+            false => fast_test(b, states, ctx),
+        },
+        FastTest::Not(a) => fast_test(a, states, ctx).map(|b| !b),
+    }
+}
+
 /// What a `FastCompare` gives; `None` when the evaluator must decide.
 fn fast_compare(c: &FastCompare, states: &States, ctx: &dyn ContextSource) -> Option<bool> {
     let side = |o: &CompareSide| -> Option<Option<Value>> {
@@ -273,8 +289,8 @@ fn eval_bounded(
             ),
         ));
     };
-    if let Some(c) = &op.compare
-        && let Some(b) = fast_compare(c, states, env.ctx)
+    if let Some(t) = &op.test
+        && let Some(b) = fast_test(t, states, env.ctx)
     {
         return Ok((Value::Bool(b), None));
     }

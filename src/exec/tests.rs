@@ -1144,3 +1144,44 @@ fn jsonata_reads_of_states_members_agree_with_the_whole_object() {
         r#"{"whole":{"a":{"b":"x"},"list":[{"v":1},{"v":2}]},"deep":"x|[1,2]","viaObject":"x","missing":false,"result":false,"keys":["input","context"],"shadowed":"mine"}"#
     );
 }
+
+#[test]
+fn booleans_of_comparisons_taken_without_the_evaluator_agree_with_it() {
+    // Regression guard for the FastTest shortcut: `and`, `or` and `$not` over comparisons,
+    // including ones the shortcut leaves to the evaluator (an object compared: T2010) and
+    // ones `and`/`or` never reach, give what the JSONata evaluator gives.
+    let exprs = [
+        "$states.input.a = 1 and $states.input.b = 'x'",
+        "$states.input.a = 1 or $states.input.b = 'x'",
+        "$not($states.input.a = 1)",
+        "($states.input.a > 0 or $states.input.o < 1) and $not($states.input.b != 'x')",
+        "$states.input.a < 1 and $states.input.o < 1",
+        "$states.input.a >= 1 or $states.input.o < 1",
+        "$not($states.input.missing < 1) or $states.input.a = 1",
+    ];
+    let inputs = [
+        r#"{"a":1,"b":"x","o":{"k":1}}"#,
+        r#"{"a":0,"b":"x","o":{"k":1}}"#,
+        r#"{"a":2,"b":"y","o":{"k":1}}"#,
+        r#"{"b":"x","o":[1]}"#,
+        r#"{"a":"1","b":null}"#,
+        r#"{}"#,
+    ];
+    for expr in exprs {
+        let def = format!(
+            r#"{{"QueryLanguage":"JSONata","StartAt":"A","States":{{"A":{{"Type":"Pass","Output":"{{% {expr} %}}","End":true}}}}}}"#
+        );
+        let reference = crate::jsonata::compile(&expr.replace("$states.input.", "$i.")).unwrap();
+        for input in inputs {
+            let want = match reference.evaluate(None, &[("i", v(input))]) {
+                Ok(Some(v)) => Ok(to_string(&v)),
+                Ok(None) | Err(_) => Err(()),
+            };
+            let got = match run(&def, input) {
+                Outcome::Succeeded(v) => Ok(to_string(&v)),
+                _ => Err(()),
+            };
+            assert_eq!(got, want, "{expr} on {input}");
+        }
+    }
+}

@@ -15,12 +15,12 @@
 //! assert_eq!(out.unwrap().as_str(), Some("5 EU"));
 //! ```
 
-mod ast;
+pub(crate) mod ast;
 pub mod datetime;
 pub mod error;
 mod eval;
 mod func;
-mod functions;
+pub(crate) mod functions;
 mod lexer;
 pub mod numfmt;
 mod parser;
@@ -39,6 +39,13 @@ use value::{Val, flag};
 #[derive(Debug)]
 pub struct Expression {
     root: ast::Node,
+}
+
+impl Expression {
+    /// The compiled tree (the Plan reads shortcuts off it).
+    pub fn root(&self) -> &ast::Node {
+        &self.root
+    }
 }
 
 /// Options of one evaluation.

@@ -139,60 +139,102 @@ fn fast_read(text: &str, slots: &HashMap<String, u16>) -> Option<FastRead> {
     })
 }
 
-/// The `FastCompare` an expression is, if it is `a op b` of plain reads and literals.
-fn fast_compare(text: &str, slots: &HashMap<String, u16>) -> Option<FastCompare> {
-    let at = text.find(['=', '!', '<', '>'])?;
-    let rest = &text[at..];
-    let (op, len) = [
-        ("!=", CompareOp::Ne),
-        ("<=", CompareOp::Le),
-        (">=", CompareOp::Ge),
-        ("=", CompareOp::Eq),
-        ("<", CompareOp::Lt),
-        (">", CompareOp::Gt),
-    ]
-    .into_iter()
-    .find(|(t, _)| rest.starts_with(t))
-    .map(|(t, op)| (op, t.len()))?;
-    let operand = |s: &str| -> Option<CompareSide> {
-        let s = s.trim();
-        if s.starts_with('$') {
-            return fast_read(s, slots).map(CompareSide::Read);
-        }
-        let lit = match s {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            "null" => Value::Null,
-            _ => {
-                let quoted = s
-                    .strip_prefix('\'')
-                    .and_then(|x| x.strip_suffix('\''))
-                    .or_else(|| s.strip_prefix('"').and_then(|x| x.strip_suffix('"')));
-                match quoted {
-                    Some(q) if q.is_ascii() && !q.contains(['\'', '"', '\\']) => Value::string(q),
-                    Some(_) => return None,
-                    None => {
-                        let digits = s.strip_prefix('-').unwrap_or(s);
-                        if digits.is_empty()
-                            || !digits.chars().all(|c| c.is_ascii_digit() || c == '.')
-                            || digits.starts_with('.')
-                            || digits.ends_with('.')
-                            || digits.matches('.').count() > 1
-                        {
-                            return None;
+/// The `FastTest` an expression is, if it is comparisons of plain reads and literals
+/// joined by `and`, `or`, `$not` and parentheses.
+fn fast_test(e: &crate::jsonata::Expression, slots: &HashMap<String, u16>) -> Option<FastTest> {
+    use crate::jsonata::ast::{BinOp, Kind, Node};
+    // Nothing applied to the node itself: no filter, grouping or `[]`.
+    let bare = |n: &Node| {
+        n.predicate.is_empty() && n.stages.is_empty() && n.group.is_none() && !n.keep_array
+    };
+    fn side(n: &Node, slots: &HashMap<String, u16>) -> Option<CompareSide> {
+        let lit = match &n.kind {
+            Kind::Str(s) => Value::String(s.clone()),
+            Kind::Num(x) => Value::Number(crate::json::Number::Float(*x)),
+            Kind::Bool(b) => Value::Bool(*b),
+            Kind::Null => Value::Null,
+            Kind::Variable(name, _) if !name.is_empty() => {
+                return fast_read(&format!("${name}"), slots).map(CompareSide::Read);
+            }
+            Kind::Path {
+                steps,
+                simple: true,
+                ..
+            } => {
+                let mut text = String::new();
+                for (i, step) in steps.iter().enumerate() {
+                    match (&step.kind, i) {
+                        (Kind::Variable(name, _), 0) if !name.is_empty() => {
+                            text.push('$');
+                            text.push_str(name);
                         }
-                        Value::Number(crate::json::Number::Float(s.parse::<f64>().ok()?))
+                        (Kind::Name(name), 1..) => {
+                            text.push('.');
+                            text.push_str(name);
+                        }
+                        _ => return None,
                     }
                 }
+                // `fast_read` takes only plain names, so the text means what the steps do.
+                return fast_read(&text, slots).map(CompareSide::Read);
             }
+            _ => return None,
         };
         Some(CompareSide::Literal(lit))
-    };
-    Some(FastCompare {
-        left: operand(&text[..at])?,
-        op,
-        right: operand(&rest[len..])?,
-    })
+    }
+    fn walk(
+        n: &Node,
+        slots: &HashMap<String, u16>,
+        bare: &dyn Fn(&Node) -> bool,
+    ) -> Option<FastTest> {
+        if !bare(n) {
+            return None;
+        }
+        match &n.kind {
+            Kind::Block { exprs, .. } if exprs.len() == 1 => walk(&exprs[0], slots, bare),
+            Kind::Binary { op, lhs, rhs } => {
+                let both = || {
+                    Some((
+                        Box::new(walk(lhs, slots, bare)?),
+                        Box::new(walk(rhs, slots, bare)?),
+                    ))
+                };
+                let op = match op {
+                    BinOp::And => return both().map(|(a, b)| FastTest::And(a, b)),
+                    BinOp::Or => return both().map(|(a, b)| FastTest::Or(a, b)),
+                    BinOp::Eq => CompareOp::Eq,
+                    BinOp::Ne => CompareOp::Ne,
+                    BinOp::Lt => CompareOp::Lt,
+                    BinOp::Le => CompareOp::Le,
+                    BinOp::Gt => CompareOp::Gt,
+                    BinOp::Ge => CompareOp::Ge,
+                    _ => return None,
+                };
+                if !bare(lhs) || !bare(rhs) {
+                    return None;
+                }
+                Some(FastTest::Compare(FastCompare {
+                    left: side(lhs, slots)?,
+                    op,
+                    right: side(rhs, slots)?,
+                }))
+            }
+            // `$not` itself, not a workflow variable of that name.
+            Kind::Function {
+                procedure,
+                args,
+                partial: false,
+                builtin: Some(bi),
+            } if crate::jsonata::functions::builtin_index("not") == Some(*bi)
+                && matches!(&procedure.kind, Kind::Variable(name, None) if name.as_str() == "not")
+                && args.len() == 1 =>
+            {
+                Some(FastTest::Not(Box::new(walk(&args[0], slots, bare)?)))
+            }
+            _ => None,
+        }
+    }
+    walk(e.root(), slots, &bare)
 }
 
 impl Compiler {
@@ -259,7 +301,7 @@ impl Compiler {
         });
         let context = context_parts(&e.text);
         let fast = fast_read(&e.text, &self.slots);
-        let compare = fast_compare(&e.text, &self.slots).map(Box::new);
+        let test = fast_test(&expr, &self.slots).map(Box::new);
         self.needs_execution_input |= context & context::EXECUTION != 0;
         Box::new(JsonataOp {
             field: Str::new(field),
@@ -267,7 +309,7 @@ impl Compiler {
             expr,
             context,
             fast,
-            compare,
+            test,
         })
     }
 
@@ -676,4 +718,56 @@ pub fn pattern(s: &str) -> Box<[PatternPiece]> {
         pieces.push(PatternPiece::Text(text));
     }
     pieces.into_boxed_slice()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_of(text: &str) -> Option<FastTest> {
+        let slots = HashMap::from([("limit".to_string(), 0u16)]);
+        let resolve = |name: &str| match name {
+            "states" => Some(STATES_SLOT),
+            other => slots.get(other).map(|s| *s as u32),
+        };
+        let e = crate::jsonata::compile_with(text, &resolve).unwrap();
+        fast_test(&e, &slots)
+    }
+
+    /// The shape of a test, as text: `c` for a comparison.
+    fn shape(t: &FastTest) -> String {
+        match t {
+            FastTest::Compare(_) => "c".into(),
+            FastTest::And(a, b) => format!("({} and {})", shape(a), shape(b)),
+            FastTest::Or(a, b) => format!("({} or {})", shape(a), shape(b)),
+            FastTest::Not(a) => format!("not {}", shape(a)),
+        }
+    }
+
+    #[test]
+    fn booleans_of_plain_comparisons_become_fast_tests() {
+        let cases = [
+            ("$states.input.a = 1", Some("c")),
+            (
+                "$limit >= 10 and ($states.input.s = 'x' or $states.input.f > 10)",
+                Some("(c and (c or c))"),
+            ),
+            (
+                "$not($states.input.u = 'f') or $limit < -2.5",
+                Some("(not c or c)"),
+            ),
+            ("$states.context.Execution.Name = 'n'", Some("c")),
+            // Anything else is the evaluator's: arithmetic, a call, a filter, a function of
+            // another name, a name that is not plain, a bare read as a boolean.
+            ("$states.input.a + 1 > 2", None),
+            ("$count($states.input.r) > 2 and true = true", None),
+            ("$states.input.a[0] = 1", None),
+            ("$boolean($states.input.a = 1)", None),
+            ("$states.input.`a b` = 1", None),
+            ("$states.input.a and $states.input.b = 1", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(test_of(text).as_ref().map(shape).as_deref(), want, "{text}");
+        }
+    }
 }

@@ -106,8 +106,20 @@ pub struct JsonataOp {
     /// A plain read (`$states.input.a.b`, `$name.a`, `$states.context.Map.Item.Value`),
     /// done without the JSONata evaluator when the data allows.
     pub fast: Option<FastRead>,
-    /// A comparison of two plain reads or literals (`$states.input.v > $limit`), likewise.
-    pub compare: Option<Box<FastCompare>>,
+    /// Comparisons of plain reads and literals joined by `and`, `or` and `$not`
+    /// (`$states.input.v > $limit and $not($mode = 'dry')`), likewise.
+    pub test: Option<Box<FastTest>>,
+}
+
+/// A boolean of `FastCompare`s, as JSONata evaluates it: `and` and `or` stop at the first
+/// operand that decides them. Where a comparison it reaches cannot be done without the
+/// evaluator, the evaluator does the whole expression.
+#[derive(Debug)]
+pub enum FastTest {
+    Compare(FastCompare),
+    And(Box<FastTest>, Box<FastTest>),
+    Or(Box<FastTest>, Box<FastTest>),
+    Not(Box<FastTest>),
 }
 
 /// `left op right` with each side a `FastRead` or a literal. Numbers and ASCII strings
