@@ -9,7 +9,7 @@ use crate::json::{Number, Object, Str, Value};
 use crate::jsonata::{Evaluated, Options, Variables};
 use crate::plan::{
     CompareOp, CompareSide, ContextField, ContextSource, FastCompare, FastRead, FastTest,
-    JsonataOp, STATES_SLOT, context,
+    JsonataOp, Member, STATES_SLOT, context,
 };
 
 /// What `$states` holds in one state's evaluation. The object is built once per state, the
@@ -167,10 +167,10 @@ fn fast_read(
     states: &States,
     ctx: &dyn ContextSource,
 ) -> Result<Option<(Value, Option<u64>)>, ()> {
-    fn walk(mut cur: &Value, steps: &[Str]) -> Result<Option<Value>, ()> {
+    fn walk(mut cur: &Value, steps: &[Member]) -> Result<Option<Value>, ()> {
         for s in steps {
             match cur {
-                Value::Object(o) => match o.get_key(s) {
+                Value::Object(o) => match s.hint.get(o, &s.key) {
                     Some(v) => cur = v,
                     None => return Ok(None),
                 },

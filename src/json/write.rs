@@ -192,6 +192,13 @@ pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// `write_str` onto a `String` (JSON.stringify escapes the same characters the same way).
+pub fn write_str_to_string(s: &str, out: &mut String) {
+    // SAFETY: `write_str` appends `s`'s bytes cut only before ASCII bytes (whole UTF-8
+    // characters) and ASCII escapes, so `out` stays valid UTF-8.
+    write_str(s, unsafe { out.as_mut_vec() })
+}
+
 /// Appends a number as Jackson writes it.
 pub fn write_number(n: Number, out: &mut Vec<u8>) {
     match n {

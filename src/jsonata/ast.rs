@@ -143,6 +143,10 @@ pub struct Node {
     /// A literal made by constant folding (`60 * 60`): as a predicate it still filters like
     /// the expression it was, not like a literal index.
     pub folded: bool,
+    /// A name step of a simple path: where its key sat in the last JSON object this thread
+    /// read it from (`jsonpath::Hint`), so that a lookup in an event of the same shape is one
+    /// comparison.
+    pub hint: Option<crate::jsonpath::Hint>,
 }
 
 impl Node {
@@ -161,6 +165,7 @@ impl Node {
             ancestor_label: None,
             seeking_parent: Vec::new(),
             folded: false,
+            hint: None,
         }
     }
     fn is_path(&self) -> bool {
@@ -946,6 +951,13 @@ fn finish(n: &mut Node) {
                             _ => false,
                         }
                 });
+            if *simple {
+                for s in steps.iter_mut() {
+                    if matches!(s.kind, Kind::Name(_)) && s.hint.is_none() {
+                        s.hint = Some(Default::default());
+                    }
+                }
+            }
         }
         Kind::Function {
             procedure,

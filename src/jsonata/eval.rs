@@ -582,7 +582,11 @@ impl<'v> Eval<'v> {
                 let Kind::Name(key) = &steps[i].kind else {
                     break;
                 };
-                match obj.get_key(key) {
+                let found = match &steps[i].hint {
+                    Some(hint) => hint.get(obj, key),
+                    None => obj.get_key(key),
+                };
+                match found {
                     None => return Ok(Val::Undefined),
                     Some(crate::json::Value::Object(o)) if i + 1 < steps.len() => obj = o,
                     Some(v) => {

@@ -442,34 +442,9 @@ fn write_json(v: &Val, pretty: bool, round: bool, depth: usize, out: &mut String
     Ok(())
 }
 
+/// A string as JSON.stringify writes it.
 fn quote(s: &str, out: &mut String) {
-    out.push('"');
-    // Runs that need no escape are copied whole; every escaped character is ASCII, so a
-    // byte below 0x20, `"` or `\\` is always a whole character.
-    let bytes = s.as_bytes();
-    let mut from = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..0x20 => "",
-            _ => continue,
-        };
-        out.push_str(&s[from..i]);
-        if escape.is_empty() {
-            out.push_str(&format!("\\u{:04x}", b));
-        } else {
-            out.push_str(escape);
-        }
-        from = i + 1;
-    }
-    out.push_str(&s[from..]);
-    out.push('"');
+    crate::json::write_str_to_string(s, out);
 }
 
 /// `$clone`: a deep copy made of values built here (so a transform can update it).

@@ -262,3 +262,18 @@ fn string_in_a_concatenation_writes_what_string_gives() {
     let e = eval("'a' & $string(1/0)", doc).unwrap_err();
     assert_eq!((e.code, e.position), ("D3001", 14));
 }
+
+#[test]
+fn a_simple_path_reads_objects_of_any_shape_after_its_hint_learned_one() {
+    // The hint remembers where `b` sat; objects with `b` elsewhere or without it still read
+    // right, and the first shape again too.
+    let e = compile("a.b").unwrap();
+    let read = |doc: &str| {
+        let v = json::parse(doc.as_bytes()).unwrap();
+        e.evaluate(Some(&v), &[]).unwrap().map(|v| json::to_string(&v))
+    };
+    assert_eq!(read(r#"{"a":{"b":1}}"#).as_deref(), Some("1"));
+    assert_eq!(read(r#"{"x":0,"a":{"y":2,"z":4,"b":3}}"#).as_deref(), Some("3"));
+    assert_eq!(read(r#"{"a":{"y":2}}"#), None);
+    assert_eq!(read(r#"{"a":{"b":"again"}}"#).as_deref(), Some("\"again\""));
+}

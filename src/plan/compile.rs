@@ -115,7 +115,14 @@ fn fast_read(text: &str, slots: &HashMap<String, u16>) -> Option<FastRead> {
     if !plain(root) || !rest.iter().all(|n| plain(n)) {
         return None;
     }
-    let names = |r: &[&str]| r.iter().map(|n| Str::new(n)).collect::<Box<[Str]>>();
+    let names = |r: &[&str]| {
+        r.iter()
+            .map(|n| Member {
+                key: Str::new(n),
+                hint: Default::default(),
+            })
+            .collect::<Box<[Member]>>()
+    };
     if root != "states" {
         return slots
             .get(root)

@@ -154,11 +154,19 @@ pub enum CompareOp {
 /// evaluator runs instead.
 #[derive(Debug)]
 pub enum FastRead {
-    Input(Box<[Str]>),
-    Result(Box<[Str]>),
-    ErrorOutput(Box<[Str]>),
+    Input(Box<[Member]>),
+    Result(Box<[Member]>),
+    ErrorOutput(Box<[Member]>),
     Context(ContextField),
-    Variable(u16, Box<[Str]>),
+    Variable(u16, Box<[Member]>),
+}
+
+/// One name of a `FastRead`, with the position its key had in the last object the shard
+/// found it in (events share their shape, so the next lookup is one comparison).
+#[derive(Debug)]
+pub struct Member {
+    pub key: Str,
+    pub hint: crate::jsonpath::Hint,
 }
 
 /// Members of the context object a JSONata expression may read.
