@@ -270,10 +270,15 @@ fn a_simple_path_reads_objects_of_any_shape_after_its_hint_learned_one() {
     let e = compile("a.b").unwrap();
     let read = |doc: &str| {
         let v = json::parse(doc.as_bytes()).unwrap();
-        e.evaluate(Some(&v), &[]).unwrap().map(|v| json::to_string(&v))
+        e.evaluate(Some(&v), &[])
+            .unwrap()
+            .map(|v| json::to_string(&v))
     };
     assert_eq!(read(r#"{"a":{"b":1}}"#).as_deref(), Some("1"));
-    assert_eq!(read(r#"{"x":0,"a":{"y":2,"z":4,"b":3}}"#).as_deref(), Some("3"));
+    assert_eq!(
+        read(r#"{"x":0,"a":{"y":2,"z":4,"b":3}}"#).as_deref(),
+        Some("3")
+    );
     assert_eq!(read(r#"{"a":{"y":2}}"#), None);
     assert_eq!(read(r#"{"a":{"b":"again"}}"#).as_deref(), Some("\"again\""));
 }
