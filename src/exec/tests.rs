@@ -1185,3 +1185,17 @@ fn booleans_of_comparisons_taken_without_the_evaluator_agree_with_it() {
         }
     }
 }
+
+#[test]
+fn a_workflow_variable_shadows_the_builtin_of_its_name() {
+    // `$not` is the variable once it is assigned (calling it is T1006, as jsonata-js gives
+    // for a bound non-function), and the built-in before.
+    let def = r#"{"QueryLanguage":"JSONata","StartAt":"Before","States":{
+        "Before":{"Type":"Pass","Output":"{% $not(false) %}","Next":"A"},
+        "A":{"Type":"Pass","Assign":{"not":5},"Next":"B"},
+        "B":{"Type":"Pass","Output":"{% $not(false) %}","End":true}}}"#;
+    let (error, cause) = failed(run(def, "{}"));
+    assert_eq!(error, "States.QueryEvaluationError");
+    assert!(cause.contains("T1006"), "{cause}");
+    assert!(cause.contains("'B'"), "{cause}");
+}

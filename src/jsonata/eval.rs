@@ -346,8 +346,9 @@ impl<'v> Eval<'v> {
                 if *partial {
                     self.eval_partial(n, procedure, args, input, env)?
                 } else if let Some(bi) = builtin
-                    && let Kind::Variable(name, _) = &procedure.kind
+                    && let Kind::Variable(name, slot) = &procedure.kind
                     && !self.is_bound(env, name)
+                    && !self.slot_holds(*slot)
                     && !(self.step_functions && name.as_str() == "eval")
                 {
                     // Up to four arguments (every built-in but a few) sit on the stack.
@@ -457,6 +458,15 @@ impl<'v> Eval<'v> {
         env.lookup(name).is_some()
             || name == "$"
             || self.vars.is_some_and(|v| v.get(name).is_some())
+    }
+
+    /// Whether a workflow variable's slot holds a value: then `$name` is that value, which
+    /// shadows a built-in of the same name (as a binding does in jsonata-js).
+    fn slot_holds(&self, slot: Option<u32>) -> bool {
+        match (slot, self.vars) {
+            (Some(slot), Some(vars)) => vars.slot(slot).is_some(),
+            _ => false,
+        }
     }
 
     /// A slot variable, or its member `next` names, as the surroundings hold it, when no
