@@ -1198,4 +1198,12 @@ fn a_workflow_variable_shadows_the_builtin_of_its_name() {
     assert_eq!(error, "States.QueryEvaluationError");
     assert!(cause.contains("T1006"), "{cause}");
     assert!(cause.contains("'B'"), "{cause}");
+    // The same inside `&`, where `$string(x)` has a shortcut of its own.
+    let def = r#"{"QueryLanguage":"JSONata","StartAt":"Before","States":{
+        "Before":{"Type":"Pass","Output":"{% 'a' & $string(1) %}","Next":"A"},
+        "A":{"Type":"Pass","Assign":{"string":"s"},"Next":"B"},
+        "B":{"Type":"Pass","Output":"{% 'a' & $string(1) %}","End":true}}}"#;
+    let (error, cause) = failed(run(def, "{}"));
+    assert_eq!(error, "States.QueryEvaluationError");
+    assert!(cause.contains("T1006") && cause.contains("'B'"), "{cause}");
 }

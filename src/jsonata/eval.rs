@@ -1346,8 +1346,9 @@ impl<'v> Eval<'v> {
             && *bi == functions::STRING
             && let [arg] = args.as_slice()
             && !matches!(arg.kind, Kind::Placeholder)
-            && let Kind::Variable(name, _) = &procedure.kind
+            && let Kind::Variable(name, slot) = &procedure.kind
             && !self.is_bound(env, name)
+            && !self.slot_holds(*slot)
         {
             let v = self.eval(arg, input, env)?;
             return functions::append_string(out, &v).map_err(|e| e.at(n.pos).token(name.as_str()));
@@ -1670,7 +1671,6 @@ fn reaches(v: &Val, target: &Rc<super::value::Object>) -> bool {
     false
 }
 
-/// A `&` node with nothing applied to its result (no predicate, grouping or `[]`).
 /// Every key a string literal and no two equal (checked pairwise, so only for small
 /// objects): an object constructor that cannot group or collide.
 fn distinct_literal_keys(pairs: &[(Node, Node)]) -> bool {
@@ -1683,6 +1683,7 @@ fn distinct_literal_keys(pairs: &[(Node, Node)]) -> bool {
         })
 }
 
+/// A `&` node with nothing applied to its result (no predicate, grouping or `[]`).
 fn is_plain_concat(n: &Node) -> bool {
     matches!(
         n.kind,
