@@ -838,6 +838,32 @@ fn plain_reads_taken_without_the_evaluator_give_what_jsonata_gives() {
     );
 }
 
+/// A JSONata machine of one Pass state whose Output is `expr`.
+fn output_machine(expr: &str) -> String {
+    format!(
+        r#"{{"QueryLanguage":"JSONata","StartAt":"A","States":{{"A":{{"Type":"Pass","Output":"{{% {expr} %}}","End":true}}}}}}"#
+    )
+}
+
+/// What the JSONata evaluator gives: the result's JSON, or `Err` for an error or undefined.
+fn evaluator_says(
+    reference: &crate::jsonata::Expression,
+    bindings: &[(&str, Value)],
+) -> Result<String, ()> {
+    match reference.evaluate(None, bindings) {
+        Ok(Some(v)) => Ok(to_string(&v)),
+        Ok(None) | Err(_) => Err(()),
+    }
+}
+
+/// What a workflow gives, in the same terms as `evaluator_says`.
+fn workflow_says(def: &str, input: &str) -> Result<String, ()> {
+    match run(def, input) {
+        Outcome::Succeeded(v) => Ok(to_string(&v)),
+        _ => Err(()),
+    }
+}
+
 #[test]
 fn comparisons_taken_without_the_evaluator_agree_with_it() {
     // Regression guard for the FastCompare shortcut: every pairing of these values under
@@ -857,9 +883,7 @@ fn comparisons_taken_without_the_evaluator_agree_with_it() {
     ];
     for op in ["=", "!=", "<", "<=", ">", ">="] {
         let expr = format!("$states.input.l {op} $states.input.r");
-        let def = format!(
-            r#"{{"QueryLanguage":"JSONata","StartAt":"A","States":{{"A":{{"Type":"Pass","Output":"{{% {expr} %}}","End":true}}}}}}"#
-        );
+        let def = output_machine(&expr);
         let reference = crate::jsonata::compile(&format!("$l {op} $r")).unwrap();
         for l in values.iter().map(Some).chain([None]) {
             for r in values.iter().map(Some).chain([None]) {
@@ -877,15 +901,11 @@ fn comparisons_taken_without_the_evaluator_agree_with_it() {
                     bindings.push(("r", v(r)));
                 }
                 input.push('}');
-                let want = match reference.evaluate(None, &bindings) {
-                    Ok(Some(v)) => Ok(to_string(&v)),
-                    Ok(None) | Err(_) => Err(()),
-                };
-                let got = match run(&def, &input) {
-                    Outcome::Succeeded(v) => Ok(to_string(&v)),
-                    _ => Err(()),
-                };
-                assert_eq!(got, want, "{l:?} {op} {r:?}");
+                assert_eq!(
+                    workflow_says(&def, &input),
+                    evaluator_says(&reference, &bindings),
+                    "{l:?} {op} {r:?}"
+                );
             }
         }
     }
@@ -1168,20 +1188,14 @@ fn booleans_of_comparisons_taken_without_the_evaluator_agree_with_it() {
         r#"{}"#,
     ];
     for expr in exprs {
-        let def = format!(
-            r#"{{"QueryLanguage":"JSONata","StartAt":"A","States":{{"A":{{"Type":"Pass","Output":"{{% {expr} %}}","End":true}}}}}}"#
-        );
+        let def = output_machine(expr);
         let reference = crate::jsonata::compile(&expr.replace("$states.input.", "$i.")).unwrap();
         for input in inputs {
-            let want = match reference.evaluate(None, &[("i", v(input))]) {
-                Ok(Some(v)) => Ok(to_string(&v)),
-                Ok(None) | Err(_) => Err(()),
-            };
-            let got = match run(&def, input) {
-                Outcome::Succeeded(v) => Ok(to_string(&v)),
-                _ => Err(()),
-            };
-            assert_eq!(got, want, "{expr} on {input}");
+            assert_eq!(
+                workflow_says(&def, input),
+                evaluator_says(&reference, &[("i", v(input))]),
+                "{expr} on {input}"
+            );
         }
     }
 }
