@@ -1454,27 +1454,49 @@ fn exists(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
     Ok(Val::Bool(!arg(args, 0).is_undefined()))
 }
 
-fn spread_of(v: &Val) -> Val {
+/// `$spread`: an array's items spread and flattened in one pass (jsonata-js appends item by
+/// item, copying the result each time: quadratic, so a 10-million-item range never ended),
+/// with the time budget checked as it goes; an object as one-member objects; else itself.
+fn spread_of(ev: &mut Eval, v: &Val) -> Result<Val> {
     if v.is_array() {
-        let mut acc = Val::seq(Vec::new());
-        for item in v.items() {
-            acc = append(acc, spread_of(&item));
+        let mut out = Vec::new();
+        // As jsonata-js's `append` leaves it: a plain array once anything was appended.
+        let mut appended = false;
+        for (i, item) in v.items().iter().enumerate() {
+            if i % 65_536 == 65_535 {
+                ev.check_time(0)?;
+            }
+            match spread_of(ev, item)? {
+                Val::Undefined => {}
+                s if s.is_array() => {
+                    appended = true;
+                    out.extend(s.items());
+                }
+                s => {
+                    appended = true;
+                    out.push(s);
+                }
+            }
         }
-        acc
+        Ok(if appended {
+            Val::array(out)
+        } else {
+            Val::seq(out)
+        })
     } else if v.is_object() {
-        Val::seq(
+        Ok(Val::seq(
             v.entries()
                 .into_iter()
                 .map(|(k, x)| Val::object(vec![(k, x)]))
                 .collect(),
-        )
+        ))
     } else {
-        v.clone()
+        Ok(v.clone())
     }
 }
 
-fn spread(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
-    Ok(spread_of(&arg(args, 0)))
+fn spread(ev: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
+    spread_of(ev, &arg(args, 0))
 }
 
 fn merge(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {

@@ -282,3 +282,26 @@ fn a_simple_path_reads_objects_of_any_shape_after_its_hint_learned_one() {
     assert_eq!(read(r#"{"a":{"y":2}}"#), None);
     assert_eq!(read(r#"{"a":{"b":"again"}}"#).as_deref(), Some("\"again\""));
 }
+
+#[test]
+fn spread_is_linear_and_keeps_jsonata_js_s_shapes() {
+    let doc = r#"{"o":{"a":1,"b":[2]},"n":[[{"x":1}],[],[{"y":2},[{"z":3}]]]}"#;
+    assert_eq!(ok("$spread(o)", doc), r#"[{"a":1},{"b":[2]}]"#);
+    assert_eq!(ok("$spread(n)", doc), r#"[{"x":1},{"y":2},{"z":3}]"#);
+    assert_eq!(ok("$spread([{'a': 1}])", doc), r#"[{"a":1}]"#);
+    assert_eq!(ok("$spread([[]])", doc), "[]");
+    assert_eq!(ok("$spread([])", doc), "undefined");
+    assert_eq!(ok("$spread(5)", doc), "5");
+    // Three million items: the old item-by-item append copied the result each time and
+    // never ended. Now it is one pass, and the time budget still holds over it.
+    let e = compile("$count($spread([1..3000000]))").unwrap();
+    let options = Options {
+        limits: Limits {
+            max_depth: 500,
+            time_limit_ms: 60_000,
+        },
+        ..Options::default()
+    };
+    let v = e.evaluate_with(None, &[], &options).unwrap();
+    assert_eq!(v.map(|v| json::to_string(&v)).as_deref(), Some("3000000"));
+}
