@@ -111,6 +111,14 @@ impl Ctx<'_> {
 }
 
 impl ContextSource for Ctx<'_> {
+    fn field_ref(&self, f: ContextField) -> Option<Option<&Value>> {
+        match f {
+            ContextField::Variable(slot) => Some(self.vars.get(self.frame, slot)),
+            ContextField::MapItemValue => self.item.map(|(_, v)| Some(v)),
+            _ => None,
+        }
+    }
+
     fn field(&self, f: ContextField) -> Option<Value> {
         use ContextField::*;
         if let Some(given) = &self.info.given {

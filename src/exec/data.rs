@@ -133,7 +133,8 @@ impl Sized {
 }
 
 /// An upper bound of `v`'s encoded length, knowing it was selected from a document of
-/// bound `doc`: exact for scalars, the cached length or `doc` for containers.
+/// bound `doc`: exact for scalars; for containers the length or bound they remember, else
+/// `doc`.
 #[inline]
 pub fn bound_of(v: &Value, doc: u64) -> u64 {
     match v {
@@ -148,13 +149,15 @@ pub fn bound_of(v: &Value, doc: u64) -> u64 {
                 encoded_len(v) as u64
             }
         }
-        Value::Array(a) => match a.cached_len() {
-            0 => doc,
-            n => n as u64,
+        Value::Array(a) => match (a.cached_len(), a.cached_bound()) {
+            (0, 0) => doc,
+            (0, b) => b.min(doc),
+            (n, _) => n as u64,
         },
-        Value::Object(o) => match o.cached_len() {
-            0 => doc,
-            n => n as u64,
+        Value::Object(o) => match (o.cached_len(), o.cached_bound()) {
+            (0, 0) => doc,
+            (0, b) => b.min(doc),
+            (n, _) => n as u64,
         },
     }
 }
@@ -335,8 +338,10 @@ pub fn eval_template(
                     obj.push_unique(k.clone(), part.value);
                 }
             }
+            // Remembered, so that a JSONata expression given this object (`$merge`) later
+            // counts it without a walk.
             Ok(Sized {
-                value: Value::object(obj),
+                value: Value::object_within(obj, bound),
                 bound,
             })
         }
@@ -349,7 +354,7 @@ pub fn eval_template(
                 out.push(part.value);
             }
             Ok(Sized {
-                value: Value::array(out),
+                value: Value::array_within(out, bound),
                 bound,
             })
         }
@@ -482,6 +487,61 @@ mod tests {
         };
         assert!(fits.check("S", Handling::Terminal).is_ok());
         assert_eq!(fits.bound, 4);
+    }
+
+    #[test]
+    fn built_containers_remember_a_bound_that_never_undercounts() {
+        // A template's object carries its bound, so a later read of it (a JSONata `$merge`,
+        // a plain read of a sub-document) counts it without a walk, and tighter than the
+        // bound of the document it was read from.
+        let fields = [("a", "$.s"), ("b", "$.a"), ("c", "$.o")]
+            .map(|(k, p)| {
+                let accessor = Accessor::new(crate::jsonpath::Path::parse(p).unwrap());
+                (
+                    Str::new(k),
+                    TemplateOp::Select {
+                        key: Str::new(k),
+                        accessor,
+                    },
+                )
+            })
+            .into_iter()
+            .collect();
+        let t = TemplateOp::Object {
+            fields,
+            duplicate_keys: false,
+        };
+        let doc = sized(r#"{"s":"a\"b\u0001","a":[1.5,"x"],"o":{"k":null},"pad":"0123456789"}"#);
+        let mut rng = Rng::new(1);
+        let mut env = Env {
+            ctx: &NoCtx,
+            ctx_bound: 0,
+            rng: &mut rng,
+            states: None,
+            now_ms: 0,
+        };
+        let here = Here {
+            state: "S",
+            event: 1,
+        };
+        let built = eval_template(&t, &doc, &mut env, here).unwrap();
+        let Value::Object(o) = &built.value else {
+            panic!("an object")
+        };
+        assert_eq!(o.cached_bound(), built.bound);
+        assert_eq!(bound_of(&built.value, u64::MAX), built.bound);
+        assert_eq!(super::super::query::bound(&built.value), built.bound);
+        let exact = encoded_len(&built.value) as u64;
+        assert!(built.bound >= exact);
+        // Once the exact length is known, it is the better bound.
+        assert_eq!(bound_of(&built.value, u64::MAX), exact);
+        // What is remembered is forgotten by a change.
+        let mut changed = built.value.clone();
+        if let Value::Object(o) = &mut changed {
+            std::sync::Arc::make_mut(o).insert(Str::new("d"), Value::string(&"z".repeat(500)));
+        }
+        let b = super::super::query::bound(&changed);
+        assert!(b >= encoded_len(&changed) as u64, "{b}");
     }
 
     #[test]

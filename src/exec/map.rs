@@ -126,7 +126,7 @@ impl Execution {
                 let join = self.take_join(jid);
                 let f = &mut self.fibers[join.fiber as usize];
                 f.resume = Some(Ok(Sized {
-                    value: Value::array(join.results),
+                    value: Value::array_within(join.results, join.bound),
                     bound: join.bound,
                 }));
                 f.phase = Phase::Resume;

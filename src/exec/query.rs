@@ -159,15 +159,14 @@ pub fn query_error(here: Here<'_>, detail: impl std::fmt::Display) -> Failure {
     )
 }
 
-/// What a `FastRead` found, with a bound of its length when one is known without a walk:
-/// `Err(())` when the evaluator must decide.
-#[allow(clippy::type_complexity)]
-fn fast_read(
+/// What a `FastRead` finds, read where it lies: `Err(())` when the evaluator must decide.
+fn fast_find<'v>(
     f: &FastRead,
-    states: &States,
-    ctx: &dyn ContextSource,
-) -> Result<Option<(Value, Option<u64>)>, ()> {
-    fn walk(mut cur: &Value, steps: &[Member]) -> Result<Option<Value>, ()> {
+    states: &'v States,
+    ctx: &'v dyn ContextSource,
+) -> Result<Option<Found<'v>>, ()> {
+    #[inline]
+    fn walk<'v>(mut cur: &'v Value, steps: &[Member]) -> Result<Option<&'v Value>, ()> {
         for s in steps {
             match cur {
                 Value::Object(o) => match s.hint.get(o, &s.key) {
@@ -180,33 +179,84 @@ fn fast_read(
         }
         match cur {
             Value::Number(Number::Int(i)) if i.unsigned_abs() > 1 << 53 => Err(()),
-            v => Ok(Some(v.clone())),
+            v => Ok(Some(v)),
         }
     }
-    let within = |r: Result<Option<Value>, ()>, doc: u64| r.map(|v| v.map(|v| (v, Some(doc))));
+    let lent = |doc: &'v Value, steps: &[Member], bound: u64| {
+        walk(doc, steps).map(|v| v.map(|v| Found::Lent(v, bound)))
+    };
     match f {
-        FastRead::Input(steps) => within(walk(&states.input, steps), states.bounds[0]),
+        FastRead::Input(steps) => lent(&states.input, steps, states.bounds[0]),
         FastRead::Result(steps) => match &states.result {
-            Some(r) => within(walk(r, steps), states.bounds[1]),
+            Some(r) => lent(r, steps, states.bounds[1]),
             None => Ok(None),
         },
         FastRead::ErrorOutput(steps) => match &states.error_output {
-            Some(e) => within(walk(e, steps), states.bounds[2]),
+            Some(e) => lent(e, steps, states.bounds[2]),
             None => Ok(None),
         },
-        FastRead::Context(field) => match ctx.field(*field) {
-            Some(v) => walk(&v, &[]).map(|v| v.map(|v| (v, None))),
-            None => Ok(None),
+        FastRead::Context(field) => match ctx.field_ref(*field) {
+            Some(Some(v)) => lent(v, &[], u64::MAX),
+            Some(None) => Ok(None),
+            None => match ctx.field(*field) {
+                Some(v) => {
+                    let exists = walk(&v, &[])?.is_some();
+                    Ok(exists.then_some(Found::Made(v)))
+                }
+                None => Ok(None),
+            },
         },
-        FastRead::Variable(slot, steps) => match ctx.field(ContextField::Variable(*slot)) {
-            Some(v) => walk(&v, steps).map(|v| v.map(|v| (v, None))),
-            None => Ok(None),
-        },
+        FastRead::Variable(slot, steps) => {
+            let field = ContextField::Variable(*slot);
+            match ctx.field_ref(field) {
+                Some(Some(v)) => lent(v, steps, u64::MAX),
+                Some(None) => Ok(None),
+                None => match ctx.field(field) {
+                    Some(v) => walk(&v, steps).map(|v| v.map(|v| Found::Made(v.clone()))),
+                    None => Ok(None),
+                },
+            }
+        }
+    }
+}
+
+/// A value a `FastRead` found.
+enum Found<'v> {
+    /// Lent from a document whose encoded length is at most the number (`u64::MAX`: not
+    /// known).
+    Lent(&'v Value, u64),
+    /// Made for the read.
+    Made(Value),
+}
+
+impl Found<'_> {
+    fn value(&self) -> &Value {
+        match self {
+            Found::Lent(v, _) => v,
+            Found::Made(v) => v,
+        }
+    }
+
+    fn into_sized(self) -> Sized {
+        match self {
+            Found::Lent(v, doc) => Sized {
+                value: v.clone(),
+                bound: if doc == u64::MAX {
+                    bound(v)
+                } else {
+                    super::data::bound_of(v, doc)
+                },
+            },
+            Found::Made(value) => {
+                let bound = bound(&value);
+                Sized { value, bound }
+            }
+        }
     }
 }
 
 /// What a `FastTest` gives; `None` when the evaluator must decide.
-fn fast_test(t: &FastTest, states: &States, ctx: &dyn ContextSource) -> Option<bool> {
+fn fast_test<'a>(t: &'a FastTest, states: &'a States, ctx: &'a dyn ContextSource) -> Option<bool> {
     match t {
         FastTest::Compare(c) => fast_compare(c, states, ctx),
         FastTest::And(a, b) => match fast_test(a, states, ctx)? {
@@ -222,19 +272,27 @@ fn fast_test(t: &FastTest, states: &States, ctx: &dyn ContextSource) -> Option<b
 }
 
 /// What a `FastCompare` gives; `None` when the evaluator must decide.
-fn fast_compare(c: &FastCompare, states: &States, ctx: &dyn ContextSource) -> Option<bool> {
-    let side = |o: &CompareSide| -> Option<Option<Value>> {
+fn fast_compare<'a>(
+    c: &'a FastCompare,
+    states: &'a States,
+    ctx: &'a dyn ContextSource,
+) -> Option<bool> {
+    let side = |o: &'a CompareSide| -> Option<Option<Found<'a>>> {
         match o {
-            CompareSide::Literal(v) => Some(Some(v.clone())),
-            CompareSide::Read(f) => fast_read(f, states, ctx).ok().map(|v| v.map(|(v, _)| v)),
+            CompareSide::Literal(v) => Some(Some(Found::Lent(v, 0))),
+            CompareSide::Read(f) => fast_find(f, states, ctx).ok(),
         }
     };
-    let (Some(l), Some(r)) = (side(&c.left)?, side(&c.right)?) else {
+    let found = (side(&c.left)?, side(&c.right)?);
+    let (Some(l), Some(r)) = (
+        found.0.as_ref().map(Found::value),
+        found.1.as_ref().map(Found::value),
+    ) else {
         // JSONata: `=` and `!=` with an undefined side are false; `<` and the others are
         // undefined, which the evaluator reports.
         return matches!(c.op, CompareOp::Eq | CompareOp::Ne).then_some(false);
     };
-    let ord = match (&l, &r) {
+    let ord = match (l, r) {
         (Value::Number(a), Value::Number(b)) => a.as_f64().partial_cmp(&b.as_f64())?,
         (Value::String(a), Value::String(b)) if a.is_ascii() && b.is_ascii() => {
             a.as_str().cmp(b.as_str())
@@ -244,7 +302,7 @@ fn fast_compare(c: &FastCompare, states: &States, ctx: &dyn ContextSource) -> Op
                 && !matches!(l, Value::Array(_) | Value::Object(_))
                 && !matches!(r, Value::Array(_) | Value::Object(_)) =>
         {
-            let same = match (&l, &r) {
+            let same = match (l, r) {
                 (Value::Bool(a), Value::Bool(b)) => a == b,
                 (Value::Null, Value::Null) => true,
                 _ => false,
@@ -271,16 +329,21 @@ fn fast_compare(c: &FastCompare, states: &States, ctx: &dyn ContextSource) -> Op
 
 /// Evaluates one expression of the state; undefined and function results are errors.
 pub fn eval(op: &JsonataOp, env: &mut Env<'_>, here: Here<'_>) -> Result<Value, Failure> {
-    eval_bounded(op, env, here).map(|(v, _)| v)
+    Ok(match find(op, env, here)? {
+        Found::Lent(v, _) => v.clone(),
+        Found::Made(v) => v,
+    })
 }
 
-/// `eval`, with a bound of the value's length when a plain read knows one.
-fn eval_bounded(
-    op: &JsonataOp,
-    env: &mut Env<'_>,
-    here: Here<'_>,
-) -> Result<(Value, Option<u64>), Failure> {
-    let Some(states) = env.states else {
+/// Evaluates an expression as a `Sized` value.
+pub fn eval_sized(op: &JsonataOp, env: &mut Env<'_>, here: Here<'_>) -> Result<Sized, Failure> {
+    find(op, env, here).map(Found::into_sized)
+}
+
+/// The value of one expression: lent where a plain read finds it, made by the evaluator
+/// otherwise.
+fn find<'a>(op: &JsonataOp, env: &mut Env<'a>, here: Here<'_>) -> Result<Found<'a>, Failure> {
+    let (Some(states), ctx) = (env.states, env.ctx) else {
         return Err(query_error(
             here,
             format_args!(
@@ -290,19 +353,19 @@ fn eval_bounded(
         ));
     };
     if let Some(t) = &op.test
-        && let Some(b) = fast_test(t, states, env.ctx)
+        && let Some(b) = fast_test(t, states, ctx)
     {
-        return Ok((Value::Bool(b), None));
+        return Ok(Found::Made(Value::Bool(b)));
     }
     if let Some(f) = &op.fast {
-        match fast_read(f, states, env.ctx) {
+        match fast_find(f, states, ctx) {
             Ok(Some(found)) => return Ok(found),
             Ok(None) => return Err(undefined(op, here)),
             Err(()) => {}
         }
     }
     let scope = Scope {
-        ctx: env.ctx,
+        ctx,
         states,
         context: op.context,
     };
@@ -313,7 +376,7 @@ fn eval_bounded(
         ..Options::default()
     };
     match op.expr.evaluate_in(None, &scope, &options) {
-        Ok(Evaluated::Value(v)) => Ok((v, None)),
+        Ok(Evaluated::Value(v)) => Ok(Found::Made(v)),
         Ok(Evaluated::Undefined) => Err(undefined(op, here)),
         Ok(Evaluated::Function) => Err(query_error(
             here,
@@ -332,33 +395,36 @@ fn eval_bounded(
     }
 }
 
-/// Evaluates an expression as a `Sized` value.
-pub fn eval_sized(op: &JsonataOp, env: &mut Env<'_>, here: Here<'_>) -> Result<Sized, Failure> {
-    let (value, doc) = eval_bounded(op, env, here)?;
-    let bound = match doc {
-        Some(doc) => super::data::bound_of(&value, doc),
-        None => bound(&value),
-    };
-    Ok(Sized { value, bound })
-}
-
 /// An upper bound of a result's encoded length without formatting its numbers (exact
-/// lengths format every double; `perf` put that at 4% of W2j): cached container lengths
-/// where known, 25 bytes a double, 6 bytes a string byte.
-fn bound(v: &Value) -> u64 {
+/// lengths format every double; `perf` put that at 4% of W2j): the exact length or the bound
+/// a container remembers, else 25 bytes a double and 6 bytes a string byte, remembered in
+/// the container (a Map's results are counted once, not again in each state reading them).
+pub(super) fn bound(v: &Value) -> u64 {
     match v {
-        Value::Array(a) if a.cached_len() == 0 => 2 + a.iter().map(|x| bound(x) + 1).sum::<u64>(),
-        Value::Object(o) if o.cached_len() == 0 => {
-            2 + o
-                .iter()
-                .map(|(k, x)| k.len() as u64 * 6 + 3 + bound(x))
-                .sum::<u64>()
-        }
         Value::String(s) => s.len() as u64 * 6 + 2,
         Value::Number(_) => 25,
         Value::Null | Value::Bool(_) => 5,
-        Value::Array(a) => a.cached_len() as u64,
-        Value::Object(o) => o.cached_len() as u64,
+        Value::Array(a) => match (a.cached_len(), a.cached_bound()) {
+            (0, 0) => {
+                let n = 2 + a.iter().map(|x| bound(x) + 1).sum::<u64>();
+                a.cache_bound(n);
+                n
+            }
+            (0, b) => b,
+            (n, _) => n as u64,
+        },
+        Value::Object(o) => match (o.cached_len(), o.cached_bound()) {
+            (0, 0) => {
+                let n = 2 + o
+                    .iter()
+                    .map(|(k, x)| k.len() as u64 * 6 + 3 + bound(x))
+                    .sum::<u64>();
+                o.cache_bound(n);
+                n
+            }
+            (0, b) => b,
+            (n, _) => n as u64,
+        },
     }
 }
 

@@ -61,25 +61,50 @@ pub enum Value {
     Object(Arc<Object>),
 }
 
-/// The items of a JSON array, with a cache of their encoded length.
+/// The items of a JSON array, with what is known of their encoded length.
 #[derive(Default)]
 pub struct Array {
     items: Vec<Value>,
-    encoded_len: AtomicU32,
+    lengths: Lengths,
 }
 
-/// The members of a JSON object in insertion order, with a cache of their encoded length.
+/// The members of a JSON object in insertion order, with what is known of their encoded
+/// length.
 #[derive(Default)]
 pub struct Object {
     entries: Vec<(Str, Value)>,
-    encoded_len: AtomicU32,
+    lengths: Lengths,
+}
+
+/// A container's encoded length as far as it is known, each 0 when not: the exact length
+/// (the payload check), and an upper bound of it (counted without formatting numbers, for
+/// containers that JSONata builds). Both fit the padding after the vector, so a container
+/// is no bigger for the second; mutation forgets both.
+#[derive(Default)]
+struct Lengths {
+    exact: AtomicU32,
+    bound: AtomicU32,
+}
+
+impl Lengths {
+    fn copy(&self) -> Lengths {
+        Lengths {
+            exact: AtomicU32::new(self.exact.load(Ordering::Relaxed)),
+            bound: AtomicU32::new(self.bound.load(Ordering::Relaxed)),
+        }
+    }
+    #[inline]
+    fn forget(&mut self) {
+        *self.exact.get_mut() = 0;
+        *self.bound.get_mut() = 0;
+    }
 }
 
 impl Clone for Array {
     fn clone(&self) -> Array {
         Array {
             items: self.items.clone(),
-            encoded_len: AtomicU32::new(self.encoded_len.load(Ordering::Relaxed)),
+            lengths: self.lengths.copy(),
         }
     }
 }
@@ -88,7 +113,7 @@ impl Clone for Object {
     fn clone(&self) -> Object {
         Object {
             entries: self.entries.clone(),
-            encoded_len: AtomicU32::new(self.encoded_len.load(Ordering::Relaxed)),
+            lengths: self.lengths.copy(),
         }
     }
 }
@@ -97,7 +122,7 @@ impl Array {
     pub fn new(items: Vec<Value>) -> Array {
         Array {
             items,
-            encoded_len: AtomicU32::new(0),
+            lengths: Lengths::default(),
         }
     }
     #[inline]
@@ -106,17 +131,28 @@ impl Array {
     }
     /// The items for mutation; forgets the cached length.
     pub fn items_mut(&mut self) -> &mut Vec<Value> {
-        *self.encoded_len.get_mut() = 0;
+        self.lengths.forget();
         &mut self.items
     }
     pub fn into_vec(self) -> Vec<Value> {
         self.items
     }
     pub(crate) fn cached_len(&self) -> u32 {
-        self.encoded_len.load(Ordering::Relaxed)
+        self.lengths.exact.load(Ordering::Relaxed)
     }
     pub(crate) fn cache_len(&self, n: u32) {
-        self.encoded_len.store(n, Ordering::Relaxed)
+        self.lengths.exact.store(n, Ordering::Relaxed)
+    }
+    /// The remembered upper bound of the encoded length (0: none); the exact length, when
+    /// known, is a better one.
+    pub fn cached_bound(&self) -> u64 {
+        self.lengths.bound.load(Ordering::Relaxed) as u64
+    }
+    /// Remembers an upper bound of the encoded length (one past `u32` is not kept).
+    pub fn cache_bound(&self, n: u64) {
+        if let Ok(n) = u32::try_from(n) {
+            self.lengths.bound.store(n, Ordering::Relaxed)
+        }
     }
 }
 
@@ -135,14 +171,14 @@ impl Object {
     pub fn with_capacity(n: usize) -> Object {
         Object {
             entries: Vec::with_capacity(n),
-            encoded_len: AtomicU32::new(0),
+            lengths: Lengths::default(),
         }
     }
     /// Builds an object from members known to have distinct keys.
     pub fn from_entries(entries: Vec<(Str, Value)>) -> Object {
         Object {
             entries,
-            encoded_len: AtomicU32::new(0),
+            lengths: Lengths::default(),
         }
     }
     #[inline]
@@ -172,7 +208,7 @@ impl Object {
     }
     /// The value of `key` for mutation; forgets the cached length.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
-        *self.encoded_len.get_mut() = 0;
+        self.lengths.forget();
         self.entries
             .iter_mut()
             .find(|(k, _)| k.as_str() == key)
@@ -181,7 +217,7 @@ impl Object {
     /// Sets `key` to `value`: replaces the value in place when the key exists (keeping its
     /// position, as Jackson's `ObjectNode.set` does), appends otherwise.
     pub fn insert(&mut self, key: Str, value: Value) {
-        *self.encoded_len.get_mut() = 0;
+        self.lengths.forget();
         if let Some(slot) = self.entries.iter_mut().find(|(k, _)| *k == key) {
             slot.1 = value;
         } else {
@@ -191,11 +227,11 @@ impl Object {
     /// Appends a member without looking for an existing key (the caller knows it is new).
     #[inline]
     pub fn push_unique(&mut self, key: Str, value: Value) {
-        *self.encoded_len.get_mut() = 0;
+        self.lengths.forget();
         self.entries.push((key, value));
     }
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        *self.encoded_len.get_mut() = 0;
+        self.lengths.forget();
         let i = self.entries.iter().position(|(k, _)| k.as_str() == key)?;
         Some(self.entries.remove(i).1)
     }
@@ -213,10 +249,21 @@ impl Object {
         self.entries
     }
     pub(crate) fn cached_len(&self) -> u32 {
-        self.encoded_len.load(Ordering::Relaxed)
+        self.lengths.exact.load(Ordering::Relaxed)
     }
     pub(crate) fn cache_len(&self, n: u32) {
-        self.encoded_len.store(n, Ordering::Relaxed)
+        self.lengths.exact.store(n, Ordering::Relaxed)
+    }
+    /// The remembered upper bound of the encoded length (0: none); the exact length, when
+    /// known, is a better one.
+    pub fn cached_bound(&self) -> u64 {
+        self.lengths.bound.load(Ordering::Relaxed) as u64
+    }
+    /// Remembers an upper bound of the encoded length (one past `u32` is not kept).
+    pub fn cache_bound(&self, n: u64) {
+        if let Ok(n) = u32::try_from(n) {
+            self.lengths.bound.store(n, Ordering::Relaxed)
+        }
     }
 }
 
@@ -236,6 +283,17 @@ impl Value {
         Value::Array(Arc::new(Array::new(items)))
     }
     pub fn object(obj: Object) -> Value {
+        Value::Object(Arc::new(obj))
+    }
+    /// An array whose encoded length is known to be at most `bound`.
+    pub fn array_within(items: Vec<Value>, bound: u64) -> Value {
+        let a = Array::new(items);
+        a.cache_bound(bound);
+        Value::Array(Arc::new(a))
+    }
+    /// An object whose encoded length is known to be at most `bound`.
+    pub fn object_within(obj: Object, bound: u64) -> Value {
+        obj.cache_bound(bound);
         Value::Object(Arc::new(obj))
     }
     /// An object from `(key, value)` pairs; later duplicates replace earlier ones.
@@ -385,6 +443,25 @@ mod tests {
         assert_eq!(std::mem::size_of::<Value>(), 24);
         assert_eq!(std::mem::size_of::<Number>(), 16);
         assert_eq!(std::mem::size_of::<(Str, Value)>(), 48);
+        // The length caches sit in the padding after the vector.
+        assert_eq!(std::mem::size_of::<Array>(), 32);
+        assert_eq!(std::mem::size_of::<Object>(), 32);
+    }
+
+    #[test]
+    fn mutation_forgets_the_remembered_lengths() {
+        let mut o = Object::new();
+        o.push_unique(Str::new("a"), Value::int(1));
+        o.cache_len(7);
+        o.cache_bound(30);
+        let copy = o.clone();
+        assert_eq!((copy.cached_len(), copy.cached_bound()), (7, 30));
+        o.insert(Str::new("b"), Value::string("longer"));
+        assert_eq!((o.cached_len(), o.cached_bound()), (0, 0));
+        let mut a = Array::new(vec![Value::int(1)]);
+        a.cache_bound(25);
+        a.items_mut().push(Value::int(2));
+        assert_eq!((a.cached_len(), a.cached_bound()), (0, 0));
     }
 
     #[test]

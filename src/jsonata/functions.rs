@@ -1504,6 +1504,9 @@ fn merge(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
     if a.is_undefined() {
         return Ok(Val::Undefined);
     }
+    if let Some(out) = merge_json(&a) {
+        return Ok(Val::JObject(std::sync::Arc::new(out)));
+    }
     let out = super::value::Object::default();
     for o in a.items() {
         for (k, v) in o.entries() {
@@ -1511,6 +1514,66 @@ fn merge(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {
         }
     }
     Ok(Val::Object(Rc::new(out)))
+}
+
+/// `$merge` of objects whose members are all JSON already (input objects, or built ones
+/// holding scalars and input values), built straight as a JSON object: no member is turned
+/// into a `Val` and back. Numbers come out as the general path gives them (through a
+/// double); `None` when a member is something else (a function, a built array or object).
+fn merge_json(a: &Val) -> Option<crate::json::Object> {
+    use crate::json::Value;
+    fn member(v: &Val) -> Option<Value> {
+        match v {
+            Val::Null
+            | Val::Bool(_)
+            | Val::Num(_)
+            | Val::Str(_)
+            | Val::JArray(_)
+            | Val::JObject(_) => v.to_json(),
+            _ => None,
+        }
+    }
+    let one = |out: &mut crate::json::Object, o: &Val| -> Option<()> {
+        match o {
+            Val::JObject(o) => {
+                // The keys of a JSON object differ: into an empty result, no search.
+                let fresh = out.is_empty();
+                for (k, v) in o.iter() {
+                    let v = match v {
+                        Value::Number(n) => super::value::number_to_json(n.as_f64()),
+                        v => v.clone(),
+                    };
+                    if fresh {
+                        out.push_unique(k.clone(), v);
+                    } else {
+                        out.insert(k.clone(), v);
+                    }
+                }
+            }
+            Val::Object(o) => {
+                for (k, v) in o.entries.borrow().iter() {
+                    out.insert(k.clone(), member(v)?);
+                }
+            }
+            _ => return None,
+        }
+        Some(())
+    };
+    let mut out = crate::json::Object::new();
+    match a {
+        Val::Array(items) => {
+            for o in &items.items {
+                one(&mut out, o)?;
+            }
+        }
+        Val::JArray(items) => {
+            for o in items.iter() {
+                one(&mut out, &Val::from_json(o))?;
+            }
+        }
+        o => one(&mut out, o)?,
+    }
+    Some(out)
 }
 
 fn reverse(_: &mut Eval, args: &[Val], _: &Val, _: &Rc<Frame>) -> Result<Val> {

@@ -233,6 +233,28 @@ fn object_constructors_with_literal_keys_agree_with_grouping() {
 }
 
 #[test]
+fn merge_of_json_objects_gives_what_the_general_merge_gives() {
+    // `$merge` of input objects (and built ones holding input values) is built as JSON; the
+    // same objects built by the expression take the general path. Both must agree: a later
+    // key replaces in place, integral doubles print as integers, nested values are kept.
+    let doc = r#"{"p":{"a":2.0,"b":[1,2.5],"c":{"d":3.0}},"q":{"b":"x","e":null}}"#;
+    let want = r#"{"a":2,"b":"x","c":{"d":3.0},"e":null,"f":[1,2.5]}"#;
+    assert_eq!(ok("$merge([p, q, {'f': p.b}])", doc), want);
+    assert_eq!(
+        ok(
+            "$merge([{'a': 2, 'b': [1, 2.5], 'c': p.c}, {'b': 'x', 'e': null}, {'f': [1, 2.5]}])",
+            doc
+        ),
+        want
+    );
+    // One object, not an array of them; an array of input objects.
+    assert_eq!(ok("$merge(q)", doc), r#"{"b":"x","e":null}"#);
+    assert_eq!(ok("$merge([[p, q]][0])", doc), ok("$merge([p, q])", doc));
+    // A member that is not JSON (a function) keeps the general path, and stays callable.
+    assert_eq!(ok("$merge([q, {'f': function(){ 7 }}]).f()", doc), "7");
+}
+
+#[test]
 fn string_in_a_concatenation_writes_what_string_gives() {
     let doc = r#"{"n":3,"f":0.1,"big":123456789012345678,"a":["q\"\\\n\u0001é",1.5,true,null],"o":{"k":[1]}}"#;
     for part in [

@@ -104,6 +104,13 @@ pub trait ContextSource {
     /// The value of a context field; `None` when it does not exist here (`$$.Map` outside a
     /// Map iteration, `$$.Task.Token` without a callback).
     fn field(&self, f: ContextField) -> Option<Value>;
+
+    /// The field lent where it lies, for those the source holds as values (a variable, the
+    /// Map item's value): `Some(None)` when it does not exist, `None` when only `field`
+    /// can give it.
+    fn field_ref(&self, _f: ContextField) -> Option<Option<&Value>> {
+        None
+    }
 }
 
 /// How a path over the state's data is read.
