@@ -489,6 +489,19 @@ mod tests {
         assert_eq!(fits.bound, 4);
     }
 
+    /// `t` evaluated against `doc` in state `state`, event 2, without a context object.
+    fn template(t: &TemplateOp, doc: &Sized, state: &str) -> Result<Sized, Failure> {
+        let mut rng = Rng::new(1);
+        let mut env = Env {
+            ctx: &NoCtx,
+            ctx_bound: 0,
+            rng: &mut rng,
+            states: None,
+            now_ms: 0,
+        };
+        eval_template(t, doc, &mut env, Here { state, event: 2 })
+    }
+
     #[test]
     fn built_containers_remember_a_bound_that_never_undercounts() {
         // A template's object carries its bound, so a later read of it (a JSONata `$merge`,
@@ -512,19 +525,7 @@ mod tests {
             duplicate_keys: false,
         };
         let doc = sized(r#"{"s":"a\"b\u0001","a":[1.5,"x"],"o":{"k":null},"pad":"0123456789"}"#);
-        let mut rng = Rng::new(1);
-        let mut env = Env {
-            ctx: &NoCtx,
-            ctx_bound: 0,
-            rng: &mut rng,
-            states: None,
-            now_ms: 0,
-        };
-        let here = Here {
-            state: "S",
-            event: 1,
-        };
-        let built = eval_template(&t, &doc, &mut env, here).unwrap();
+        let built = template(&t, &doc, "S").unwrap();
         let Value::Object(o) = &built.value else {
             panic!("an object")
         };
@@ -564,19 +565,7 @@ mod tests {
             key: Str::new("value.$"),
             accessor: Accessor::new(crate::jsonpath::Path::parse("$.nope").unwrap()),
         };
-        let mut rng = Rng::new(1);
-        let mut env = Env {
-            ctx: &NoCtx,
-            ctx_bound: 0,
-            rng: &mut rng,
-            states: None,
-            now_ms: 0,
-        };
-        let here = Here {
-            state: "pass",
-            event: 2,
-        };
-        let e = eval_template(&t, &sized(r#"{"a":1}"#), &mut env, here).unwrap_err();
+        let e = template(&t, &sized(r#"{"a":1}"#), "pass").unwrap_err();
         assert_eq!(
             e.cause.as_deref(),
             Some(

@@ -100,6 +100,30 @@ impl Lengths {
     }
 }
 
+/// The length-cache methods of `Array` and `Object` (both keep a `lengths: Lengths`).
+macro_rules! length_caches {
+    () => {
+        /// The remembered exact encoded length (0: not known).
+        pub(crate) fn cached_len(&self) -> u32 {
+            self.lengths.exact.load(Ordering::Relaxed)
+        }
+        pub(crate) fn cache_len(&self, n: u32) {
+            self.lengths.exact.store(n, Ordering::Relaxed)
+        }
+        /// The remembered upper bound of the encoded length (0: none); the exact length,
+        /// when known, is a better one.
+        pub fn cached_bound(&self) -> u64 {
+            self.lengths.bound.load(Ordering::Relaxed) as u64
+        }
+        /// Remembers an upper bound of the encoded length (one past `u32` is not kept).
+        pub fn cache_bound(&self, n: u64) {
+            if let Ok(n) = u32::try_from(n) {
+                self.lengths.bound.store(n, Ordering::Relaxed)
+            }
+        }
+    };
+}
+
 impl Clone for Array {
     fn clone(&self) -> Array {
         Array {
@@ -137,23 +161,7 @@ impl Array {
     pub fn into_vec(self) -> Vec<Value> {
         self.items
     }
-    pub(crate) fn cached_len(&self) -> u32 {
-        self.lengths.exact.load(Ordering::Relaxed)
-    }
-    pub(crate) fn cache_len(&self, n: u32) {
-        self.lengths.exact.store(n, Ordering::Relaxed)
-    }
-    /// The remembered upper bound of the encoded length (0: none); the exact length, when
-    /// known, is a better one.
-    pub fn cached_bound(&self) -> u64 {
-        self.lengths.bound.load(Ordering::Relaxed) as u64
-    }
-    /// Remembers an upper bound of the encoded length (one past `u32` is not kept).
-    pub fn cache_bound(&self, n: u64) {
-        if let Ok(n) = u32::try_from(n) {
-            self.lengths.bound.store(n, Ordering::Relaxed)
-        }
-    }
+    length_caches!();
 }
 
 impl std::ops::Deref for Array {
@@ -248,23 +256,7 @@ impl Object {
     pub fn into_entries(self) -> Vec<(Str, Value)> {
         self.entries
     }
-    pub(crate) fn cached_len(&self) -> u32 {
-        self.lengths.exact.load(Ordering::Relaxed)
-    }
-    pub(crate) fn cache_len(&self, n: u32) {
-        self.lengths.exact.store(n, Ordering::Relaxed)
-    }
-    /// The remembered upper bound of the encoded length (0: none); the exact length, when
-    /// known, is a better one.
-    pub fn cached_bound(&self) -> u64 {
-        self.lengths.bound.load(Ordering::Relaxed) as u64
-    }
-    /// Remembers an upper bound of the encoded length (one past `u32` is not kept).
-    pub fn cache_bound(&self, n: u64) {
-        if let Ok(n) = u32::try_from(n) {
-            self.lengths.bound.store(n, Ordering::Relaxed)
-        }
-    }
+    length_caches!();
 }
 
 impl Value {
